@@ -1,0 +1,183 @@
+"""``dememo-bench``: run a suite with every installed plugin and print the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import leaderboard, plugins, results
+from .cache import Store
+from .environment import fingerprint
+from .errors import UserError
+from .params import parse_sets
+from .planner import Filters, Planner
+from .progress import Progress
+from .runner import Runner
+from .suite import load_suite
+
+log = logging.getLogger("dememo")
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("DEMEMO_CACHE_DIR"):
+        return Path(os.environ["DEMEMO_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "dememo"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dememo-bench",
+        description="Benchmark model dememorization: unlearnable examples, machine unlearning and the attacks "
+        "that show a model still knows its data.",
+    )
+    p.add_argument("--all", action="store_true", help="run every compatible combination of installed plugins")
+    p.add_argument("--list", action="store_true", help="list installed plugins by family and exit")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format of --list")
+    p.add_argument("--suite", default="quick", help="shipped suite name or path to a suite .toml (default: quick)")
+    p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1, mps (default: auto)")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the suite's)")
+    p.add_argument("--out", type=Path, default=None, help="results directory (default: ./dememo-results/<suite>)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="stage cache (default: $DEMEMO_CACHE_DIR or ~/.cache/dememo)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where dataset plugins look for files")
+    p.add_argument("--download", action="store_true", help="let dataset plugins download missing files")
+    for family in ("poisoner", "unlearner", "attack", "metric"):
+        p.add_argument(f"--{family}", action="append", default=[], metavar="NAME",
+                       help=f"only this {family} (repeatable; references stay)")
+    p.add_argument("--set", action="append", default=[], metavar="PLUGIN.PARAM=VALUE",
+                   help="override a hyper-parameter, e.g. --set finetune.lr=0.01 or --set recipe.epochs=5")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+def list_plugins(registry: plugins.Registry, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"plugins": [i.to_json() for i in registry.all()],
+                           "load_failures": [f.to_json() for f in registry.failures]}, indent=2)
+    lines = []
+    for family in ("dataset", "architecture", "poisoner", "unlearner", "attack", "metric"):
+        infos = [registry.classes[family][n] for n in registry.names(family)]
+        lines.append(f"{family}s ({len(infos)}):")
+        for i in infos:
+            lines.append(f"  {i.cls.name:<20} v{i.cls.version:<5} {i.distribution:<22} {i.cls.summary()}")
+    for f in registry.failures:
+        lines.append(f"FAILED TO LOAD {f.plugin} ({f.distribution}): {f.error}")
+    return "\n".join(lines)
+
+
+def columns_meta(registry: plugins.Registry) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in registry.names("metric"):
+        cls = registry.get("metric", name)
+        for track in cls.tracks:  # type: ignore[attr-defined]
+            for col, c in cls.columns.items():  # type: ignore[attr-defined]
+                out.setdefault(track, {})[col] = {"metric": name, "label": c.label, "direction": c.direction,
+                                                  "unit": c.unit, "description": c.description, "reference": c.reference}
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = plugins.get_registry()
+    for failure in registry.failures:
+        print(f"dememo-bench: warning: {failure.error} (from {failure.distribution}); other plugins are loaded",
+              file=sys.stderr)
+    if args.list:
+        print(list_plugins(registry, args.format))
+        return 0
+    if not args.all and not any([args.poisoner, args.unlearner, args.attack, args.metric]):
+        raise UserError("nothing to run: give --all (optionally narrowed by --poisoner/--unlearner/...) or --list")
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    suite = load_suite(args.suite)
+    device = resolve_device(args.device)
+    planner = Planner(registry, suite, parse_sets(args.set))
+    filters = Filters(tuple(args.poisoner), tuple(args.unlearner), tuple(args.attack), tuple(args.metric))
+    cells = planner.cells(filters, seeds=args.seeds)
+    if not cells:
+        raise UserError("the filters leave no cell to run; see 'dememo-bench --list'")
+    out = args.out or Path("dememo-results") / suite.name
+    cache = args.cache_dir or default_cache_dir()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        Store(cache).root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output or cache directory: {exc}") from None
+    progress = Progress(show=False if args.quiet else None)
+    runner = Runner(Store(cache), device, progress, data_dir=args.data_dir, download=args.download)
+    for entry in suite.datasets:  # load data up front: a missing dataset is a user error before any work
+        runner.env(planner.dataset_config(entry))
+
+    print(f"dememo-bench: suite {suite.name!r}, {len(cells)} cells, device {device}, cache {cache}", file=sys.stderr)
+    records: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
+    interrupted = False
+    bar = progress.bar(len(cells), "cells")
+    try:
+        for cell in cells:
+            bar.set_postfix_str(f"{cell.track[:8]} {cell.data.name} {cell.method} @{cell.attack.label}"[:60])
+            record = runner.run_cell(cell)
+            results.write_cell(out, record)
+            records[record["key"]] = record
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    data = results.assemble(
+        suite=suite.to_json(),
+        environment={**fingerprint(device), "wall_seconds": round(elapsed, 2)},
+        plugins=[i.to_json() for i in registry.all()],
+        columns=columns_meta(registry),
+        cells=list(records.values()),
+        failures=[f.to_json() for f in registry.failures],
+    )
+    results.write_results(out, data)
+    (out / "leaderboard.md").write_text(f"# dememo leaderboard — suite `{suite.name}`\n\n" + leaderboard.render(data, "github") + "\n")
+    (out / "leaderboard.csv").write_text(leaderboard.to_csv(data))
+    if interrupted:
+        print(f"\ndememo-bench: interrupted after {len(records)} of {len(cells)} cells; finished cells are saved "
+              f"in {out}. Run the same command again to resume.", file=sys.stderr)
+        return 130
+    print(leaderboard.render(data, "simple"))
+    failed = [r for r in records.values() if r["status"] == "failed"]
+    cached = sum(all(t.get("cached", True) for k, t in r["timings"].items() if k != "metrics") for r in records.values())
+    print(f"\n{len(records)} cells in {elapsed:.1f}s ({cached} fully from cache), {len(failed)} failed. "
+          f"Results: {out}/results.json, leaderboard.md, leaderboard.csv", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="dememo-bench: %(levelname)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"dememo-bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def entry() -> None:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+    sys.exit(main())

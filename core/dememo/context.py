@@ -1,0 +1,99 @@
+"""The ``Context``: how a plugin reaches the harness (binding API).
+
+A fresh context is made for every stage, with its generator seeded from the stage's cache key, so a
+stage's output depends only on its inputs and not on the order in which cells run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import attrs
+import torch
+from torch import nn
+
+from . import training
+from .budget import Budget
+from .data import Data
+from .families import Architecture
+from .hashing import derive_seed
+from .progress import Progress
+from .training import History, Recipe
+
+T = TypeVar("T")
+
+
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed % (2**63))
+    return g
+
+
+@attrs.define(eq=False)
+class Context:
+    """Everything a plugin may use from the harness.
+
+    - ``device``: where data and models live; ``generator``: seeded torch generator on that device;
+      ``seed``: the cell's seed (for plugins that need an integer, e.g. scikit-learn).
+    - ``budget``: the poison threat model (poisoners only), ``recipe``: the suite's training recipe.
+    - ``new_model()``: a fresh model of the suite's architecture, initialised from ``generator``.
+    - ``fit(model, data, ...)``: the standard loop (see ``dememo.training.fit``) with this context's
+      recipe and generator; ``train(data)``: a new model fitted with the recipe, cached and shared
+      (this is how ``original`` and ``retrain`` models are computed once).
+    - ``predict(model, x)``, ``accuracy(model, data)``; ``progress(iterable, desc)``; ``log``.
+    """
+
+    device: torch.device
+    seed: int
+    generator: torch.Generator
+    recipe: Recipe
+    architecture: Architecture
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    budget: Budget | None = None
+    log: logging.Logger = attrs.field(factory=lambda: logging.getLogger("dememo"))
+    reporter: Progress = attrs.field(factory=lambda: Progress(show=False))
+    trainer: Callable[[Data], tuple[nn.Module, History]] | None = None
+
+    def new_model(self) -> nn.Module:
+        """A freshly initialised model; each call draws a new init from ``generator``."""
+        init_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.device))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            model = self.architecture.build(self.input_shape, self.num_classes)
+        return model.to(self.device)
+
+    def fit(self, model: nn.Module, data: Data, **overrides: Any) -> History:
+        """Train ``model`` in place with the suite's recipe; keywords override it (see ``training.fit``)."""
+        return training.fit(
+            model, data, recipe=self.recipe, generator=self.generator, progress=self.progress, **overrides
+        )
+
+    def train(self, data: Data) -> nn.Module:
+        """A new model trained on ``data`` with the suite's recipe; cached by data fingerprint and seed."""
+        if self.trainer is None:
+            return standard_training(self, data)[0]
+        return self.trainer(data)[0]
+
+    def predict(self, model: nn.Module, x: torch.Tensor | Data) -> torch.Tensor:
+        return training.predict(model, x.x if isinstance(x, Data) else x)
+
+    def accuracy(self, model: nn.Module, data: Data) -> float:
+        return training.accuracy(model, data)
+
+    def progress(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
+        return self.reporter.inner(iterable, desc, total)
+
+    def derive(self, purpose: str) -> Context:
+        """A copy with a generator seeded for a named sub-task (independent of draws made so far)."""
+        return attrs.evolve(self, generator=seeded_generator(derive_seed(self.seed, purpose), self.device))
+
+
+def standard_training(ctx: Context, data: Data, eval_data: Data | None = None) -> tuple[nn.Module, History]:
+    """Fit a new model on ``data`` with ``ctx.recipe``; seeded only by (seed, data), never by the caller."""
+    local = ctx.derive(f"standard-training:{data.fingerprint}")
+    model = local.new_model()
+    history = local.fit(model, data, eval_data=eval_data, desc="train")
+    return model, history

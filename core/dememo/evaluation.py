@@ -1,0 +1,63 @@
+"""What a metric sees: ``ev`` (binding API).
+
+``ev.model`` is the model under evaluation (after any model-stage attack). References are computed
+lazily and cached: ``ev.reference("original")`` (trained on the full training set),
+``ev.reference("retrained")`` (trained on the retain set: the paired oracle of the same seed and split)
+and ``ev.reference("clean")`` (trained on the clean, un-poisoned training set). A metric must declare the
+references it reads in ``Metric.needs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from .data import Data, Splits, Task
+from .training import predict
+
+
+@attrs.define(eq=False)
+class Evaluation:
+    model: nn.Module
+    splits: Splits
+    track: str
+    task: Task | None = None
+    #: the training split the evaluated model learned from (poisoned on the unlearnability track)
+    train_data: Data | None = None
+    #: per-epoch records of the standard training that produced the model (None if not available)
+    history: list[dict[str, float]] | None = None
+    cell: dict[str, Any] = attrs.field(factory=dict)
+    _references: Callable[[str], nn.Module] | None = None
+    _metric: Callable[[str, str], dict[str, float]] | None = None
+    _probs: dict[tuple[int, str], torch.Tensor] = attrs.field(factory=dict)
+
+    def reference(self, name: str) -> nn.Module:
+        """A reference model: ``original``, ``retrained`` or ``clean`` (declare it in ``Metric.needs``)."""
+        if self._references is None:
+            raise RuntimeError("this evaluation has no reference models")
+        return self._references(name)
+
+    def metric(self, name: str, on: str = "model") -> dict[str, float]:
+        """Another metric's values, on the model under evaluation or on a reference (cached).
+
+        Declare it in ``Metric.uses``.
+        """
+        if self._metric is None:
+            raise RuntimeError("this evaluation cannot compute other metrics")
+        return self._metric(name, on)
+
+    def probs(self, model: nn.Module, data: Data) -> torch.Tensor:
+        """Softmax probabilities of ``model`` on ``data`` (memoised per model object and data)."""
+        key = (id(model), data.fingerprint)
+        if key not in self._probs:
+            self._probs[key] = predict(model, data.x).softmax(dim=1)
+        return self._probs[key]
+
+    def accuracy(self, model: nn.Module, data: Data) -> float:
+        if len(data) == 0:
+            return float("nan")
+        return float((self.probs(model, data).argmax(1) == data.y).float().mean())

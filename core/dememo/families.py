@@ -1,0 +1,188 @@
+"""The six plugin families (binding API). A plugin is an attrs class deriving from one of these.
+
+Class attributes describe the method (``name``, ``version``, what it applies to); attrs fields are its
+hyper-parameters with defaults. ``version`` goes into every cache key: bump it whenever a change to the
+code changes the method's output, so stale cached results are not reused.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import attrs
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .budget import Norm
+    from .context import Context
+    from .data import Data, Splits, Task
+    from .evaluation import Evaluation
+
+Track = Literal["unlearnability", "unlearning"]
+TRACKS: tuple[Track, ...] = ("unlearnability", "unlearning")
+
+
+@attrs.define
+class Plugin:
+    """Common behaviour of every family: identity, parameters and documentation."""
+
+    family: ClassVar[str] = "plugin"
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+
+    def params(self) -> dict[str, Any]:
+        """The hyper-parameters as a plain dict (the value that is hashed into cache keys)."""
+        return attrs.asdict(self, recurse=True)
+
+    def label(self) -> str:
+        """``name`` plus the parameters that differ from their defaults, e.g. ``em(mode=class)``."""
+        changed = []
+        for f in attrs.fields(type(self)):
+            value = getattr(self, f.name)
+            default = f.default.factory() if isinstance(f.default, attrs.Factory) else f.default  # type: ignore[attr-defined]
+            if value != default:
+                changed.append(f"{f.name}={value}")
+        return f"{self.name}({', '.join(changed)})" if changed else self.name
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class docstring."""
+        doc = inspect.getdoc(cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+@attrs.define
+class Poisoner(Plugin):
+    """Availability poisoning: perturb training images before release so models learn little from them.
+
+    ``norm`` states the threat model; the harness gives the suite's radius for it as ``ctx.budget`` and
+    checks the output (finite, in [0, 1], within budget). ``norm = "none"`` declares a non-ℓp transform.
+    """
+
+    family: ClassVar[str] = "poisoner"
+    norm: ClassVar[Norm] = "linf"
+
+    def poison(self, data: Data, ctx: Context) -> torch.Tensor:
+        """Return poisoned images for ``data.x`` (same shape, values in [0, 1], within ``ctx.budget``)."""
+        raise NotImplementedError
+
+
+@attrs.define
+class Unlearner(Plugin):
+    """Machine unlearning: remove the forget set's influence from a trained model.
+
+    ``reads_forget = False`` declares a method that must not see the forget set (e.g. fine-tuning on the
+    retain set); the harness then passes a task whose forget set is empty. ``forget_kinds`` lists the
+    forget-set kinds the method applies to.
+    """
+
+    family: ClassVar[str] = "unlearner"
+    reads_forget: ClassVar[bool] = True
+    forget_kinds: ClassVar[tuple[str, ...]] = ("random", "class")
+
+    def unlearn(self, model: nn.Module, task: Task, ctx: Context) -> nn.Module:
+        """Return the unlearned model (it may be ``model`` itself, modified; the harness passes a copy)."""
+        raise NotImplementedError
+
+
+@attrs.frozen(eq=False)
+class AttackData:
+    """What a model-stage attack may use: the dataset's splits and, on the unlearning track, the task."""
+
+    splits: Splits
+    task: Task | None = None
+
+
+@attrs.define
+class Attack(Plugin):
+    """An adversary that shows dememorization is shallow.
+
+    ``stages`` holds ``"train"`` (replace standard training on possibly poisoned data: ``train``) and/or
+    ``"model"`` (take a trained or unlearned model: ``attack``). ``tracks`` lists where it applies.
+    """
+
+    family: ClassVar[str] = "attack"
+    stages: ClassVar[tuple[str, ...]] = ("model",)
+    tracks: ClassVar[tuple[Track, ...]] = TRACKS
+
+    def train(self, data: Data, ctx: Context) -> nn.Module:
+        """Train-stage attacks: return a model learned from ``data`` (possibly poisoned)."""
+        raise NotImplementedError
+
+    def attack(self, model: nn.Module, data: AttackData, ctx: Context) -> nn.Module | list[nn.Module]:
+        """Model-stage attacks: return the attacked model, or several (random draws; metrics average)."""
+        raise NotImplementedError
+
+
+Direction = Literal["higher", "lower", "match"]
+
+
+@attrs.frozen
+class Column:
+    """One number a metric reports. ``direction`` says which way is better *for the dememorizer*;
+    ``match`` means closest to the reference model (``reference``, e.g. the paired retrain) is best.
+    ``unit`` is ``fraction`` (rendered as a percentage), ``number``, ``seconds`` or ``epochs``."""
+
+    label: str
+    direction: Direction
+    description: str
+    unit: Literal["fraction", "number", "seconds", "epochs"] = "fraction"
+    reference: str | None = None
+
+
+@attrs.define
+class Metric(Plugin):
+    """A measurement on the model under evaluation.
+
+    ``columns`` declares every key ``compute`` returns; ``tracks`` where it applies; ``needs`` the
+    reference models it reads through ``ev.reference(name)`` (``original``, ``retrained``, ``clean``);
+    ``uses`` the other metrics it reads through ``ev.metric(name, on=...)`` (their parameters enter the
+    cache key).
+    ``after_model_attack = False`` restricts it to cells without a model-stage attack (e.g. numbers read
+    from the training history).
+    """
+
+    family: ClassVar[str] = "metric"
+    columns: ClassVar[dict[str, Column]] = {}
+    tracks: ClassVar[tuple[Track, ...]] = TRACKS
+    needs: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()
+    after_model_attack: ClassVar[bool] = True
+
+    def compute(self, ev: Evaluation, ctx: Context) -> dict[str, float]:
+        raise NotImplementedError
+
+
+@attrs.define
+class DatasetSource(Plugin):
+    """A data source: fixed train/val/test splits. ``budgets`` gives default poison radii per norm."""
+
+    family: ClassVar[str] = "dataset"
+    budgets: ClassVar[dict[str, float]] = {}
+
+    def load(self, data_dir: Path, download: bool) -> Splits:
+        """Return the splits on the CPU. Raise ``dememo.errors.DatasetError`` if files are missing."""
+        raise NotImplementedError
+
+
+@attrs.define
+class Architecture(Plugin):
+    """A model constructor for a given input shape (C, H, W) and number of classes."""
+
+    family: ClassVar[str] = "architecture"
+
+    def build(self, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+
+FAMILIES: dict[str, type[Plugin]] = {
+    "poisoner": Poisoner,
+    "unlearner": Unlearner,
+    "attack": Attack,
+    "metric": Metric,
+    "dataset": DatasetSource,
+    "architecture": Architecture,
+}

@@ -1,0 +1,107 @@
+"""Typed hyper-parameters at the edges: ``--set`` strings and suite values structured with cattrs.
+
+Failures become one-line, path-addressed messages such as ``expected float @ $.finetune.lr``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+
+from .errors import ParameterError
+
+T = TypeVar("T")
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _structure_float(value: Any, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected float, got {value!r}")
+    return float(value)
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected int, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, (int, str)):
+        return int(value)
+    raise ValueError(f"expected int, got {value!r}")
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected string, got {value!r}")
+    return value
+
+
+converter = cattrs.Converter(forbid_extra_keys=True)
+converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(float, _structure_float)
+converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(str, _structure_str)
+
+
+def structure(value: Any, cls: type[T], path: str) -> T:
+    """Structure ``value`` into ``cls``; raise ParameterError naming the path of the first problem."""
+    if attrs.has(cls):
+        attrs.resolve_types(cls)
+    try:
+        return converter.structure(value, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            messages = cattrs.transform_error(exc, path=path)
+            raise ParameterError("; ".join(messages)) from None
+        raise ParameterError(f"{exc} @ {path}") from None
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in attrs.fields(cls)]
+
+
+def build(cls: type[T], params: dict[str, Any], path: str) -> T:
+    """An instance of plugin class ``cls`` from ``params`` (unknown names get a did-you-mean)."""
+    known = field_names(cls)
+    for name in params:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            choices = ", ".join(known) if known else "none"
+            raise ParameterError(f"unknown parameter {name!r} @ {path}{hint}; parameters: {choices}")
+    return structure(dict(params), cls, path)
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON when it parses (numbers, true/false, lists), else the raw string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["em.steps=5", "recipe.epochs=3"]`` → ``{"em": {"steps": 5}, "recipe": {"epochs": 3}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, eq, value = item.partition("=")
+        plugin, dot, param = target.rpartition(".")
+        if not eq or not dot or not plugin or not param:
+            raise ParameterError(f"--set expects PLUGIN.PARAM=VALUE, got {item!r} (e.g. --set finetune.lr=0.01)")
+        out.setdefault(plugin.strip(), {})[param.strip()] = parse_value(value.strip())
+    return out

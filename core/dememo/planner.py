@@ -1,0 +1,240 @@
+"""Expand a suite and the installed plugins into cells.
+
+A *configured* plugin is a class plus its resolved parameters. Parameters are layered, later wins:
+class defaults < suite ``params`` < suite ``variants`` (each variant is its own row) < ``--set``.
+Filters (``--poisoner`` …) narrow a family; the suite's ``references`` (e.g. ``none``, ``retrain``) stay,
+so every table keeps its reference rows. A poisoner filter alone selects the unlearnability track, an
+unlearner filter alone the unlearning track.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .errors import ParameterError, UnknownPluginError
+from .families import Plugin, Track
+from .hashing import digest
+from .params import build, field_names
+from .plugins import Registry
+from .suite import DatasetEntry, ForgetSpec, Suite
+
+
+@attrs.frozen(eq=False)
+class Configured:
+    """A plugin class with resolved hyper-parameters."""
+
+    family: str
+    obj: Plugin
+
+    @property
+    def name(self) -> str:
+        return self.obj.name
+
+    @property
+    def label(self) -> str:
+        return self.obj.label()
+
+    def spec(self) -> dict[str, Any]:
+        """Identity for cache keys: name, version and parameters."""
+        return {"name": self.obj.name, "version": self.obj.version, "params": self.obj.params()}
+
+
+@attrs.frozen(eq=False)
+class DatasetConfig:
+    entry: DatasetEntry
+    dataset: Configured
+    architecture: Configured
+    budgets: dict[str, float]
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset.spec(),
+            "architecture": self.architecture.spec(),
+            "recipe": attrs.asdict(self.entry.recipe),
+            "budgets": self.budgets,
+        }
+
+
+@attrs.frozen(eq=False)
+class Cell:
+    track: Track
+    data: DatasetConfig
+    seed: int
+    attack: Configured
+    metrics: list[Configured]
+    poisoner: Configured | None = None
+    train_attack: Configured | None = None
+    unlearner: Configured | None = None
+    forget: ForgetSpec | None = None
+
+    def config(self) -> dict[str, Any]:
+        """Everything that defines the cell; its digest is the cell key."""
+        pick = lambda c: c.spec() if c is not None else None  # noqa: E731
+        return {
+            "track": self.track,
+            "data": self.data.spec(),
+            "seed": self.seed,
+            "poisoner": pick(self.poisoner),
+            "train_attack": pick(self.train_attack),
+            "unlearner": pick(self.unlearner),
+            "forget": self.forget.to_json() if self.forget else None,
+            "attack": self.attack.spec(),
+            "metrics": [m.spec() for m in self.metrics],
+        }
+
+    @property
+    def key(self) -> str:
+        return digest(self.config())
+
+    @property
+    def method(self) -> str:
+        """The row label: poisoner (+ train attack) or unlearner."""
+        if self.track == "unlearnability":
+            assert self.poisoner is not None and self.train_attack is not None
+            if self.train_attack.name == "none":
+                return self.poisoner.label
+            return f"{self.poisoner.label} + {self.train_attack.label}"
+        assert self.unlearner is not None
+        return self.unlearner.label
+
+
+@attrs.frozen
+class Filters:
+    poisoner: tuple[str, ...] = ()
+    unlearner: tuple[str, ...] = ()
+    attack: tuple[str, ...] = ()
+    metric: tuple[str, ...] = ()
+
+
+class Planner:
+    def __init__(self, registry: Registry, suite: Suite, sets: dict[str, dict[str, Any]] | None = None):
+        self.registry = registry
+        self.suite = suite
+        self.sets = sets or {}
+        self._check_sets()
+
+    # -- parameters --------------------------------------------------------------------------------
+
+    def _check_sets(self) -> None:
+        """Every ``--set`` target must name a plugin (or ``recipe``) that has that parameter."""
+        from .training import Recipe
+
+        for target, params in self.sets.items():
+            if target == "recipe":
+                classes = [Recipe]
+            else:
+                classes = [
+                    self.registry.classes[f][target].cls for f in self.registry.classes if target in self.registry.classes[f]
+                ]
+                if not classes:
+                    known = sorted({n for fam in self.registry.classes.values() for n in fam} | {"recipe"})
+                    raise UnknownPluginError("plugin", target, known)
+            for param in params:
+                if not any(param in field_names(c) for c in classes):
+                    names = sorted({n for c in classes for n in field_names(c)})
+                    raise ParameterError(
+                        f"--set {target}.{param}: {target} has no parameter {param!r}; "
+                        f"parameters: {', '.join(names) or 'none'}"
+                    )
+
+    def configure(self, family: str, name: str, extra: dict[str, Any] | None = None) -> list[Configured]:
+        """Every variant of plugin ``name`` with layered parameters (deduplicated by label)."""
+        cls = self.registry.get(family, name)
+        fam = family if family in ("poisoner", "unlearner", "attack", "metric") else None
+        base = dict(self.suite.params.get(fam, {}).get(name, {})) if fam else {}
+        base.update(extra or {})
+        sets = {k: v for k, v in self.sets.get(name, {}).items() if k in field_names(cls)}
+        variants = (self.suite.variants.get(fam, {}).get(name) if fam else None) or [{}]
+        out: dict[str, Configured] = {}
+        for i, variant in enumerate(variants):
+            path = f"$.{name}" if len(variants) == 1 else f"$.{name}[{i}]"
+            obj = build(cls, {**base, **variant, **sets}, path)
+            out.setdefault(obj.label(), Configured(family, obj))
+        return list(out.values())
+
+    def dataset_config(self, entry: DatasetEntry) -> DatasetConfig:
+        from .training import Recipe
+
+        dataset = self.configure("dataset", entry.name, entry.params)[0]
+        arch = self.configure("architecture", entry.architecture, entry.architecture_params)[0]
+        recipe = entry.recipe
+        if "recipe" in self.sets:
+            merged = {**attrs.asdict(recipe), **self.sets["recipe"]}
+            recipe = build(Recipe, merged, "$.recipe")
+        budgets = {**type(dataset.obj).budgets, **entry.budgets}
+        return DatasetConfig(attrs.evolve(entry, recipe=recipe), dataset, arch, budgets)
+
+    # -- expansion ---------------------------------------------------------------------------------
+
+    def _names(self, family: str, wanted: tuple[str, ...]) -> list[str]:
+        for name in wanted:
+            self.registry.get(family, name)  # unknown names fail before any work
+        names = self.registry.names(family)
+        if not wanted:
+            return names
+        refs = self.suite.references.get(family, [])  # type: ignore[call-overload]
+        return [n for n in names if n in wanted or n in refs]
+
+    def cells(self, filters: Filters = Filters(), seeds: int | None = None) -> list[Cell]:
+        seeds = self.suite.seeds if seeds is None else seeds
+        tracks = list(self.suite.tracks)
+        if filters.poisoner and not filters.unlearner:
+            tracks = [t for t in tracks if t == "unlearnability"]
+        if filters.unlearner and not filters.poisoner:
+            tracks = [t for t in tracks if t == "unlearning"]
+        attacks = [a for n in self._names("attack", filters.attack) for a in self.configure("attack", n)]
+        metrics = [m for n in self._names("metric", filters.metric) for m in self.configure("metric", n)]
+        poisoners = [p for n in self._names("poisoner", filters.poisoner) for p in self.configure("poisoner", n)]
+        unlearners = [u for n in self._names("unlearner", filters.unlearner) for u in self.configure("unlearner", n)]
+        out: list[Cell] = []
+        for entry in self.suite.datasets:
+            data = self.dataset_config(entry)
+            for seed in range(seeds):
+                if "unlearnability" in tracks:
+                    out += self._unlearnability(data, seed, poisoners, attacks, metrics)
+                if "unlearning" in tracks:
+                    out += self._unlearning(data, seed, unlearners, attacks, metrics)
+        return out
+
+    @staticmethod
+    def _applies(attack: Configured, stage: str, track: str) -> bool:
+        cls = type(attack.obj)
+        return stage in cls.stages and track in cls.tracks  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _metrics_for(metrics: list[Configured], track: str, attack: Configured) -> list[Configured]:
+        return [
+            m for m in metrics
+            if track in type(m.obj).tracks and (type(m.obj).after_model_attack or attack.name == "none")  # type: ignore[attr-defined]
+        ]
+
+    def _unlearnability(self, data, seed, poisoners, attacks, metrics) -> list[Cell]:
+        train_attacks = [a for a in attacks if self._applies(a, "train", "unlearnability")]
+        model_attacks = [a for a in attacks if self._applies(a, "model", "unlearnability")]
+        cells = []
+        for p in poisoners:
+            for ta in train_attacks:
+                for ma in model_attacks:
+                    ms = self._metrics_for(metrics, "unlearnability", ma)
+                    if ms:
+                        cells.append(Cell("unlearnability", data, seed, ma, ms, poisoner=p, train_attack=ta))
+        return cells
+
+    def _unlearning(self, data, seed, unlearners, attacks, metrics) -> list[Cell]:
+        model_attacks = [a for a in attacks if self._applies(a, "model", "unlearning")]
+        cells = []
+        for spec in self.suite.forget:
+            for u in unlearners:
+                if spec.kind not in type(u.obj).forget_kinds:  # type: ignore[attr-defined]
+                    continue
+                for ma in model_attacks:
+                    ms = self._metrics_for(metrics, "unlearning", ma)
+                    if ms:
+                        cells.append(Cell("unlearning", data, seed, ma, ms, unlearner=u, forget=spec))
+        return cells

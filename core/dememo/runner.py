@@ -1,0 +1,473 @@
+"""Execute cells stage by stage: every stage a pure function of its inputs, stored content-addressed.
+
+Stages and what their key hashes (besides the dataset, architecture, recipe and seed):
+
+- ``train``    standard training on some data: the data's fingerprint. ``original``, ``retrained``,
+               ``clean`` and the ``retrain`` unlearner are all this stage, so each is computed once.
+- ``poison``   poisoner name, version, parameters and budget. The perturbation δ is stored, not images.
+- ``train-attack``  a learner-side attack on the (poisoned) training data.
+- ``unlearn``  unlearner spec, the original model's key and the forget set.
+- ``attack``   model-stage attack spec and the attacked model's key.
+- ``metric``   metric spec, evaluated model key, reference keys and the specs of metrics it uses.
+
+A plugin exception fails the stage; every cell that needs that stage fails with the same one-line reason
+and its traceback, and all other cells go on.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from .budget import Budget, check_poison
+from .cache import Store
+from .context import Context, seeded_generator, standard_training
+from .data import Data, Splits, Task
+from .errors import BudgetViolation, ContractViolation, DatasetError, UserError
+from .evaluation import Evaluation
+from .families import AttackData, Metric
+from .hashing import derive_seed, digest
+from .planner import Cell, Configured, DatasetConfig
+from .progress import Progress
+
+#: bump when the meaning of a stage changes in core, to invalidate old cache entries
+STAGE_VERSION = "1"
+
+
+class StageFailure(Exception):
+    """A stage raised: one-line ``message`` and the full ``trace``; shared by every cell that needs it."""
+
+    def __init__(self, stage: str, message: str, trace: str):
+        super().__init__(f"{stage}: {message}")
+        self.stage, self.message, self.trace = stage, message, trace
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, (BudgetViolation, ContractViolation)):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@attrs.define
+class StageInfo:
+    seconds: float
+    cached: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 4), "cached": self.cached}
+
+
+@attrs.define(eq=False)
+class DatasetEnv:
+    """A loaded dataset on the run's device, with its architecture and the keys common to its stages."""
+
+    config: DatasetConfig
+    splits: Splits
+    fingerprint: str
+    device: torch.device
+    template: dict[str, tuple[int, ...]] = attrs.field(factory=dict)
+
+    def base(self, seed: int) -> dict[str, Any]:
+        return {"v": STAGE_VERSION, "dataset": self.fingerprint, **self.config.spec(), "seed": seed}
+
+    def build(self) -> nn.Module:
+        return self.config.architecture.obj.build(self.splits.shape, self.splits.num_classes).to(self.device)  # type: ignore[attr-defined]
+
+
+class Runner:
+    def __init__(self, store: Store, device: torch.device, progress: Progress | None = None, data_dir: Any = None,
+                 download: bool = False, memory_items: int = 512):
+        self.store = store
+        self.device = device
+        self.progress = progress or Progress(show=False)
+        self.data_dir = data_dir
+        self.download = download
+        self.memory_items = memory_items
+        self.mem: OrderedDict[str, tuple[Any, dict[str, Any], StageInfo]] = OrderedDict()
+        self.failed: dict[str, StageFailure] = {}
+        self.envs: dict[str, DatasetEnv] = {}
+
+    # -- datasets ----------------------------------------------------------------------------------
+
+    def env(self, config: DatasetConfig) -> DatasetEnv:
+        key = digest(config.spec())
+        if key not in self.envs:
+            from pathlib import Path
+
+            source = config.dataset.obj
+            data_dir = Path(self.data_dir) if self.data_dir else Path.home() / ".cache" / "dememo" / "data"
+            try:
+                splits = source.load(data_dir, self.download)  # type: ignore[attr-defined]
+            except UserError:
+                raise
+            except Exception as exc:
+                raise DatasetError(f"dataset {config.name!r} failed to load: {one_line(exc)}") from exc
+            splits = splits.to(self.device)
+            fp = digest([config.dataset.spec(), splits.train.fingerprint, splits.val.fingerprint, splits.test.fingerprint])
+            env = DatasetEnv(config, splits, fp, self.device)
+            env.template = {k: tuple(v.shape) for k, v in env.build().state_dict().items()}
+            self.envs[key] = env
+        return self.envs[key]
+
+    def context(self, env: DatasetEnv, seed: int, key: str, budget: Budget | None = None) -> Context:
+        torch.manual_seed(derive_seed(seed, key, "global") % (2**63))  # for plugins that use the global RNG
+        return Context(
+            device=self.device,
+            seed=seed,
+            generator=seeded_generator(derive_seed(seed, key), self.device),
+            recipe=env.config.entry.recipe,
+            architecture=env.config.architecture.obj,  # type: ignore[arg-type]
+            input_shape=env.splits.shape,
+            num_classes=env.splits.num_classes,
+            budget=budget,
+            reporter=self.progress,
+            trainer=lambda data: self._trainer_copy(env, data, seed),
+        )
+
+    def _trainer_copy(self, env: DatasetEnv, data: Data, seed: int) -> tuple[nn.Module, Any]:
+        model, key, info, meta = self.standard(env, data, seed)
+        return copy.deepcopy(model), meta.get("history")
+
+    # -- the generic stage ---------------------------------------------------------------------------
+
+    def _stage(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
+               decode: Callable[[dict[str, Any], Any], Any]) -> tuple[Any, dict[str, Any], StageInfo]:
+        if key in self.failed:
+            raise self.failed[key]
+        if key in self.mem:
+            self.mem.move_to_end(key)
+            value, meta, info = self.mem[key]
+            return value, meta, StageInfo(info.seconds, True)
+        hit = self.store.get(key)
+        if hit is not None:
+            meta, payload = hit
+            value = decode(meta, payload)
+            info = StageInfo(float(meta.get("seconds", 0.0)), True)
+        else:
+            start = time.perf_counter()
+            try:
+                value, payload, extra = compute()
+            except (StageFailure, UserError):
+                raise
+            except Exception as exc:
+                failure = StageFailure(name, one_line(exc), traceback.format_exc())
+                self.failed[key] = failure
+                raise failure from exc
+            seconds = time.perf_counter() - start
+            meta = {"stage": name, "seconds": seconds, **extra}
+            self.store.put(key, meta, payload)
+            info = StageInfo(seconds, False)
+        self.mem[key] = (value, meta, info)
+        while len(self.mem) > self.memory_items:
+            self.mem.popitem(last=False)
+        return value, meta, info
+
+    # -- models ------------------------------------------------------------------------------------
+
+    def _check_model(self, env: DatasetEnv, model: Any, who: str) -> dict[str, torch.Tensor]:
+        if not isinstance(model, nn.Module):
+            raise ContractViolation(f"{who} returned {type(model).__name__}, expected a torch.nn.Module")
+        state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        if shapes != env.template:
+            raise ContractViolation(f"{who} changed the model architecture (parameter names or shapes differ)")
+        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise ContractViolation(f"{who} returned non-finite weights in {len(bad)} tensors (first: {bad[0]})")
+        return state
+
+    def _load(self, env: DatasetEnv, state: dict[str, torch.Tensor]) -> nn.Module:
+        model = env.build()
+        model.load_state_dict(state)
+        model.eval()
+        return model
+
+    def _models_stage(self, env: DatasetEnv, key: str, name: str, produce: Callable[[], Any], who: str,
+                      extra: Callable[[], dict[str, Any]] | None = None) -> tuple[list[nn.Module], dict[str, Any], StageInfo]:
+        def compute():
+            out = produce()
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            if not outs:
+                raise ContractViolation(f"{who} returned no model")
+            states = [self._check_model(env, m, who) for m in outs]
+            models = [self._load(env, s) for s in states]
+            return models, {"models": states}, (extra() if extra else {})
+
+        def decode(meta, payload):
+            return [self._load(env, s) for s in payload["models"]]
+
+        return self._stage(key, name, compute, decode)
+
+    # -- stages ------------------------------------------------------------------------------------
+
+    def standard(self, env: DatasetEnv, data: Data, seed: int) -> tuple[nn.Module, str, StageInfo, dict[str, Any]]:
+        """Standard training on ``data`` (shared by original, retrained, clean and the retrain unlearner)."""
+        key = digest({**env.base(seed), "stage": "train", "data": data.fingerprint})
+        history: dict[str, Any] = {}
+
+        def produce():
+            ctx = self.context(env, seed, key)
+            model, hist = standard_training(ctx, data, eval_data=env.splits.test)
+            history["history"] = hist.to_json()
+            return model
+
+        models, meta, info = self._models_stage(env, key, "train", produce, "training", extra=lambda: history)
+        return models[0], key, info, meta
+
+    def poisoned(self, env: DatasetEnv, cell: Cell) -> tuple[Data, str, StageInfo]:
+        assert cell.poisoner is not None
+        poisoner = cell.poisoner.obj
+        norm = type(poisoner).norm  # type: ignore[attr-defined]
+        if norm != "none" and norm not in env.config.budgets:
+            raise StageFailure("poison", f"suite gives no {norm} budget for dataset {env.config.name!r}", "")
+        budget = Budget(norm, env.config.budgets.get(norm, math.inf))
+        key = digest({**env.base(cell.seed), "stage": "poison", "poisoner": cell.poisoner.spec(), "budget": attrs.asdict(budget)})
+        clean = env.splits.train
+
+        def compute():
+            ctx = self.context(env, cell.seed, key, budget)
+            given = attrs.evolve(clean, x=clean.x.clone(), y=clean.y.clone())
+            out = poisoner.poison(given, ctx)  # type: ignore[attr-defined]
+            check_poison(clean.x, out, budget)
+            delta = (out.to(clean.x.dtype) - clean.x).to("cpu")
+            return delta, {"delta": delta}, {"budget": attrs.asdict(budget)}
+
+        delta, meta, info = self._stage(key, "poison", compute, lambda meta, payload: payload["delta"])
+        delta = delta.to(self.device)
+        if not bool(delta.any()):
+            return clean, key, info  # an identity poison keeps the clean data's identity (shares its models)
+        poisoned = clean.with_images((clean.x + delta).clamp_(0, 1), digest(["poisoned", key]))
+        return poisoned, key, info
+
+    def trained(self, env: DatasetEnv, cell: Cell, data: Data) -> tuple[nn.Module, str, StageInfo, list | None]:
+        """The unlearnability track's model: standard training, or a learner-side (train-stage) attack."""
+        assert cell.train_attack is not None
+        attack = cell.train_attack
+        if attack.name == "none":
+            model, key, info, meta = self.standard(env, data, cell.seed)
+            return model, key, info, meta.get("history")
+        key = digest({**env.base(cell.seed), "stage": "train-attack", "attack": attack.spec(), "data": data.fingerprint})
+
+        def produce():
+            ctx = self.context(env, cell.seed, key)
+            return attack.obj.train(data, ctx)  # type: ignore[attr-defined]
+
+        models, meta, info = self._models_stage(env, key, "train-attack", produce, f"attack {attack.label!r}")
+        return models[0], key, info, None
+
+    def task(self, env: DatasetEnv, cell: Cell) -> Task:
+        spec, train = cell.forget, env.splits.train
+        assert spec is not None
+        if spec.kind == "random":
+            g = torch.Generator().manual_seed(derive_seed("forget", spec.to_json(), cell.seed) % (2**63))
+            order = torch.randperm(len(train), generator=g)
+            n = max(1, round(spec.fraction * len(train)))
+            mask = torch.zeros(len(train), dtype=torch.bool)
+            mask[order[:n]] = True
+        else:
+            bad = [c for c in spec.classes if not 0 <= c < train.num_classes]
+            if bad:
+                raise UserError(f"forget class {bad[0]} does not exist in {env.config.name!r} ({train.num_classes} classes)")
+            mask = torch.isin(train.y.cpu(), torch.tensor(spec.classes))
+        forget_pos = mask.nonzero().flatten()
+        retain_pos = (~mask).nonzero().flatten()
+        tag = digest(spec.to_json())
+        return Task(
+            retain=train.subset(retain_pos, f"retain:{tag}:{cell.seed}"),
+            forget=train.subset(forget_pos, f"forget:{tag}:{cell.seed}"),
+            val=env.splits.val,
+        )
+
+    def unlearned(self, env: DatasetEnv, cell: Cell, task: Task) -> tuple[nn.Module, str, StageInfo]:
+        assert cell.unlearner is not None
+        unlearner = cell.unlearner
+        original, okey, _, _ = self.standard(env, env.splits.train, cell.seed)
+        key = digest({**env.base(cell.seed), "stage": "unlearn", "unlearner": unlearner.spec(), "original": okey,
+                      "forget": task.forget.fingerprint})
+
+        def produce():
+            ctx = self.context(env, cell.seed, key)
+            given = task
+            if not type(unlearner.obj).reads_forget:  # type: ignore[attr-defined]
+                empty = task.forget.subset(torch.zeros(0, dtype=torch.int64), "withheld")
+                given = Task(task.retain, empty, task.val)
+            return unlearner.obj.unlearn(copy.deepcopy(original), given, ctx)  # type: ignore[attr-defined]
+
+        models, meta, info = self._models_stage(env, key, "unlearn", produce, f"unlearner {unlearner.label!r}")
+        return models[0], key, info
+
+    def attacked(self, env: DatasetEnv, cell: Cell, model: nn.Module, model_key: str,
+                 task: Task | None) -> tuple[list[tuple[nn.Module, str]], StageInfo]:
+        attack = cell.attack
+        if attack.name == "none":
+            return [(model, model_key)], StageInfo(0.0, True)
+        key = digest({**env.base(cell.seed), "stage": "attack", "attack": attack.spec(), "model": model_key})
+
+        def produce():
+            ctx = self.context(env, cell.seed, key)
+            return attack.obj.attack(copy.deepcopy(model), AttackData(env.splits, task), ctx)  # type: ignore[attr-defined]
+
+        models, meta, info = self._models_stage(env, key, "attack", produce, f"attack {attack.label!r}")
+        if len(models) == 1:
+            return [(models[0], key)], info
+        return [(m, digest([key, i])) for i, m in enumerate(models)], info
+
+    # -- metrics -----------------------------------------------------------------------------------
+
+    def references(self, env: DatasetEnv, cell: Cell, task: Task | None) -> dict[str, Callable[[], tuple[nn.Module, str]]]:
+        refs: dict[str, Callable[[], tuple[nn.Module, str]]] = {
+            "original": lambda: self.standard(env, env.splits.train, cell.seed)[:2],
+            "clean": lambda: self.standard(env, env.splits.train, cell.seed)[:2],
+        }
+        if task is not None:
+            refs["retrained"] = lambda: self.standard(env, task.retain, cell.seed)[:2]
+        return refs
+
+    def metric(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
+               task: Task | None, train_data: Data | None, history: list | None, metrics: dict[str, Configured]) -> dict[str, float]:
+        cls: type[Metric] = type(metric.obj)  # type: ignore[assignment]
+        refs = self.references(env, cell, task)
+        missing = [n for n in cls.needs if n not in refs]
+        if missing:
+            raise StageFailure(f"metric:{metric.name}", f"needs reference {missing[0]!r}, not available on the {cell.track} track", "")
+        used = {n: metrics[n].spec() if n in metrics else None for n in cls.uses}
+        ref_keys = {
+            n: digest({**env.base(cell.seed), "stage": "train", "data": self._ref_data(env, n, task).fingerprint})
+            for n in cls.needs
+        }
+        key = digest({**env.base(cell.seed), "stage": "metric", "metric": metric.spec(), "model": model_key,
+                      "refs": ref_keys, "uses": used, "track": cell.track,
+                      "forget": task.forget.fingerprint if task else None,
+                      "train": train_data.fingerprint if train_data is not None else None,
+                      "history": digest(history) if history else None})
+
+        def compute():
+            ctx = self.context(env, cell.seed, key)
+            ev = self._evaluation(env, cell, model, model_key, task, train_data, history, metrics, refs)
+            values = metric.obj.compute(ev, ctx)  # type: ignore[attr-defined]
+            values = self._check_metric(metric, values)
+            return values, None, {"values": values}
+
+        values, _, _ = self._stage(key, f"metric:{metric.name}", compute, lambda meta, payload: meta["values"])
+        return values
+
+    @staticmethod
+    def _ref_data(env: DatasetEnv, name: str, task: Task | None) -> Data:
+        if name == "retrained":
+            assert task is not None
+            return task.retain
+        return env.splits.train
+
+    def _evaluation(self, env, cell, model, model_key, task, train_data, history, metrics, refs) -> Evaluation:
+        def reference(name: str) -> nn.Module:
+            if name not in refs:
+                raise KeyError(f"unknown reference {name!r}; available: {sorted(refs)}")
+            return refs[name]()[0]
+
+        def other(name: str, on: str) -> dict[str, float]:
+            if name not in metrics:
+                raise KeyError(f"metric {name!r} is not installed or not in this run")
+            if on == "model":
+                m, k = model, model_key
+            else:
+                m, k = refs[on]()
+            return self.metric(env, cell, metrics[name], m, k, task, train_data, history if on == "model" else None, metrics)
+
+        return Evaluation(model=model, splits=env.splits, track=cell.track, task=task, train_data=train_data,
+                          history=history, cell=cell.config(), references=reference, metric=other)
+
+    @staticmethod
+    def _check_metric(metric: Configured, values: Any) -> dict[str, float]:
+        columns = type(metric.obj).columns  # type: ignore[attr-defined]
+        if not isinstance(values, dict):
+            raise ContractViolation(f"metric {metric.name!r} returned {type(values).__name__}, expected a dict")
+        unknown = sorted(set(values) - set(columns))
+        if unknown:
+            raise ContractViolation(f"metric {metric.name!r} returned undeclared column {unknown[0]!r}")
+        out = {}
+        for k, v in values.items():
+            try:
+                out[k] = float(v)
+            except (TypeError, ValueError):
+                raise ContractViolation(f"metric {metric.name!r} column {k!r} is not a number: {v!r}") from None
+        return out
+
+    # -- cells -------------------------------------------------------------------------------------
+
+    def run_cell(self, cell: Cell) -> dict[str, Any]:
+        """Run one cell; plugin failures are captured in the returned record, never raised."""
+        timings: dict[str, dict[str, Any]] = {}
+        record: dict[str, Any] = {
+            "track": cell.track,
+            "dataset": cell.data.name,
+            "architecture": cell.data.architecture.label,
+            "poisoner": cell.poisoner.label if cell.poisoner else None,
+            "train_attack": cell.train_attack.label if cell.train_attack else None,
+            "unlearner": cell.unlearner.label if cell.unlearner else None,
+            "forget": cell.forget.label() if cell.forget else None,
+            "attack": cell.attack.label,
+            "method": cell.method,
+            "seed": cell.seed,
+            "params": cell.config(),
+            "key": cell.key,
+            "status": "ok",
+            "error": None,
+            "metrics": {},
+            "timings": timings,
+        }
+        try:
+            env = self.env(cell.data)
+            task: Task | None = None
+            train_data: Data | None = None
+            history = None
+            if cell.track == "unlearnability":
+                train_data, _, info = self.poisoned(env, cell)
+                timings["poison"] = info.to_json()
+                model, model_key, info, history = self.trained(env, cell, train_data)
+                timings["train"] = info.to_json()
+                record["budget"] = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[union-attr]
+            else:
+                task = self.task(env, cell)
+                _, _, info, _ = self.standard(env, env.splits.train, cell.seed)
+                timings["train"] = info.to_json()
+                model, model_key, info = self.unlearned(env, cell, task)
+                timings["unlearn"] = info.to_json()
+                record["forget_size"] = len(task.forget)
+            draws, info = self.attacked(env, cell, model, model_key, task)
+            timings["attack"] = info.to_json()
+            if len(draws) > 1:
+                record["draws"] = len(draws)
+            by_name = {m.name: m for m in cell.metrics}
+            start = time.perf_counter()
+            errors = []
+            for metric in cell.metrics:
+                per_draw = []
+                for m, k in draws:
+                    try:
+                        per_draw.append(self.metric(env, cell, metric, m, k, task, train_data, history, by_name))
+                    except StageFailure as exc:
+                        errors.append(exc)
+                        break
+                else:
+                    for column in per_draw[0]:
+                        vals = [d[column] for d in per_draw]
+                        record["metrics"][column] = sum(vals) / len(vals)
+            timings["metrics"] = {"seconds": round(time.perf_counter() - start, 4)}
+            if errors:
+                raise errors[0]
+        except StageFailure as exc:
+            record["status"] = "failed"
+            record["error"] = {"stage": exc.stage, "message": exc.message, "traceback": exc.trace}
+        except UserError:
+            raise
+        return record

@@ -1,0 +1,124 @@
+"""Suites: everything that fixes a benchmark run (datasets, architectures, recipes, budgets, forget sets,
+seeds, plugin variants and attack grids). Suites are TOML files; the ones shipped with dememo live in
+``dememo/suites/``. ``--suite NAME`` picks a shipped one, ``--suite path/to/file.toml`` any other.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from .errors import ParameterError, SuiteError
+from .hashing import digest
+from .params import structure
+from .training import Recipe
+
+
+@attrs.frozen
+class DatasetEntry:
+    """One dataset in a suite, with the architecture and recipe used on it."""
+
+    name: str
+    architecture: str
+    recipe: Recipe = Recipe()
+    budgets: dict[str, float] = attrs.field(factory=dict)  # overrides the dataset's declared defaults
+    params: dict[str, Any] = attrs.field(factory=dict)  # dataset plugin parameters
+    architecture_params: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ForgetSpec:
+    """A forget set: ``random`` (a seeded ``fraction`` of the training set) or ``class`` (whole classes)."""
+
+    kind: Literal["random", "class"]
+    fraction: float = 0.1
+    classes: tuple[int, ...] = (0,)
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind == "random" and not 0 < self.fraction < 1:
+            raise ValueError(f"forget fraction must be in (0, 1), got {self.fraction}")
+        if self.kind == "class" and not self.classes:
+            raise ValueError("a class forget set needs at least one class")
+
+    def label(self) -> str:
+        if self.kind == "random":
+            return f"random-{self.fraction * 100:g}%"
+        return "class-" + "+".join(str(c) for c in self.classes)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "random":
+            return {"kind": "random", "fraction": self.fraction}
+        return {"kind": "class", "classes": list(self.classes)}
+
+
+Family = Literal["poisoner", "unlearner", "attack", "metric"]
+
+
+@attrs.frozen
+class Suite:
+    name: str
+    datasets: list[DatasetEntry]
+    description: str = ""
+    seeds: int = 3
+    tracks: tuple[Literal["unlearnability", "unlearning"], ...] = ("unlearnability", "unlearning")
+    forget: list[ForgetSpec] = attrs.field(factory=lambda: [ForgetSpec("random")])
+    #: family -> plugin -> suite defaults for its parameters
+    params: dict[Family, dict[str, dict[str, Any]]] = attrs.field(factory=dict)
+    #: family -> plugin -> list of parameter sets, each run as its own row (or attack column)
+    variants: dict[Family, dict[str, list[dict[str, Any]]]] = attrs.field(factory=dict)
+    #: family -> plugins always included as references, even when filters narrow the run
+    references: dict[Family, list[str]] = attrs.field(factory=dict)
+    #: track -> the metric column shown for every model-stage attack in the leaderboard
+    headline: dict[str, list[str]] = attrs.field(factory=dict)
+
+    def fingerprint(self) -> str:
+        return digest(self.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        from .params import converter
+
+        return converter.unstructure(self)
+
+    def dataset(self, name: str) -> DatasetEntry:
+        for entry in self.datasets:
+            if entry.name == name:
+                return entry
+        raise SuiteError(f"suite {self.name!r} has no dataset {name!r}")
+
+
+def shipped() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in resources.files("dememo.suites").iterdir() if p.name.endswith(".toml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A shipped suite by name, or a suite file by path; malformed files give a path-addressed error."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SuiteError(f"cannot read suite file {path}: {exc.strerror}") from None
+        origin = str(path)
+    else:
+        names = shipped()
+        if name_or_path not in names:
+            raise SuiteError(f"unknown suite {name_or_path!r}; shipped suites: {', '.join(names)} (or give a .toml path)")
+        text = resources.files("dememo.suites").joinpath(f"{name_or_path}.toml").read_text()
+        origin = name_or_path
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"suite {origin} is not valid TOML: {exc}") from None
+    try:
+        suite = structure(raw, Suite, "$")
+    except ParameterError as exc:
+        raise SuiteError(f"suite {origin}: {exc}") from None
+    if not suite.datasets:
+        raise SuiteError(f"suite {origin} lists no datasets")
+    if suite.seeds < 1:
+        raise SuiteError(f"suite {origin}: seeds must be ≥ 1")
+    return suite

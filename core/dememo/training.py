@@ -1,0 +1,207 @@
+"""The one standard training loop and batched prediction, shared by the harness and every plugin.
+
+Data stays on its device; a batch is an index into resident tensors (airbench style), so there is no
+DataLoader, no worker process and no per-batch host copy. Shuffling uses the caller's seeded generator,
+which makes a fit a pure function of (model init, data, recipe, generator state).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
+
+import attrs
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Data
+
+LossFn = Callable[..., torch.Tensor]
+
+
+@attrs.frozen
+class Recipe:
+    """A training recipe: SGD with Nesterov momentum and a per-step learning-rate schedule.
+
+    ``onecycle`` rises linearly from ``lr/10`` to ``lr`` over the first ``warmup`` fraction of steps, then
+    falls linearly to zero; ``cosine`` anneals from ``lr`` to zero; ``constant`` keeps ``lr``.
+    """
+
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    warmup: float = 0.25
+    label_smoothing: float = 0.0
+    optimizer: Literal["sgd", "adam"] = "sgd"
+
+    def __attrs_post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.lr < 0:
+            raise ValueError("recipe needs epochs ≥ 0, batch_size ≥ 1 and lr ≥ 0")
+
+
+def lr_factor(schedule: str, step: int, total: int, warmup: float) -> float:
+    """Multiplier of the base learning rate at ``step`` of ``total``."""
+    if schedule == "constant" or total <= 1:
+        return 1.0
+    t = step / total
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t))
+    if schedule == "onecycle":
+        if warmup > 0 and t < warmup:
+            return 0.1 + 0.9 * t / warmup
+        return max(0.0, (1 - t) / (1 - warmup)) if warmup < 1 else 1.0
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator | None, shuffle: bool = True) -> Iterator[torch.Tensor]:
+    """Index tensors covering ``range(n)`` once, shuffled with ``generator`` (on the generator's device)."""
+    device = generator.device if generator is not None else torch.device("cpu")
+    order = torch.randperm(n, generator=generator, device=device) if shuffle else torch.arange(n, device=device)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def cycle_batches(data: Data, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless shuffled batches of ``data`` (a fresh permutation each pass)."""
+    if len(data) == 0:
+        raise ValueError("cannot draw batches from empty data")
+    while True:
+        for idx in batch_indices(len(data), batch_size, generator):
+            idx = idx.to(data.device)
+            yield data.x[idx], data.y[idx]
+
+
+@attrs.define
+class History:
+    """Per-epoch records of a fit: mean training loss and, if asked for, accuracy on ``eval_data``."""
+
+    epochs: list[dict[str, float]] = attrs.field(factory=list)
+
+    def column(self, key: str) -> list[float]:
+        return [e[key] for e in self.epochs if key in e]
+
+    def to_json(self) -> list[dict[str, float]]:
+        return list(self.epochs)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], kind: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {kind!r}")
+
+
+def fit(
+    model: nn.Module,
+    data: Data,
+    *,
+    recipe: Recipe,
+    generator: torch.Generator,
+    epochs: int | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    schedule: str | None = None,
+    weight_decay: float | None = None,
+    momentum: float | None = None,
+    optimizer: str | None = None,
+    loss: LossFn | None = None,
+    paired: Data | None = None,
+    parameters: Iterable[nn.Parameter] | None = None,
+    grad_clip: float | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+    eval_data: Data | None = None,
+    progress: Callable[[Iterable, str, int], Iterable] | None = None,
+    desc: str = "fit",
+) -> History:
+    """Train ``model`` in place on ``data`` and return its history.
+
+    Any keyword left ``None`` takes the recipe's value. ``loss(model, x, y)`` replaces cross-entropy
+    (return the quantity to *minimise*: gradient ascent returns ``-CE``). With ``paired``, every step also
+    draws a batch from ``paired`` (cycled independently) and the loss is called as
+    ``loss(model, x, y, px, py)``, e.g. retain and forget batches for NegGrad+. ``parameters`` restricts
+    what the optimiser updates; ``after_step`` runs after every optimiser step (e.g. re-apply a mask).
+    ``steps`` trains for exactly that many optimiser steps instead of whole epochs (the schedule then
+    spans those steps), for bi-level methods that alternate a few model steps with other work.
+    """
+    epochs = recipe.epochs if epochs is None else epochs
+    lr = recipe.lr if lr is None else lr
+    batch_size = recipe.batch_size if batch_size is None else batch_size
+    schedule = recipe.schedule if schedule is None else schedule
+    weight_decay = recipe.weight_decay if weight_decay is None else weight_decay
+    momentum = recipe.momentum if momentum is None else momentum
+    optimizer = recipe.optimizer if optimizer is None else optimizer
+    if loss is None:
+        smoothing = recipe.label_smoothing
+
+        def loss(m: nn.Module, x: torch.Tensor, y: torch.Tensor, *_: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(m(x), y, label_smoothing=smoothing)
+
+    history = History()
+    if epochs == 0 or len(data) == 0:
+        return history
+    opt = make_optimizer(model.parameters() if parameters is None else parameters, optimizer, lr, momentum, weight_decay)
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    if steps is not None:
+        epochs = math.ceil(steps / steps_per_epoch)
+    total = epochs * steps_per_epoch if steps is None else steps
+    partner = cycle_batches(paired, batch_size, generator) if paired is not None else None
+    step = 0
+    model.train()
+    epoch_iter: Iterable[int] = range(epochs)
+    if progress is not None:
+        epoch_iter = progress(epoch_iter, desc, epochs)
+    for epoch in epoch_iter:
+        running, count = torch.zeros((), device=data.device), 0
+        for idx in batch_indices(len(data), batch_size, generator):
+            if step >= total:
+                break
+            idx = idx.to(data.device)
+            for group in opt.param_groups:
+                group["lr"] = lr * lr_factor(schedule, step, total, recipe.warmup)
+            x, y = data.x[idx], data.y[idx]
+            value = loss(model, x, y, *next(partner)) if partner is not None else loss(model, x, y)
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            if after_step is not None:
+                after_step(model)
+            running += value.detach() * len(idx)
+            count += len(idx)
+            step += 1
+        record = {"epoch": epoch + 1, "loss": float(running) / max(count, 1)}
+        if eval_data is not None:
+            record["eval_acc"] = accuracy(model, eval_data)
+            model.train()
+        history.epochs.append(record)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Logits of ``model`` on ``x``, in eval mode and batches; the model's previous mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        if len(x) == 0:
+            return torch.empty(0, device=x.device)
+        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def accuracy(model: nn.Module, data: Data, batch_size: int = 2048) -> float:
+    """Fraction of ``data`` that ``model`` classifies correctly (NaN for empty data)."""
+    if len(data) == 0:
+        return float("nan")
+    return float((predict(model, data.x, batch_size).argmax(1) == data.y).float().mean())

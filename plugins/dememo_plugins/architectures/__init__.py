@@ -1,0 +1,1 @@
+"""First-party architectures (one module each)."""

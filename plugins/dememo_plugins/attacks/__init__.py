@@ -1,0 +1,1 @@
+"""First-party attacks (one module each)."""

@@ -1,0 +1,44 @@
+"""``avg-gap``: the average gap to the paired retrained model (SalUn, Fan et al., ICLR 2024, Table 1).
+
+Avg Gap = mean(|UA − UA_r|, |RA − RA_r|, |TA − TA_r|, |MIA − MIA_r|), with UA = 1 − forget accuracy and
+MIA the MIA-efficacy, each x_r measured on the model retrained on the retain set with the same seed and
+split. 0 means indistinguishable from exact unlearning on these four numbers. The retrained reference's
+values come from the same metric plugins with the same parameters, so they are computed once and cached.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+import dememo
+
+
+@attrs.define
+class AvgGap(dememo.Metric):
+    """Average gap to the paired retrain over UA, RA, TA and MIA-efficacy."""
+
+    name: ClassVar[str] = "avg-gap"
+    version: ClassVar[str] = "1"
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    needs: ClassVar[tuple[str, ...]] = ("retrained",)
+    uses: ClassVar[tuple[str, ...]] = ("unlearning-accuracy", "mia-efficacy")
+    columns: ClassVar[dict[str, dememo.Column]] = {
+        "avg_gap": dememo.Column("Avg Gap", "lower", "mean |x − x_retrain| over UA, RA, TA and MIA-efficacy "
+                                 "(reference: the paired retrain, same seed and split)"),
+    }
+
+    def compute(self, ev, ctx):
+        gaps = []
+        acc, acc_r = ev.metric("unlearning-accuracy"), ev.metric("unlearning-accuracy", on="retrained")
+        for key in ("forget_acc", "retain_acc", "test_acc"):
+            gaps.append(abs(acc[key] - acc_r[key]))  # |UA − UA_r| = |forget_acc − forget_acc_r|
+        mia, mia_r = ev.metric("mia-efficacy"), ev.metric("mia-efficacy", on="retrained")
+        gaps.append(abs(mia["mia_efficacy"] - mia_r["mia_efficacy"]))
+        return {"avg_gap": sum(gaps) / len(gaps)}
+
+
+@dememo.hookimpl
+def register_metrics(register):
+    register(AvgGap)

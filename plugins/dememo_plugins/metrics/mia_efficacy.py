@@ -1,0 +1,60 @@
+"""``mia-efficacy``: membership-inference efficacy as defined in SalUn (Fan et al., ICLR 2024, App. C.3).
+
+Attack: an SVC (RBF kernel, C = 3, gamma = "auto") on one feature, the model's softmax probability of
+the true class. It is fitted with the first |test| retain samples as members (label 1) and the test set
+as non-members (label 0), then applied to the forget set. MIA-efficacy = fraction of forget samples
+predicted *non-member*: higher means the forget set looks less trained-on. The target is the paired
+retrain's value (a retrained model does not give 100 %: some forget samples look like members because
+they resemble retain data). When the retain set is smaller than the test set, both sides use the first
+min(|retain|, |test|) samples (dememo's choice, keeping the classes balanced).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+import numpy as np
+
+import dememo
+
+
+def true_class_confidence(ev, model, data) -> np.ndarray:
+    p = ev.probs(model, data)
+    return p.gather(1, data.y.view(-1, 1)).squeeze(1).double().cpu().numpy()
+
+
+@attrs.define
+class MIAEfficacy(dememo.Metric):
+    """MIA-efficacy (SalUn): SVC on true-class confidence; share of forget predicted non-member."""
+
+    name: ClassVar[str] = "mia-efficacy"
+    version: ClassVar[str] = "1"
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    columns: ClassVar[dict[str, dememo.Column]] = {
+        "mia_efficacy": dememo.Column(
+            "MIA-eff", "match",
+            "SVC(rbf, C=3) on true-class confidence, trained retain=member vs test=non-member; share of forget "
+            "samples predicted non-member (SalUn). Target: the paired retrain's value",
+            reference="retrain"),
+    }
+    C: float = 3.0
+
+    def compute(self, ev, ctx):
+        from sklearn.svm import SVC
+
+        if len(ev.task.forget) == 0:
+            return {"mia_efficacy": float("nan")}
+        n = min(len(ev.task.retain), len(ev.splits.test))
+        members = true_class_confidence(ev, ev.model, ev.task.retain)[:n]
+        outsiders = true_class_confidence(ev, ev.model, ev.splits.test)[:n]
+        x = np.concatenate([members, outsiders]).reshape(-1, 1)
+        y = np.concatenate([np.ones(n), np.zeros(n)])
+        clf = SVC(C=self.C, kernel="rbf", gamma="auto").fit(x, y)
+        pred = clf.predict(true_class_confidence(ev, ev.model, ev.task.forget).reshape(-1, 1))
+        return {"mia_efficacy": float((pred == 0).mean())}
+
+
+@dememo.hookimpl
+def register_metrics(register):
+    register(MIAEfficacy)

@@ -1,0 +1,1 @@
+"""First-party poisoners (one module each)."""

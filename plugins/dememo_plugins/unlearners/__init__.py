@@ -1,0 +1,1 @@
+"""First-party unlearners (one module each)."""

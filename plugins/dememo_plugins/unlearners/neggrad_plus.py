@@ -1,0 +1,44 @@
+"""``neggrad-plus`` (NegGrad+; Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023).
+
+Each step minimises  α·CE(retain batch) − (1 − α)·CE(forget batch), one batch of each, for ``epochs``
+passes over the retain set (the forget set is cycled). Published: α ≈ 0.95–0.99, lr 0.01, 5 epochs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+import torch.nn.functional as F
+
+import dememo
+
+
+@attrs.define
+class NegGradPlus(dememo.Unlearner):
+    """Descend on retain and ascend on forget, weighted α : (1 − α)."""
+
+    name: ClassVar[str] = "neggrad-plus"
+    version: ClassVar[str] = "1"
+    alpha: float = 0.99
+    lr: float = 0.01
+    epochs: int = 5
+
+    def __attrs_post_init__(self):
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+
+    def unlearn(self, model, task, ctx):
+        a = self.alpha
+
+        def loss(m, x, y, fx, fy):
+            return a * F.cross_entropy(m(x), y) - (1 - a) * F.cross_entropy(m(fx), fy)
+
+        ctx.fit(model, task.retain, paired=task.forget, loss=loss, epochs=self.epochs, lr=self.lr,
+                schedule="cosine", desc="neggrad+")
+        return model
+
+
+@dememo.hookimpl
+def register_unlearners(register):
+    register(NegGradPlus)
