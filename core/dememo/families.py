@@ -15,8 +15,9 @@ import attrs
 import torch
 from torch import nn
 
+from .budget import Norm
+
 if TYPE_CHECKING:
-    from .budget import Norm
     from .context import Context
     from .data import Data, Splits, Task
     from .evaluation import Evaluation
@@ -37,13 +38,14 @@ class Plugin:
         """The hyper-parameters as a plain dict (the value that is hashed into cache keys)."""
         return attrs.asdict(self, recurse=True)
 
-    def label(self) -> str:
-        """``name`` plus the parameters that differ from their defaults, e.g. ``em(mode=class)``."""
+    def label(self, show: tuple[str, ...] = ()) -> str:
+        """``name`` plus the parameters that differ from their defaults or are named in ``show``,
+        e.g. ``em(mode=class)``."""
         changed = []
         for f in attrs.fields(type(self)):
             value = getattr(self, f.name)
             default = f.default.factory() if isinstance(f.default, attrs.Factory) else f.default  # type: ignore[attr-defined]
-            if value != default:
+            if value != default or f.name in show:
                 changed.append(f"{f.name}={value}")
         return f"{self.name}({', '.join(changed)})" if changed else self.name
 
@@ -117,13 +119,14 @@ class Attack(Plugin):
         raise NotImplementedError
 
 
-Direction = Literal["higher", "lower", "match"]
+Direction = Literal["higher", "lower", "match", "info"]
 
 
 @attrs.frozen
 class Column:
     """One number a metric reports. ``direction`` says which way is better *for the dememorizer*;
-    ``match`` means closest to the reference model (``reference``, e.g. the paired retrain) is best.
+    ``match`` means closest to the reference row (``reference``, e.g. ``retrain``) is best; ``info``
+    columns are context (no better or worse).
     ``unit`` is ``fraction`` (rendered as a percentage), ``number``, ``seconds`` or ``epochs``."""
 
     label: str

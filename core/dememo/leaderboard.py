@@ -20,11 +20,14 @@ from tabulate import tabulate
 ARROWS = {"higher": "↑", "lower": "↓", "match": "≈"}
 
 
+DIGITS = {"fraction": 1, "number": 3, "seconds": 2, "epochs": 1}
+
+
 def _fmt(mean: float | None, std: float | None, unit: str) -> str:
     if mean is None:
         return "n/a"
     scale = 100.0 if unit == "fraction" else 1.0
-    digits = 1 if unit == "fraction" else 3
+    digits = DIGITS.get(unit, 3)
     text = f"{mean * scale:.{digits}f}"
     if std is not None and std > 0:
         text += f" ± {std * scale:.{digits}f}"
@@ -45,20 +48,44 @@ def groups(results: dict[str, Any]) -> dict[tuple[str, str, str | None], list[di
     return dict(out)
 
 
-def build_table(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[str, Any]:
-    """A table as data: header, rows (label, entries), best marks and footnotes."""
+def _sorted_groups(results: dict[str, Any]):
+    return sorted(groups(results).items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))
+
+
+def _references(results: dict[str, Any]) -> list[str]:
+    return [n for fam in results.get("suite", {}).get("references", {}).values() for n in fam]
+
+
+def _best(meta: dict[str, Any], means: dict[str, float | None], references: list[str]) -> set[str]:
+    """Rows with the best mean for a column, by its direction; reference rows never win."""
+    direction = meta.get("direction", "info")
+    if direction == "match":
+        ref = meta.get("reference")
+        target = means.get(ref) if ref else None
+        if target is None:
+            return set()
+        scored = {m: abs(v - target) for m, v in means.items() if v is not None and m.split("(")[0] not in references}
+        pick = min
+    elif direction in ("higher", "lower"):
+        scored = {m: v for m, v in means.items() if v is not None and m.split("(")[0] not in references}
+        pick = max if direction == "higher" else min
+    else:
+        return set()
+    if not scored:
+        return set()
+    goal = pick(scored.values())
+    return {m for m, v in scored.items() if math.isclose(v, goal, abs_tol=1e-12)}
+
+
+def _header(meta: dict[str, Any], key: str) -> str:
+    return f"{meta.get('label', key)} {ARROWS.get(meta.get('direction', ''), '')}".strip()
+
+
+def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """Rows = methods; ``columns`` = (metric column, attack, header)."""
     track = cells[0]["track"]
-    columns_meta = results.get("columns", {}).get(track, {})
-    headline = results.get("suite", {}).get("headline", {}).get(track, [])
-    references = [n for fam in results.get("suite", {}).get("references", {}).values() for n in fam]
-    attacks = sorted({c["attack"] for c in cells}, key=lambda a: (a != "none", a))
-    cols: list[tuple[str, str]] = []
-    for attack in attacks:
-        present = sorted({k for c in cells if c["attack"] == attack for k in c["metrics"]},
-                         key=lambda k: list(columns_meta).index(k) if k in columns_meta else 1e9)
-        for col in present:
-            if attack == "none" or col in headline:
-                cols.append((col, attack))
+    meta_all = results.get("columns", {}).get(track, {})
+    references = _references(results)
     methods = sorted({c["method"] for c in cells}, key=lambda m: (m.split("(")[0] not in references, m))
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     failed: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -68,79 +95,78 @@ def build_table(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[st
         for col, v in c["metrics"].items():
             values[(c["method"], col, c["attack"])].append(v)
     stats = {k: _stats(v) for k, v in values.items()}
-    best: dict[tuple[str, str], set[str]] = {}
-    for col, attack in cols:
-        meta = columns_meta.get(col, {})
-        direction = meta.get("direction", "higher")
-        means = {m: stats.get((m, col, attack), (None, None, 0))[0] for m in methods}
-        target = None
-        if direction == "match":
-            ref = meta.get("reference")
-            target = means.get(ref) if ref else None
-            if target is None:
-                continue
-            scored = {m: abs(v - target) for m, v in means.items() if v is not None and m != ref}
-            pick = min
-        else:
-            scored = {m: v for m, v in means.items() if v is not None and m not in references}
-            pick = max if direction == "higher" else min
-        if scored:
-            goal = pick(scored.values())
-            best[(col, attack)] = {m for m, v in scored.items() if math.isclose(v, goal, abs_tol=1e-12)}
-    header = ["method"] + [
-        f"{columns_meta.get(col, {}).get('label', col)} {ARROWS.get(columns_meta.get(col, {}).get('direction', ''), '')}".strip()
-        + ("" if attack == "none" else f" @{attack}")
-        for col, attack in cols
-    ] + ["seeds"]
+    best = {
+        (col, attack): _best(meta_all.get(col, {}), {m: stats.get((m, col, attack), (None,))[0] for m in methods}, references)
+        for col, attack, _ in columns
+    }
     rows = []
-    notes = []
     for m in methods:
         row = [m]
-        for col, attack in cols:
-            mean, std, n = stats.get((m, col, attack), (None, None, 0))
-            unit = columns_meta.get(col, {}).get("unit", "number")
+        for col, attack, _ in columns:
+            mean, std, _n = stats.get((m, col, attack), (None, None, 0))
             if mean is None and failed.get((m, attack)):
-                text = "FAILED"
+                row.append("FAILED")
             else:
-                text = _fmt(mean, std, unit) + ("*" if m in best.get((col, attack), set()) else "")
-            row.append(text)
-        seeds = sorted({c["seed"] for c in cells if c["method"] == m})
-        row.append(str(len(seeds)))
+                unit = meta_all.get(col, {}).get("unit", "number")
+                row.append(_fmt(mean, std, unit) + ("*" if m in best[(col, attack)] else ""))
+        row.append(str(len({c["seed"] for c in cells if c["method"] == m})))
         rows.append(row)
-    for (m, attack), bad in sorted(failed.items()):
+    return {"header": ["method"] + [h for _, _, h in columns] + ["seeds"], "rows": rows, "failed": failed}
+
+
+def build_tables(results: dict[str, Any], cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The main table (every metric without a model-stage attack) and, per headline column, one table of
+    that column under every model-stage attack."""
+    track = cells[0]["track"]
+    meta_all = results.get("columns", {}).get(track, {})
+    order = list(results.get("suite", {}).get("columns", {}).get(track, [])) + list(meta_all)
+    present = sorted({k for c in cells if c["attack"] == "none" for k in c["metrics"]},
+                     key=lambda k: order.index(k) if k in order else len(order))
+    tables = [dict(_table(results, cells, [(k, "none", _header(meta_all.get(k, {}), k)) for k in present]), caption=None)]
+    attacks = sorted({c["attack"] for c in cells}, key=lambda a: (a != "none", a))
+    if len(attacks) > 1:
+        for col in results.get("suite", {}).get("headline", {}).get(track, []):
+            if not any(col in c["metrics"] for c in cells):
+                continue
+            caption = f"{_header(meta_all.get(col, {}), col)} under model-stage attacks"
+            tables.append(dict(_table(results, cells, [(col, a, a) for a in attacks]), caption=caption))
+    notes = []
+    for (m, attack), bad in sorted(tables[0]["failed"].items() | {k: v for t in tables[1:] for k, v in t["failed"].items()}.items()):
         err = bad[0].get("error") or {}
         notes.append(f"FAILED {m} @{attack} ({len(bad)} cell{'s' if len(bad) > 1 else ''}): "
                      f"[{err.get('stage', '?')}] {err.get('message', 'unknown error')}")
-    return {"header": header, "rows": rows, "notes": notes}
+    tables[-1]["notes"] = sorted(set(notes))
+    return tables
 
 
 def title(track: str, dataset: str, forget: str | None, cells: list[dict[str, Any]]) -> str:
     arch = cells[0].get("architecture", "?")
     if track == "unlearnability":
         budget = cells[0].get("params", {}).get("data", {}).get("budgets", {})
-        b = ", ".join(f"{k} {v:.4g}" for k, v in sorted(budget.items()))
-        return f"Unlearnability — {dataset} / {arch} (budgets: {b})"
+        b = ", ".join(f"{k} {v:.4g}" + (f" ({v * 255:.3g}/255)" if k == "linf" else "") for k, v in sorted(budget.items()))
+        return f"Unlearnability — {dataset} / {arch} (budget {b})"
     return f"Unlearning — {dataset} / {arch}, forget set {forget}"
 
 
 LEGEND = ("Mean ± std over seeds; fractions shown as %. ↑ higher is better, ↓ lower is better, ≈ closest to the "
-          "reference row (retrain) is better, from the dememorizer's side; * marks the best non-reference row. "
-          "@attack columns are measured after that model-stage attack.")
+          "reference row (retrain) is better — always from the dememorizer's side (lower test accuracy = a stronger "
+          "poison). * marks the best non-reference row; reference rows (none, original, retrain) are never marked.")
 
 
 def render(results: dict[str, Any], fmt: str = "simple") -> str:
     """All tables in one text, as tabulate format ``fmt`` (``simple`` for the terminal, ``github`` for Markdown)."""
     parts = []
     md = fmt == "github"
-    for (track, dataset, forget), cells in sorted(groups(results).items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
-        table = build_table(results, cells)
-        heading = title(track, dataset, forget, cells)
-        parts.append(("### " if md else "") + heading)
-        if md:
-            parts.append("")
-        parts.append(tabulate(table["rows"], headers=table["header"], tablefmt=fmt, disable_numparse=True))
-        for note in table["notes"]:
-            parts.append(("- " if md else "  ") + note)
+    for (track, dataset, forget), cells in _sorted_groups(results):
+        parts.append(("### " if md else "== ") + title(track, dataset, forget, cells) + ("" if md else " =="))
+        for table in build_tables(results, cells):
+            if table["caption"]:
+                parts.append(("\n*" + table["caption"] + "*\n") if md else "\n" + table["caption"] + ":")
+            elif md:
+                parts.append("")
+            parts.append(tabulate(table["rows"], headers=table["header"], tablefmt=fmt, disable_numparse=True))
+            for note in table.get("notes", []):
+                parts.append(("- " if md else "  ") + note)
         parts.append("")
     if parts:
         parts.append(LEGEND)
@@ -152,7 +178,7 @@ def to_csv(results: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["track", "dataset", "forget", "method", "attack", "column", "direction", "mean", "std", "n", "failed_cells"])
-    for (track, dataset, forget), cells in sorted(groups(results).items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
+    for (track, dataset, forget), cells in _sorted_groups(results):
         columns_meta = results.get("columns", {}).get(track, {})
         values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
         failed: dict[tuple[str, str], int] = defaultdict(int)

@@ -27,6 +27,7 @@ class Configured:
 
     family: str
     obj: Plugin
+    show: tuple[str, ...] = ()  # parameters always named in the label (those a suite variant sets)
 
     @property
     def name(self) -> str:
@@ -34,7 +35,7 @@ class Configured:
 
     @property
     def label(self) -> str:
-        return self.obj.label()
+        return self.obj.label(self.show)
 
     def spec(self) -> dict[str, Any]:
         """Identity for cache keys: name, version and parameters."""
@@ -155,7 +156,8 @@ class Planner:
         for i, variant in enumerate(variants):
             path = f"$.{name}" if len(variants) == 1 else f"$.{name}[{i}]"
             obj = build(cls, {**base, **variant, **sets}, path)
-            out.setdefault(obj.label(), Configured(family, obj))
+            configured = Configured(family, obj, tuple(sorted(variant)) if len(variants) > 1 else ())
+            out.setdefault(configured.label, configured)
         return list(out.values())
 
     def dataset_config(self, entry: DatasetEntry) -> DatasetConfig:

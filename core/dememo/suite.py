@@ -72,8 +72,10 @@ class Suite:
     variants: dict[Family, dict[str, list[dict[str, Any]]]] = attrs.field(factory=dict)
     #: family -> plugins always included as references, even when filters narrow the run
     references: dict[Family, list[str]] = attrs.field(factory=dict)
-    #: track -> the metric column shown for every model-stage attack in the leaderboard
+    #: track -> the metric columns shown under every model-stage attack in the leaderboard
     headline: dict[str, list[str]] = attrs.field(factory=dict)
+    #: track -> leaderboard column order (columns not listed follow, alphabetically by metric)
+    columns: dict[str, list[str]] = attrs.field(factory=dict)
 
     def fingerprint(self) -> str:
         return digest(self.to_json())

@@ -24,7 +24,7 @@ class CleanAccuracy(dememo.Metric):
     tracks: ClassVar[tuple[str, ...]] = ("unlearnability",)
     columns: ClassVar[dict[str, dememo.Column]] = {
         "test_acc": dememo.Column("TA", "lower", "accuracy on the clean test set (final epoch)"),
-        "train_acc": dememo.Column("train acc", "higher", "accuracy on the training data as released (poisoned)"),
+        "train_acc": dememo.Column("train acc", "info", "accuracy on the training data as released (poisoned)"),
     }
 
     def compute(self, ev, ctx):

@@ -25,7 +25,7 @@ class PeakAccuracy(dememo.Metric):
     after_model_attack: ClassVar[bool] = False
     columns: ClassVar[dict[str, dememo.Column]] = {
         "peak_test_acc": dememo.Column("peak TA", "lower", "highest clean test accuracy over training epochs"),
-        "peak_epoch": dememo.Column("peak epoch", "higher", "epoch at which the peak was reached", unit="epochs"),
+        "peak_epoch": dememo.Column("peak epoch", "info", "epoch at which the peak was reached", unit="epochs"),
     }
 
     def compute(self, ev, ctx):

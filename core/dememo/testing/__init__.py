@@ -1,0 +1,27 @@
+"""Test kit for plugin authors (binding API).
+
+- ``isolated_registry(*plugins)``: a registry holding only the given plugin objects (modules or classes
+  with ``@dememo.hookimpl`` functions), no entry points.
+- ``registered(plugin)``: register a plugin object with the process-wide manager for one test (in a
+  ``with`` block; it is unregistered afterwards even if the test fails).
+- ``tiny_splits(...)``, ``tiny_context(...)``, ``TinyMLP``: small, learnable data and models.
+- ``PoisonerContract``, ``UnlearnerContract``, ``AttackContract``, ``MetricContract``: pytest classes to
+  subclass in a plugin's own tests; set ``plugin_class`` (and optionally ``params``).
+
+Example::
+
+    from dememo.testing import PoisonerContract
+    from my_plugin import MyPoisoner
+
+    class TestMyPoisoner(PoisonerContract):
+        plugin_class = MyPoisoner
+        params = {"strength": 0.5}
+"""
+
+from .contracts import AttackContract, MetricContract, PoisonerContract, UnlearnerContract
+from .fixtures import TinyArchitecture, TinyMLP, evaluation_for, isolated_registry, registered, tiny_context, tiny_splits, tiny_task
+
+__all__ = [
+    "AttackContract", "MetricContract", "PoisonerContract", "TinyArchitecture", "TinyMLP", "UnlearnerContract",
+    "evaluation_for", "isolated_registry", "registered", "tiny_context", "tiny_splits", "tiny_task",
+]
