@@ -59,6 +59,8 @@ def check_poison(clean: torch.Tensor, poisoned: torch.Tensor, budget: Budget) ->
         raise BudgetViolation(
             f"poisoned images have shape {tuple(poisoned.shape)}, expected {tuple(clean.shape)}"
         )
+    if poisoned.numel() == 0:
+        return  # nothing to check (e.g. an empty split)
     if not torch.isfinite(poisoned).all():
         bad = int((~torch.isfinite(poisoned)).flatten(1).any(1).sum())
         raise BudgetViolation(f"{bad} poisoned images contain NaN or Inf values")

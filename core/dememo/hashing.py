@@ -52,7 +52,7 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
     for t in tensors:
         t = t.detach().to("cpu").contiguous()
         h.update(f"{t.dtype}:{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

@@ -131,7 +131,8 @@ def build_tables(results: dict[str, Any], cells: list[dict[str, Any]]) -> list[d
             caption = f"{_header(meta_all.get(col, {}), col)} under model-stage attacks"
             tables.append(dict(_table(results, cells, [(col, a, a) for a in attacks]), caption=caption))
     notes = []
-    for (m, attack), bad in sorted(tables[0]["failed"].items() | {k: v for t in tables[1:] for k, v in t["failed"].items()}.items()):
+    failed = {k: v for t in tables for k, v in t["failed"].items()}
+    for (m, attack), bad in sorted(failed.items(), key=lambda kv: kv[0]):
         err = bad[0].get("error") or {}
         notes.append(f"FAILED {m} @{attack} ({len(bad)} cell{'s' if len(bad) > 1 else ''}): "
                      f"[{err.get('stage', '?')}] {err.get('message', 'unknown error')}")

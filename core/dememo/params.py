@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+import cattrs.v
 
 from .errors import ParameterError
 
@@ -58,6 +59,13 @@ converter.register_structure_hook(int, _structure_int)
 converter.register_structure_hook(str, _structure_str)
 
 
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    """cattrs' messages, keeping the reason of a ValueError raised by a constructor (e.g. a range check)."""
+    if isinstance(exc, ValueError) and type_ is None and str(exc):
+        return f"invalid value ({exc})"
+    return cattrs.v.format_exception(exc, type_)
+
+
 def structure(value: Any, cls: type[T], path: str) -> T:
     """Structure ``value`` into ``cls``; raise ParameterError naming the path of the first problem."""
     if attrs.has(cls):
@@ -66,7 +74,7 @@ def structure(value: Any, cls: type[T], path: str) -> T:
         return converter.structure(value, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
-            messages = cattrs.transform_error(exc, path=path)
+            messages = cattrs.transform_error(exc, path=path, format_exception=_format_exception)
             raise ParameterError("; ".join(messages)) from None
         raise ParameterError(f"{exc} @ {path}") from None
 

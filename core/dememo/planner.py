@@ -1,7 +1,8 @@
 """Expand a suite and the installed plugins into cells.
 
 A *configured* plugin is a class plus its resolved parameters. Parameters are layered, later wins:
-class defaults < suite ``params`` < suite ``variants`` (each variant is its own row) < ``--set``.
+class defaults < suite ``params`` < the dataset entry's ``plugin_params`` < suite ``variants`` (each
+variant is its own row) < ``--set``.
 Filters (``--poisoner`` …) narrow a family; the suite's ``references`` (e.g. ``none``, ``retrain``) stay,
 so every table keeps its reference rows. A poisoner filter alone selects the unlearnability track, an
 unlearner filter alone the unlearning track.
@@ -27,7 +28,9 @@ class Configured:
 
     family: str
     obj: Plugin
-    show: tuple[str, ...] = ()  # parameters always named in the label (those a suite variant sets)
+    #: the parameters that distinguish this row within its suite (variant keys, ``--set`` overrides);
+    #: suite-wide choices are recorded in the results, not repeated in every label
+    show: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -35,7 +38,9 @@ class Configured:
 
     @property
     def label(self) -> str:
-        return self.obj.label(self.show)
+        params = self.obj.params()
+        shown = ", ".join(f"{k}={params[k]}" for k in self.show if k in params)
+        return f"{self.obj.name}({shown})" if shown else self.obj.name
 
     def spec(self) -> dict[str, Any]:
         """Identity for cache keys: name, version and parameters."""
@@ -144,11 +149,14 @@ class Planner:
                         f"parameters: {', '.join(names) or 'none'}"
                     )
 
-    def configure(self, family: str, name: str, extra: dict[str, Any] | None = None) -> list[Configured]:
+    def configure(self, family: str, name: str, extra: dict[str, Any] | None = None,
+                  entry: DatasetEntry | None = None) -> list[Configured]:
         """Every variant of plugin ``name`` with layered parameters (deduplicated by label)."""
         cls = self.registry.get(family, name)
         fam = family if family in ("poisoner", "unlearner", "attack", "metric") else None
         base = dict(self.suite.params.get(fam, {}).get(name, {})) if fam else {}
+        if fam and entry is not None:
+            base.update(entry.plugin_params.get(fam, {}).get(name, {}))
         base.update(extra or {})
         sets = {k: v for k, v in self.sets.get(name, {}).items() if k in field_names(cls)}
         variants = (self.suite.variants.get(fam, {}).get(name) if fam else None) or [{}]
@@ -156,7 +164,8 @@ class Planner:
         for i, variant in enumerate(variants):
             path = f"$.{name}" if len(variants) == 1 else f"$.{name}[{i}]"
             obj = build(cls, {**base, **variant, **sets}, path)
-            configured = Configured(family, obj, tuple(sorted(variant)) if len(variants) > 1 else ())
+            shown = (sorted(variant) if len(variants) > 1 else []) + sorted(k for k in sets if k not in variant)
+            configured = Configured(family, obj, tuple(shown))
             out.setdefault(configured.label, configured)
         return list(out.values())
 
@@ -190,13 +199,14 @@ class Planner:
             tracks = [t for t in tracks if t == "unlearnability"]
         if filters.unlearner and not filters.poisoner:
             tracks = [t for t in tracks if t == "unlearning"]
-        attacks = [a for n in self._names("attack", filters.attack) for a in self.configure("attack", n)]
-        metrics = [m for n in self._names("metric", filters.metric) for m in self.configure("metric", n)]
-        poisoners = [p for n in self._names("poisoner", filters.poisoner) for p in self.configure("poisoner", n)]
-        unlearners = [u for n in self._names("unlearner", filters.unlearner) for u in self.configure("unlearner", n)]
+        names = {f: self._names(f, getattr(filters, f)) for f in ("attack", "metric", "poisoner", "unlearner")}
         out: list[Cell] = []
         for entry in self.suite.datasets:
             data = self.dataset_config(entry)
+            attacks, metrics, poisoners, unlearners = (
+                [c for n in names[f] for c in self.configure(f, n, entry=entry)]
+                for f in ("attack", "metric", "poisoner", "unlearner")
+            )
             for seed in range(seeds):
                 if "unlearnability" in tracks:
                     out += self._unlearnability(data, seed, poisoners, attacks, metrics)

@@ -91,7 +91,7 @@ class Registry:
         cls = info.cls
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise TypeError(f"{cls!r} registered as a {info.family} must subclass dememo.{base.__name__}")
-        if not attrs.has(cls):
+        if "__attrs_attrs__" not in cls.__dict__:  # attrs.has() is inherited from the attrs base class
             raise TypeError(f"{cls.__name__} must be an attrs class (decorate it with @attrs.define)")
         if not cls.name or cls.name != cls.name.lower() or " " in cls.name or "_" in cls.name:
             raise TypeError(f"{cls.__name__}.name must be a non-empty kebab-case string, got {cls.name!r}")

@@ -96,6 +96,8 @@ class Runner:
         self.mem: OrderedDict[str, tuple[Any, dict[str, Any], StageInfo]] = OrderedDict()
         self.failed: dict[str, StageFailure] = {}
         self.envs: dict[str, DatasetEnv] = {}
+        #: one Evaluation per evaluated model within the current cell, so metrics share predictions
+        self._evals: dict[str, Evaluation] = {}
 
     # -- datasets ----------------------------------------------------------------------------------
 
@@ -353,13 +355,18 @@ class Runner:
 
         def compute():
             ctx = self.context(env, cell.seed, key)
-            ev = self._evaluation(env, cell, model, model_key, task, train_data, history, metrics, refs)
+            if model_key not in self._evals:
+                self._evals[model_key] = self._evaluation(env, cell, model, model_key, task, train_data, history, metrics, refs)
+            ev = self._evals[model_key]
             values = metric.obj.compute(ev, ctx)  # type: ignore[attr-defined]
             values = self._check_metric(metric, values)
             return values, None, {"values": values}
 
         values, _, _ = self._stage(key, f"metric:{metric.name}", compute, lambda meta, payload: meta["values"])
         return values
+
+    def _reference_info(self, env: DatasetEnv, cell: Cell, name: str, task: Task | None) -> StageInfo:
+        return self.standard(env, self._ref_data(env, name, task), cell.seed)[2]
 
     @staticmethod
     def _ref_data(env: DatasetEnv, name: str, task: Task | None) -> Data:
@@ -407,6 +414,7 @@ class Runner:
     def run_cell(self, cell: Cell) -> dict[str, Any]:
         """Run one cell; plugin failures are captured in the returned record, never raised."""
         timings: dict[str, dict[str, Any]] = {}
+        self._evals = {}
         record: dict[str, Any] = {
             "track": cell.track,
             "dataset": cell.data.name,
@@ -448,6 +456,10 @@ class Runner:
             if len(draws) > 1:
                 record["draws"] = len(draws)
             by_name = {m.name: m for m in cell.metrics}
+            refs = self.references(env, cell, task)
+            needed = sorted({n for m in cell.metrics for n in type(m.obj).needs if n in refs})  # type: ignore[attr-defined]
+            for name in needed:  # train shared references up front, so their cost is not billed to a metric
+                timings[f"reference:{name}"] = self._reference_info(env, cell, name, task).to_json()
             start = time.perf_counter()
             errors = []
             for metric in cell.metrics:

@@ -28,6 +28,8 @@ class DatasetEntry:
     budgets: dict[str, float] = attrs.field(factory=dict)  # overrides the dataset's declared defaults
     params: dict[str, Any] = attrs.field(factory=dict)  # dataset plugin parameters
     architecture_params: dict[str, Any] = attrs.field(factory=dict)
+    #: family -> plugin -> parameters for this dataset only (over the suite-wide ``params``)
+    plugin_params: dict[str, dict[str, dict[str, Any]]] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -145,7 +145,7 @@ def fit(
             return F.cross_entropy(m(x), y, label_smoothing=smoothing)
 
     history = History()
-    if epochs == 0 or len(data) == 0:
+    if (epochs == 0 if steps is None else steps == 0) or len(data) == 0:
         return history
     opt = make_optimizer(model.parameters() if parameters is None else parameters, optimizer, lr, momentum, weight_decay)
     steps_per_epoch = math.ceil(len(data) / batch_size)

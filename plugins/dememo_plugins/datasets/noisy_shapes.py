@@ -5,10 +5,16 @@ A controlled mechanism check, not a claim about real data. Generative process (a
 1. For each class k, a smooth template T_k ∈ R^{C×H×W}: a 4×4 Gaussian random field per channel,
    upsampled bicubically to H×W and standardised to unit standard deviation.
 2. A sample of class y is x = clip(0.5 + c·T_y + s·n, 0, 1) with n ~ N(0, I) per pixel: contrast c and
-   noise s make the per-pixel signal-to-noise ratio c/s small (default 0.07/0.3), so no single pixel
+   noise s make the per-pixel signal-to-noise ratio c/s small (default 0.025/0.1), so no single pixel
    tells the class and a network needs many epochs to average the noise away — as on CIFAR-10, and
-   unlike ``digits``, where the signal is learned almost at once. That is the regime in which
-   error-minimising shortcuts at L∞ 8/255 win.
+   unlike ``digits``, where the signal is learned almost at once.
+
+Why these numbers (measured with ``small-cnn``, 15 epochs, 2 seeds): the class signal's per-pixel
+amplitude c must be comparable to the poison budget, as natural-image features are to 8/255. At
+c = 0.07, s = 0.3 the template is 2.2× the L∞ budget and sample-wise EM only takes clean accuracy from
+0.92 to 0.60; at c = 0.035, s = 0.15, 0.88 → 0.47; at c = 0.025, s = 0.1, 0.94 → 0.28, while
+sample-wise random noise leaves it near clean. That is the regime in which error-minimising shortcuts
+win, which is what this dataset exists to exercise.
 
 Labels are balanced by construction (y = i mod K before shuffling). Train, validation and test draw
 independent noise from separate seeds.
@@ -52,8 +58,8 @@ class NoisyShapes(dememo.DatasetSource):
     num_classes: int = 10
     channels: int = 3
     size: int = 16
-    contrast: float = 0.07
-    noise: float = 0.3
+    contrast: float = 0.025
+    noise: float = 0.1
     n_train: int = 1500
     n_val: int = 500
     n_test: int = 1000
