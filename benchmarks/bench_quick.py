@@ -1,0 +1,91 @@
+"""Time ``dememo-bench --all`` cold (empty cache) and warm (same cache) on a suite; print per-stage times.
+
+    python benchmarks/bench_quick.py [--suite quick] [--seeds N] [--json benchmarks/results/quick.json]
+
+Per-stage figures are the compute seconds recorded for every stage computed in the cold run (shared
+stages counted once). The warm/cold ratio is measured in one invocation, on the same machine, so it is
+comparable across noisy shared machines; absolute seconds are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(args: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", "from dememo.cli import entry; entry()", *args],
+                          capture_output=True, text=True, env={**os.environ, "DEMEMO_PROGRESS": "0"})
+    if proc.returncode not in (0, 1):
+        sys.exit(f"dememo-bench failed:\n{proc.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+def stage_seconds(results: dict) -> dict[str, float]:
+    """Compute seconds per stage kind, each distinct stage output counted once."""
+    seen: set[tuple] = set()
+    totals: dict[str, float] = collections.defaultdict(float)
+    for cell in results["cells"]:
+        for stage, t in cell["timings"].items():
+            if stage == "metrics":
+                totals["metrics"] += t["seconds"]
+                continue
+            ident = (stage, cell["dataset"], cell["seed"], cell.get("poisoner"), cell.get("train_attack"),
+                     cell.get("unlearner"), cell.get("forget"), cell["attack"] if stage == "attack" else None)
+            if stage == "train" and cell["track"] == "unlearning":
+                ident = ("train", cell["dataset"], cell["seed"], "original")
+            if ident not in seen and not t["cached"]:
+                seen.add(ident)
+                totals[stage] += t["seconds"]
+    return dict(totals)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", default="quick")
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "quick.json")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        common = ["--all", "--suite", a.suite, "--cache-dir", f"{tmp}/cache", "--quiet"]
+        if a.seeds:
+            common += ["--seeds", str(a.seeds)]
+        cold = run(common + ["--out", f"{tmp}/cold"])
+        warm = run(common + ["--out", f"{tmp}/warm"])
+        results = json.loads(Path(f"{tmp}/cold/results.json").read_text())
+        warm_results = json.loads(Path(f"{tmp}/warm/results.json").read_text())
+    stages = stage_seconds(results)
+    all_cached = all(t["cached"] for c in warm_results["cells"] for s, t in c["timings"].items() if s != "metrics")
+    report = {
+        "suite": a.suite,
+        "seeds": results["suite"]["seeds"] if not a.seeds else a.seeds,
+        "cells": len(results["cells"]),
+        "cold_seconds": round(cold, 2),
+        "warm_seconds": round(warm, 2),
+        "warm_over_cold": round(warm / cold, 4),
+        "warm_all_stages_cached": all_cached,
+        "stage_compute_seconds": {k: round(v, 2) for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "torch": results["environment"]["torch"], "device": results["environment"]["device"]},
+    }
+    print(f"suite {a.suite}: {report['cells']} cells, cold {cold:.1f}s, warm {warm:.1f}s "
+          f"(warm/cold = {report['warm_over_cold']:.1%}; every stage cached on the warm run: {all_cached})")
+    print("compute seconds per stage (cold run, shared stages once):")
+    for stage, secs in report["stage_compute_seconds"].items():
+        print(f"  {stage:<14} {secs:8.2f}")
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {a.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Shared fixtures: a tiny suite for fast end-to-end runs, and one real run of the default suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DEMEMO_PROGRESS", "0")
+
+TINY_SUITE = """
+name = "tiny"
+description = "digits with a 5-epoch recipe: end-to-end tests in seconds"
+seeds = 1
+tracks = ["unlearnability", "unlearning"]
+
+[[datasets]]
+name = "digits"
+architecture = "mlp"
+recipe = { epochs = 5, batch_size = 128, lr = 0.05 }
+plugin_params.unlearner.gradient-ascent = { lr = 0.05 }
+
+[[forget]]
+kind = "random"
+fraction = 0.1
+
+[references]
+poisoner = ["none"]
+unlearner = ["original", "retrain"]
+attack = ["none"]
+
+[headline]
+unlearnability = ["test_acc"]
+unlearning = ["forget_acc"]
+
+[params.poisoner.em]
+max_rounds = 2
+pgd_steps = 3
+train_steps = 5
+
+[[variants.poisoner.random-noise]]
+mode = "sample"
+[[variants.poisoner.random-noise]]
+mode = "class"
+
+[[variants.attack.weight-noise]]
+sigma = 0.02
+"""
+
+
+@pytest.fixture
+def tiny_suite(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SUITE)
+    return path
+
+
+def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``dememo-bench`` as a user would, in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-c", "from dememo.cli import entry; entry()", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, "DEMEMO_PROGRESS": "0", **(env or {})},
+    )
+
+
+def load(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def quick_results(tmp_path_factory) -> dict:
+    """The default suite exactly as a user runs it (one seed to keep CI short)."""
+    base = tmp_path_factory.mktemp("quick")
+    proc = bench("--all", "--seeds", "1", "--out", str(base / "out"), "--cache-dir", str(base / "cache"), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return load(base / "out")

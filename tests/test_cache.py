@@ -1,0 +1,200 @@
+"""The stage store: content-addressed, atomic, checksummed; a corrupt entry is a logged miss, never a result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from dememo import cache
+from dememo.cache import Store, atomic_write_bytes, atomic_write_json
+from dememo.hashing import digest
+
+KEY = digest("stage-a")
+OTHER = digest("stage-b")
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def corruption_warnings(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "dememo.cache" and "corrupt" in r.getMessage()]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "cache")
+
+
+def test_missing_key_is_a_miss(store):
+    assert store.get(KEY) is None
+
+
+def test_metadata_only_entry_round_trips(store):
+    store.put(KEY, {"stage": "metric", "values": {"acc": 0.5}, "seconds": 1.25})
+    meta, payload = store.get(KEY)
+    assert payload is None
+    assert meta["values"] == {"acc": 0.5} and meta["stage"] == "metric" and meta["key"] == KEY
+    assert "payload_sha256" not in meta
+
+
+def test_tensor_payload_round_trips_bit_exactly(store):
+    g = torch.Generator().manual_seed(0)
+    payload = {"state": {"w": torch.randn(3, 4, generator=g), "n": torch.tensor(7)}, "images": [torch.rand(2, 1, 2, 2, generator=g)]}
+    store.put(KEY, {"stage": "train"}, payload)
+    meta, got = store.get(KEY)
+    assert meta["stage"] == "train" and len(meta["payload_sha256"]) == 64
+    assert torch.equal(got["state"]["w"], payload["state"]["w"])
+    assert torch.equal(got["state"]["n"], payload["state"]["n"])
+    assert torch.equal(got["images"][0], payload["images"][0])
+
+
+def test_entries_are_independent_and_overwritable(store):
+    store.put(KEY, {"v": 1}, torch.zeros(2))
+    store.put(OTHER, {"v": 2})
+    store.put(KEY, {"v": 3}, torch.ones(2))
+    assert store.get(KEY)[0]["v"] == 3 and torch.equal(store.get(KEY)[1], torch.ones(2))
+    assert store.get(OTHER)[0]["v"] == 2
+
+
+def test_entry_layout_is_objects_prefix_key(store):
+    store.put(KEY, {}, torch.zeros(1))
+    names = [p.relative_to(store.root).as_posix() for p in files(store.root)]
+    assert names == [f"objects/{KEY[:2]}/{KEY}.json", f"objects/{KEY[:2]}/{KEY}.pt"]
+
+
+def test_put_leaves_no_temporary_files(store):
+    for i in range(3):
+        store.put(digest(i), {"i": i}, torch.full((4,), float(i)))
+        store.put(digest(i), {"i": i})
+    assert not [p for p in files(store.root) if p.name.endswith(".tmp") or p.name.startswith(".")]
+
+
+def test_failed_atomic_write_leaves_neither_temp_file_nor_target(tmp_path, monkeypatch):
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cache.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(tmp_path / "d" / "x.bin", b"data")
+    assert files(tmp_path) == []
+
+
+def test_atomic_write_replaces_existing_content(tmp_path):
+    path = tmp_path / "x.json"
+    atomic_write_json(path, {"a": 1})
+    atomic_write_json(path, {"a": 2, "nan": float("nan")})
+    text = path.read_text()
+    assert json.loads(text)["a"] == 2 and text.endswith("\n")
+    assert files(tmp_path) == [path]
+
+
+def payload_path(store: Store, key: str) -> Path:
+    return store.root / "objects" / key[:2] / f"{key}.pt"
+
+
+def meta_path(store: Store, key: str) -> Path:
+    return store.root / "objects" / key[:2] / f"{key}.json"
+
+
+def flip_one_bit(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+@pytest.mark.parametrize("damage", [flip_one_bit, truncate, lambda p: p.write_bytes(b""), lambda p: p.unlink()],
+                         ids=["bit-flip", "truncated", "emptied", "deleted"])
+def test_damaged_payload_is_detected_logged_deleted_and_missed(store, caplog, damage):
+    store.put(KEY, {"stage": "train"}, {"w": torch.arange(64.0)})
+    store.put(OTHER, {"stage": "train"}, {"w": torch.arange(3.0)})
+    damage(payload_path(store, KEY))
+    with caplog.at_level(logging.WARNING, logger="dememo.cache"):
+        assert store.get(KEY) is None
+        assert store.get(KEY) is None
+    warnings = corruption_warnings(caplog)
+    assert len(warnings) == 1 and KEY[:12] in warnings[0].getMessage()
+    assert not meta_path(store, KEY).exists() and not payload_path(store, KEY).exists()
+    assert torch.equal(store.get(OTHER)[1]["w"], torch.arange(3.0))  # the neighbour is untouched
+
+
+def test_corruption_is_reported_once_per_key_even_if_it_recurs(store, caplog):
+    with caplog.at_level(logging.WARNING, logger="dememo.cache"):
+        for _ in range(2):
+            store.put(KEY, {}, torch.arange(16.0))
+            flip_one_bit(payload_path(store, KEY))
+            assert store.get(KEY) is None
+    assert len(corruption_warnings(caplog)) == 1
+
+
+def test_recomputed_entry_after_corruption_is_served(store, caplog):
+    store.put(KEY, {}, torch.arange(16.0))
+    flip_one_bit(payload_path(store, KEY))
+    with caplog.at_level(logging.WARNING, logger="dememo.cache"):
+        assert store.get(KEY) is None
+    store.put(KEY, {"again": True}, torch.arange(16.0))
+    meta, payload = store.get(KEY)
+    assert meta["again"] and torch.equal(payload, torch.arange(16.0))
+
+
+@pytest.mark.parametrize("text", ["{not json", "", "[1, 2]", '"a string"', "null", "{\"key\": \"0000\"}"])
+def test_malformed_metadata_is_a_miss(store, caplog, text):
+    store.put(KEY, {"stage": "metric"}, torch.zeros(2))
+    meta_path(store, KEY).write_text(text)
+    with caplog.at_level(logging.WARNING, logger="dememo.cache"):
+        assert store.get(KEY) is None
+    assert len(corruption_warnings(caplog)) == 1
+    assert not meta_path(store, KEY).exists() and not payload_path(store, KEY).exists()
+
+
+def test_metadata_of_another_key_is_not_served(store, caplog):
+    store.put(OTHER, {"stage": "x"})
+    meta_path(store, KEY).parent.mkdir(parents=True, exist_ok=True)
+    meta_path(store, KEY).write_bytes(meta_path(store, OTHER).read_bytes())
+    with caplog.at_level(logging.WARNING, logger="dememo.cache"):
+        assert store.get(KEY) is None
+    assert store.get(OTHER) is not None
+
+
+def test_pickled_code_in_a_payload_is_refused(store, caplog):
+    """A payload whose checksum matches but that holds a pickled object is not unpickled (weights_only)."""
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"obj": Path("/")}, buf)  # a non-tensor, non-container object
+    raw = buf.getvalue()
+    store.put(KEY, {})
+    payload_path(store, KEY).write_bytes(raw)
+    meta = json.loads(meta_path(store, KEY).read_text())
+    meta["payload_sha256"] = hashlib.sha256(raw).hexdigest()
+    meta_path(store, KEY).write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="dememo.cache"):
+        assert store.get(KEY) is None
+    assert "cannot be loaded" in corruption_warnings(caplog)[0].getMessage()
+
+
+@pytest.mark.parametrize("key", ["", "abc", KEY[:-1], KEY + "0", KEY.upper(), "../" + KEY[3:], KEY[:-1] + "g",
+                                 "/" * 64])
+def test_malformed_keys_are_rejected(store, key):
+    with pytest.raises(ValueError, match="malformed cache key"):
+        store.get(key)
+    with pytest.raises(ValueError, match="malformed cache key"):
+        store.put(key, {})
+    assert not store.root.exists() or files(store.root) == []
+
+
+def test_store_writes_only_under_its_root(tmp_path):
+    root = tmp_path / "c"
+    Store(root).put(KEY, {}, torch.zeros(1))
+    assert all(root in p.parents for p in files(tmp_path))
+    assert os.listdir(tmp_path) == ["c"]

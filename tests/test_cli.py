@@ -1,0 +1,169 @@
+"""End-to-end behaviour of ``dememo-bench`` as a user meets it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import bench, load
+
+REQUIRED_CELL_KEYS = {"track", "dataset", "architecture", "poisoner", "train_attack", "unlearner", "forget", "attack",
+                      "seed", "params", "key", "status", "error", "metrics", "timings"}
+
+
+def run_tiny(tiny_suite: Path, tmp_path: Path, *extra: str, cache: str = "cache", out: str = "out"):
+    return bench("--all", "--suite", str(tiny_suite), "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / cache),
+                 "--quiet", *extra)
+
+
+def by_key(results: dict) -> dict[str, dict]:
+    return {c["key"]: c for c in results["cells"]}
+
+
+def test_list_shows_every_family_with_its_distribution():
+    proc = bench("--list")
+    assert proc.returncode == 0
+    for family in ("datasets", "architectures", "poisoners", "unlearners", "attacks", "metrics"):
+        assert f"{family} (" in proc.stdout
+    assert "em " in proc.stdout and "dememo" in proc.stdout
+    listing = json.loads(bench("--list", "--format", "json").stdout)
+    names = {(p["family"], p["name"]): p for p in listing["plugins"]}
+    assert names[("poisoner", "em")]["distribution"] == "dememo"
+    assert names[("unlearner", "retrain")]["summary"]
+    assert listing["load_failures"] == []
+
+
+def test_all_writes_results_and_leaderboards(tiny_suite, tmp_path):
+    proc = run_tiny(tiny_suite, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    results = load(out)
+    assert results["schema"] == "dememo.results/1"
+    assert {"suite", "environment", "plugins", "cells", "columns"} <= set(results)
+    assert results["environment"]["torch"] and results["environment"]["dememo"]
+    tracks = {c["track"] for c in results["cells"]}
+    assert tracks == {"unlearnability", "unlearning"}
+    for cell in results["cells"]:
+        assert REQUIRED_CELL_KEYS <= set(cell)
+        assert cell["status"] == "ok", cell["error"]
+        for value in cell["metrics"].values():
+            assert value is None or isinstance(value, float)
+    # one table per track and dataset in the terminal and in Markdown; CSV in long format
+    assert "Unlearnability — digits" in proc.stdout and "Unlearning — digits" in proc.stdout
+    md = (out / "leaderboard.md").read_text()
+    assert "### Unlearning — digits / mlp, forget set random-10%" in md
+    csv_text = (out / "leaderboard.csv").read_text()
+    assert csv_text.splitlines()[0].startswith("track,dataset,forget,method,attack,column")
+    assert len(list((out / "cells").glob("*.json"))) == len(results["cells"])
+
+
+def test_second_run_is_served_from_cache_with_identical_numbers(tiny_suite, tmp_path):
+    t0 = time.perf_counter()
+    assert run_tiny(tiny_suite, tmp_path, out="first").returncode == 0
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    assert run_tiny(tiny_suite, tmp_path, out="second").returncode == 0
+    warm = time.perf_counter() - t0
+    first, second = by_key(load(tmp_path / "first")), by_key(load(tmp_path / "second"))
+    assert first.keys() == second.keys()
+    for key, cell in second.items():
+        assert cell["metrics"] == first[key]["metrics"]
+        assert all(t["cached"] for stage, t in cell["timings"].items() if stage != "metrics"), cell["timings"]
+    assert warm < cold
+
+
+def test_set_recomputes_only_what_depends_on_the_parameter(tiny_suite, tmp_path):
+    assert run_tiny(tiny_suite, tmp_path, out="first").returncode == 0
+    proc = run_tiny(tiny_suite, tmp_path, "--set", "finetune.epochs=2", out="second")
+    assert proc.returncode == 0, proc.stderr
+    for cell in load(tmp_path / "second")["cells"]:
+        timings = cell["timings"]
+        assert timings["train"]["cached"], "the original model does not depend on finetune"
+        if cell["unlearner"] and cell["unlearner"].startswith("finetune"):
+            assert cell["unlearner"] == "finetune(epochs=2)"
+            assert not timings["unlearn"]["cached"] or cell["attack"] != "none"
+        elif cell["track"] == "unlearning":
+            assert timings["unlearn"]["cached"]
+
+
+def test_unknown_plugin_is_a_one_line_error_before_any_work(tmp_path):
+    proc = bench("--all", "--poisoner", "emm", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "unknown poisoner 'emm'" in proc.stderr and "did you mean 'em'" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("finetune.lr=abc", "@ $.finetune.lr"),
+        ("finetune.lrr=0.1", "has no parameter 'lrr'"),
+        ("nosuchplugin.x=1", "unknown plugin 'nosuchplugin'"),
+        ("finetune", "expects PLUGIN.PARAM=VALUE"),
+        ("recipe.epochs=-1", "recipe"),
+    ],
+)
+def test_bad_set_value_is_a_one_line_error_before_any_work(tmp_path, setting, expected):
+    proc = bench("--all", "--set", setting, "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_nothing_to_run_and_bad_suite_are_user_errors(tmp_path):
+    assert bench().returncode == 2
+    proc = bench("--all", "--suite", "nosuch")
+    assert proc.returncode == 2 and "unknown suite 'nosuch'" in proc.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\nseeds = "three"\n[[datasets]]\nname = "digits"\narchitecture = "mlp"\n')
+    proc = bench("--all", "--suite", str(bad))
+    assert proc.returncode == 2 and "$.seeds" in proc.stderr
+
+
+def test_interrupted_run_resumes_without_losing_finished_cells(tiny_suite, tmp_path):
+    reference = run_tiny(tiny_suite, tmp_path, cache="ref-cache", out="ref")
+    assert reference.returncode == 0
+    args = [sys.executable, "-c", "from dememo.cli import entry; entry()", "--all", "--suite", str(tiny_suite),
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cells_dir = tmp_path / "out" / "cells"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(cells_dir.glob("*.json"))) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {p.name: p.read_text() for p in cells_dir.glob("*.json")}
+    assert finished, "the run should have finished some cells before the kill"
+    for text in finished.values():
+        json.loads(text)  # every finished cell file is complete JSON, never half-written
+    resumed = run_tiny(tiny_suite, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    ref, got = by_key(load(tmp_path / "ref")), by_key(load(tmp_path / "out"))
+    assert ref.keys() == got.keys()
+    for key in ref:
+        assert got[key]["metrics"] == ref[key]["metrics"]
+    assert not list((tmp_path / "cache").rglob("*.tmp")), "no temporary file may remain in the cache"
+
+
+def test_ctrl_c_saves_finished_cells_and_says_how_to_resume(tiny_suite, tmp_path):
+    args = [sys.executable, "-c", "from dememo.cli import entry; entry()", "--all", "--suite", str(tiny_suite),
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cells_dir = tmp_path / "out" / "cells"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(cells_dir.glob("*.json"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Run the same command again to resume" in err
+    results = load(tmp_path / "out")
+    assert len(results["cells"]) >= 3
