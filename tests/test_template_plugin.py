@@ -45,7 +45,8 @@ def site(tmp_path_factory) -> Path:
     """
     base = tmp_path_factory.mktemp("template")
     source = base / "dememo-plugin-example"
-    shutil.copytree(TEMPLATE, source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"))
+    junk = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
+    shutil.copytree(TEMPLATE, source, ignore=junk)
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
          "--disable-pip-version-check", "--quiet", "--target", str(base / "site"), str(source)],
@@ -56,7 +57,7 @@ def site(tmp_path_factory) -> Path:
 
 
 def bench_with(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``dememo-bench`` in a fresh process that sees the installed template (and every plugin switch off)."""
+    """``dememo-bench`` in a fresh process that sees the installed template (plugin load/block switches cleared)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DEMEMO_LOAD_PLUGINS", "DEMEMO_BLOCK_PLUGINS")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
     env["DEMEMO_PROGRESS"] = "0"

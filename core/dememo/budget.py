@@ -30,6 +30,14 @@ class Budget:
     norm: Norm
     eps: float
 
+    def uniform(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+        """Perturbations drawn uniformly from the L∞ ball of radius ``eps`` (U[−ε, ε] per pixel), on the
+        generator's device: the usual random start and the random-noise baseline."""
+        if self.norm != "linf":
+            raise ValueError(f"uniform sampling is defined for the linf ball, not {self.norm!r}")
+        u = torch.rand(shape, generator=generator, device=generator.device)
+        return (2 * u - 1) * self.eps
+
     def describe(self) -> str:
         if self.norm == "none":
             return "unbounded (not an ℓp threat model)"

@@ -63,7 +63,7 @@ class Context:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             model = self.architecture.build(self.input_shape, self.num_classes)
-        return model.to(self.device)
+        return training.place(model, self.device)
 
     def fit(self, model: nn.Module, data: Data, **overrides: Any) -> History:
         """Train ``model`` in place with the suite's recipe; keywords override it (see ``training.fit``)."""

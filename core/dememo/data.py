@@ -68,10 +68,13 @@ class Data:
         return attrs.evolve(self, x=x, fingerprint=fingerprint)
 
     def to(self, device: torch.device | str) -> Data:
+        """On ``device``, images stored channels-last (NHWC) to match the models (``training.place``);
+        indexing a batch keeps the layout, so no per-batch conversion happens in the training loop."""
         device = torch.device(device)
-        if self.x.device == device:
+        x = self.x.to(device).contiguous(memory_format=torch.channels_last)
+        if x is self.x and self.x.device == device:
             return self
-        return attrs.evolve(self, x=self.x.to(device), y=self.y.to(device), index=self.index.to(device))
+        return attrs.evolve(self, x=x, y=self.y.to(device), index=self.index.to(device))
 
 
 @attrs.frozen(eq=False)

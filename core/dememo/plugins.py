@@ -136,10 +136,20 @@ def load_entry_points(pm: pluggy.PluginManager) -> tuple[dict[str, tuple[str, st
         if ep.name in seen or (only is not None and ep.name not in only) or ep.name in blocked:
             continue
         seen.add(ep.name)
+        module, registered = None, False
         try:
             module = ep.load()
             pm.register(module, name=ep.name)
+            registered = True
+            # a misspelled hook (register_poisoner) fails this plugin here, not every plugin in collect()
+            unknown = [c.name for c in pm.get_hookcallers(module) or [] if not c.has_spec()]
+            if unknown:
+                raise pluggy.PluginValidationError(
+                    module, f"unknown hook {unknown[0]!r}; dememo's hooks are {', '.join(hookspecs.HOOK_FAMILIES)}"
+                )
         except Exception as exc:  # a broken plugin must not take the harness down
+            if registered:
+                pm.unregister(module)
             failures.append(
                 LoadFailure(ep.name, dist, f"Error importing plugin {ep.name!r}: {exc!r}", traceback.format_exc())
             )

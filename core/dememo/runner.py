@@ -38,9 +38,10 @@ from .families import AttackData, Metric
 from .hashing import derive_seed, digest
 from .planner import Cell, Configured, DatasetConfig
 from .progress import Progress
+from .training import place
 
 #: bump when the meaning of a stage changes in core, to invalidate old cache entries
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"
 
 
 class StageFailure(Exception):
@@ -81,7 +82,7 @@ class DatasetEnv:
         return {"v": STAGE_VERSION, "dataset": self.fingerprint, **self.config.spec(), "seed": seed}
 
     def build(self) -> nn.Module:
-        return self.config.architecture.obj.build(self.splits.shape, self.splits.num_classes).to(self.device)  # type: ignore[attr-defined]
+        return place(self.config.architecture.obj.build(self.splits.shape, self.splits.num_classes), self.device)  # type: ignore[attr-defined]
 
 
 class Runner:

@@ -48,8 +48,7 @@ class ErrorMinimizing(dememo.Poisoner):
         eps = ctx.budget.eps
         alpha = self.step_fraction * eps
         rows = len(data) if self.mode == "sample" else data.num_classes
-        u = torch.rand((rows, *data.shape), generator=ctx.generator, device=ctx.device)
-        delta = (2 * u - 1) * eps
+        delta = ctx.budget.uniform((rows, *data.shape), ctx.generator)
         surrogate = ctx.new_model()
         for _ in ctx.progress(range(self.max_rounds), "em rounds"):
             poisoned = self._apply(data, delta)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import attrs
-import torch
 
 import dememo
 
@@ -28,10 +27,8 @@ class RandomNoise(dememo.Poisoner):
     mode: Literal["sample", "class"] = "sample"
 
     def poison(self, data, ctx):
-        eps = ctx.budget.eps
         rows = len(data) if self.mode == "sample" else data.num_classes
-        u = torch.rand((rows, *data.shape), generator=ctx.generator, device=ctx.device)
-        delta = (2 * u - 1) * eps
+        delta = ctx.budget.uniform((rows, *data.shape), ctx.generator)
         if self.mode == "class":
             delta = delta[data.y]  # indexed by label: one pattern per class
         return (data.x + delta).clamp(0, 1)
