@@ -59,6 +59,41 @@ def tiny_suite(tmp_path: Path) -> Path:
     return path
 
 
+SLOW_PLUGIN = '''
+import time
+from typing import ClassVar
+import attrs
+import dememo
+
+@attrs.define
+class Sleepy(dememo.Metric):
+    """Sleeps, so that tests can interrupt a run in the middle."""
+    name: ClassVar[str] = "sleepy"
+    columns: ClassVar[dict] = {"slept": dememo.Column("slept", "info", "seconds slept", unit="seconds")}
+    seconds: float = 0.15
+
+    def compute(self, ev, ctx):
+        time.sleep(self.seconds)
+        return {"slept": self.seconds}
+
+@dememo.hookimpl
+def register_metrics(register):
+    register(Sleepy)
+'''
+
+
+@pytest.fixture
+def slow_plugin_env(tmp_path: Path) -> dict[str, str]:
+    """An installed third-party plugin (module + dist-info with an entry point) whose metric sleeps, so a
+    run lasts long enough to be interrupted in the middle."""
+    site = tmp_path / "site"
+    (site / "dememo_sleepy-0.1.dist-info").mkdir(parents=True)
+    (site / "dememo_sleepy.py").write_text(SLOW_PLUGIN)
+    (site / "dememo_sleepy-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: dememo-sleepy\nVersion: 0.1\n")
+    (site / "dememo_sleepy-0.1.dist-info" / "entry_points.txt").write_text("[dememo]\nsleepy = dememo_sleepy\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
 def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``dememo-bench`` as a user would, in a fresh process."""
     return subprocess.run(

@@ -10,6 +10,7 @@ unlearner filter alone the unlearning track.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import attrs
@@ -144,8 +145,10 @@ class Planner:
             for param in params:
                 if not any(param in field_names(c) for c in classes):
                     names = sorted({n for c in classes for n in field_names(c)})
+                    close = difflib.get_close_matches(param, names, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise ParameterError(
-                        f"--set {target}.{param}: {target} has no parameter {param!r}; "
+                        f"--set {target}.{param}: {target} has no parameter {param!r}{hint}; "
                         f"parameters: {', '.join(names) or 'none'}"
                     )
 
