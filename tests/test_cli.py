@@ -128,8 +128,11 @@ def test_nothing_to_run_and_bad_suite_are_user_errors(tmp_path):
 def _start(tiny_suite: Path, tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
     args = [sys.executable, "-c", "from dememo.cli import entry; entry()", "--all", "--suite", str(tiny_suite),
             "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    # a terminal delivers Ctrl-C with SIGINT at its default; a background CI shell starts children with
+    # SIGINT ignored, so restore the default as a terminal would
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "DEMEMO_PROGRESS": "0", **env})
+                            env={**os.environ, "DEMEMO_PROGRESS": "0", **env},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_cells(tmp_path: Path, proc: subprocess.Popen, count: int) -> None:
@@ -173,3 +176,13 @@ def test_ctrl_c_saves_finished_cells_and_says_how_to_resume(tiny_suite, tmp_path
     assert "Traceback" not in err
     results = load(tmp_path / "out")
     assert 3 <= len(results["cells"]) < 18
+
+
+def test_sigterm_is_handled_like_ctrl_c(tiny_suite, tmp_path, slow_plugin_env):
+    proc = _start(tiny_suite, tmp_path, slow_plugin_env)
+    _wait_for_cells(tmp_path, proc, 3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Run the same command again to resume" in err
+    assert 3 <= len(load(tmp_path / "out")["cells"]) < 18

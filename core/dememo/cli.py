@@ -178,6 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def entry() -> None:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `dememo-bench --list | head` ends quietly
+    # SIGTERM (a CI time limit, `kill`) stops like Ctrl-C: finished cells are already on disk, and the
+    # partial results.json and leaderboards are written before exiting
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(main())
