@@ -198,3 +198,26 @@ def test_store_writes_only_under_its_root(tmp_path):
     Store(root).put(KEY, {}, torch.zeros(1))
     assert all(root in p.parents for p in files(tmp_path))
     assert os.listdir(tmp_path) == ["c"]
+
+
+def test_runner_memory_is_bounded_by_bytes_and_falls_back_to_disk(tmp_path):
+    import torch
+
+    from dememo.runner import Runner
+
+    runner = Runner(Store(tmp_path), torch.device("cpu"), memory_bytes=1000)
+    big = torch.zeros(200)  # 800 bytes: two of them exceed the budget
+    calls = []
+
+    def make(i):
+        def compute():
+            calls.append(i)
+            return big + i, {"t": big + i}, {}
+        return compute
+
+    keys = [f"{i:064x}" for i in range(3)]
+    for i, k in enumerate(keys):
+        runner._stage(k, "test", make(i), lambda meta, payload: payload["t"])
+    assert len(runner.mem) == 1 and keys[2] in runner.mem
+    value, _, info = runner._stage(keys[0], "test", make(0), lambda meta, payload: payload["t"])
+    assert info.cached and calls == [0, 1, 2] and float(value[0]) == 0.0

@@ -59,6 +59,17 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def nbytes(value: Any) -> int:
+    """Approximate memory held by a stage output (models, tensors; other values count as small)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, nn.Module):
+        return sum(t.numel() * t.element_size() for t in value.state_dict().values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value)
+    return 256
+
+
 @attrs.define
 class StageInfo:
     seconds: float
@@ -87,14 +98,16 @@ class DatasetEnv:
 
 class Runner:
     def __init__(self, store: Store, device: torch.device, progress: Progress | None = None, data_dir: Any = None,
-                 download: bool = False, memory_items: int = 512):
+                 download: bool = False, memory_bytes: int = 2 * 2**30):
         self.store = store
         self.device = device
         self.progress = progress or Progress(show=False)
         self.data_dir = data_dir
         self.download = download
-        self.memory_items = memory_items
+        self.memory_bytes = memory_bytes  # stage outputs kept in memory (LRU); the disk cache holds all
         self.mem: OrderedDict[str, tuple[Any, dict[str, Any], StageInfo]] = OrderedDict()
+        self._mem_sizes: dict[str, int] = {}
+        self._mem_total = 0
         self.failed: dict[str, StageFailure] = {}
         self.envs: dict[str, DatasetEnv] = {}
         #: one Evaluation per evaluated model within the current cell, so metrics share predictions
@@ -171,8 +184,11 @@ class Runner:
             self.store.put(key, meta, payload)
             info = StageInfo(seconds, False)
         self.mem[key] = (value, meta, info)
-        while len(self.mem) > self.memory_items:
-            self.mem.popitem(last=False)
+        self._mem_sizes[key] = nbytes(value)
+        self._mem_total += self._mem_sizes[key]
+        while self._mem_total > self.memory_bytes and len(self.mem) > 1:
+            old, _ = self.mem.popitem(last=False)
+            self._mem_total -= self._mem_sizes.pop(old)
         return value, meta, info
 
     # -- models ------------------------------------------------------------------------------------
