@@ -14,6 +14,7 @@ import collections
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ def main() -> None:
     p.add_argument("--suite", default="quick")
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "quick.json")
+    p.add_argument("--keep", type=Path, default=None, help="copy the cold run's results directory here")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         common = ["--all", "--suite", a.suite, "--cache-dir", f"{tmp}/cache", "--quiet"]
@@ -62,6 +64,8 @@ def main() -> None:
         cold = run(common + ["--out", f"{tmp}/cold"])
         warm = run(common + ["--out", f"{tmp}/warm"])
         results = json.loads(Path(f"{tmp}/cold/results.json").read_text())
+        if a.keep:
+            shutil.copytree(f"{tmp}/cold", a.keep, dirs_exist_ok=True)
         warm_results = json.loads(Path(f"{tmp}/warm/results.json").read_text())
     stages = stage_seconds(results)
     all_cached = all(t["cached"] for c in warm_results["cells"] for s, t in c["timings"].items() if s != "metrics")

@@ -38,6 +38,14 @@ class Budget:
         u = torch.rand(shape, generator=generator, device=generator.device)
         return (2 * u - 1) * self.eps
 
+    def scale_to(self, delta: torch.Tensor) -> torch.Tensor:
+        """Rescale each sample's perturbation to norm exactly ``eps`` (L2: δ·ε/‖δ‖₂; L∞: δ·ε/‖δ‖∞), as
+        model-free poisons that fill their budget do. A zero perturbation stays zero."""
+        if self.norm not in ("l2", "linf"):
+            raise ValueError(f"scaling to the budget is defined for l2 and linf, not {self.norm!r}")
+        norms = per_sample_norm(delta, self.norm).clamp_min(1e-12).view(-1, *[1] * (delta.dim() - 1))
+        return delta * (self.eps / norms)
+
     def describe(self) -> str:
         if self.norm == "none":
             return "unbounded (not an ℓp threat model)"

@@ -90,7 +90,10 @@ class DatasetEnv:
     template: dict[str, tuple[int, ...]] = attrs.field(factory=dict)
 
     def base(self, seed: int) -> dict[str, Any]:
-        return {"v": STAGE_VERSION, "dataset": self.fingerprint, **self.config.spec(), "seed": seed}
+        """What every stage's key holds. Poison budgets are left out (the poison stage hashes its own), so
+        declaring a budget for another norm does not re-draw the seeds of unrelated stages."""
+        spec = {k: v for k, v in self.config.spec().items() if k != "budgets"}
+        return {"v": STAGE_VERSION, "dataset": self.fingerprint, **spec, "seed": seed}
 
     def build(self) -> nn.Module:
         return place(self.config.architecture.obj.build(self.splits.shape, self.splits.num_classes), self.device)  # type: ignore[attr-defined]

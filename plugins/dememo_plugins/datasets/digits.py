@@ -9,6 +9,13 @@ but small change, it would be sub-quantisation noise. dememo uses L∞ = 0.25 (4
 the smallest radius at which a class-wise shortcut measurably hurts a small MLP on this data (at 0.25
 class-wise random noise still leaves it well above chance, and sample-wise EM barely moves it): digits
 are close to linearly separable, so the true features are learned as fast as any shortcut.
+
+L2 and L0 budgets (for LSP, AR and OPS). An L2 radius is spread over all C·H·W = 64 values, so its
+per-value root mean square (RMS) is ε/8. CIFAR-10's L2 = 1.0 over 3,072 values is an RMS of 0.018, a
+little over half its L∞ radius of 8/255 = 0.031; copying that ratio here gives RMS 0.125, half the L∞
+radius of 0.25 (two grey levels), hence L2 = 0.125 · √64 = 1.0 — comparably visible to the L∞ budget,
+and still above the quantisation step. (Copying CIFAR-10's RMS of 0.018 instead would again be below
+one grey level, the problem the L∞ choice above avoids.) L0 = 1 pixel, OPS's budget.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ class Digits(dememo.DatasetSource):
 
     name: ClassVar[str] = "digits"
     version: ClassVar[str] = "1"
-    budgets: ClassVar[dict[str, float]] = {"linf": 0.25}
+    budgets: ClassVar[dict[str, float]] = {"linf": 0.25, "l2": 1.0, "l0": 1}
     split_seed: int = 0
 
     def load(self, data_dir: Path, download: bool) -> dememo.Splits:

@@ -16,6 +16,9 @@ c = 0.07, s = 0.3 the template is 2.2× the L∞ budget and sample-wise EM only 
 sample-wise random noise leaves it near clean. That is the regime in which error-minimising shortcuts
 win, which is what this dataset exists to exercise.
 
+Budgets: L∞ 8/255 as on CIFAR-10. L2 = 0.5 keeps CIFAR-10's per-value RMS (L2 1.0 over 3·32·32 = 3,072
+values ≈ 0.018) over this dataset's 3·16·16 = 768 values: 0.018 · √768 ≈ 0.5. L0 = 1 pixel (OPS).
+
 Labels are balanced by construction (y = i mod K before shuffling). Train, validation and test draw
 independent noise from separate seeds.
 """
@@ -54,7 +57,7 @@ class NoisyShapes(dememo.DatasetSource):
 
     name: ClassVar[str] = "noisy-shapes"
     version: ClassVar[str] = "1"
-    budgets: ClassVar[dict[str, float]] = {"linf": 8 / 255}
+    budgets: ClassVar[dict[str, float]] = {"linf": 8 / 255, "l2": 0.5, "l0": 1}
     num_classes: int = 10
     channels: int = 3
     size: int = 16
