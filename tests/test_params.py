@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 
 import attrs
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import dememo
@@ -205,7 +205,9 @@ def test_default_params_round_trip_through_build(cls):
 
 
 @pytest.mark.parametrize("cls", FIRST_PARTY, ids=lambda c: f"{c.family}:{c.name}")
-@settings(max_examples=30, deadline=None)
+# plugins validate their own parameters (AR: window ≥ 2, crop ≥ window − 1), so many random draws are
+# rightly rejected; that is not a problem of the strategy
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_params_round_trip_through_build_and_set_strings(cls, data):
     obj = construct(cls, data.draw(field_values(cls)))
