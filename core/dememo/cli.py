@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     bar = progress.bar(len(cells), "cells")
     try:
         for cell in cells:
-            bar.set_postfix_str(f"{cell.track[:8]} {cell.data.name} {cell.method} @{cell.attack.label}"[:60])
+            bar.set_postfix_str(f"{cell.data.name}: {cell.method} @{cell.attack.label}"[:60])
             record = runner.run_cell(cell)
             results.write_cell(out, record)
             records[record["key"]] = record
