@@ -166,23 +166,13 @@ def test_interrupted_run_resumes_without_losing_finished_cells(tiny_suite, tmp_p
     assert not list((tmp_path / "cache").rglob("*.tmp")), "no temporary file may remain in the cache"
 
 
-def test_ctrl_c_saves_finished_cells_and_says_how_to_resume(tiny_suite, tmp_path, slow_plugin_env):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_saves_finished_cells_and_says_how_to_resume(tiny_suite, tmp_path, slow_plugin_env, sig):
     proc = _start(tiny_suite, tmp_path, slow_plugin_env)
     _wait_for_cells(tmp_path, proc, 3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Run the same command again to resume" in err
     assert "Traceback" not in err
-    results = load(tmp_path / "out")
-    assert 3 <= len(results["cells"]) < 18
-
-
-def test_sigterm_is_handled_like_ctrl_c(tiny_suite, tmp_path, slow_plugin_env):
-    proc = _start(tiny_suite, tmp_path, slow_plugin_env)
-    _wait_for_cells(tmp_path, proc, 3)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "Run the same command again to resume" in err
     assert 3 <= len(load(tmp_path / "out")["cells"]) < 18

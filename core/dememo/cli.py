@@ -118,13 +118,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("the filters leave no cell to run; see 'dememo-bench --list'")
     out = args.out or Path("dememo-results") / suite.name
     cache = args.cache_dir or default_cache_dir()
+    store = Store(cache)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        Store(cache).root.mkdir(parents=True, exist_ok=True)
+        store.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output or cache directory: {exc}") from None
     progress = Progress(show=False if args.quiet else None)
-    runner = Runner(Store(cache), device, progress, data_dir=args.data_dir, download=args.download)
+    runner = Runner(store, device, progress, data_dir=args.data_dir, download=args.download)
     for entry in suite.datasets:  # load data up front: a missing dataset is a user error before any work
         runner.env(planner.dataset_config(entry))
 

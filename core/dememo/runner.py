@@ -232,9 +232,14 @@ class Runner:
 
     # -- stages ------------------------------------------------------------------------------------
 
+    @staticmethod
+    def train_key(env: DatasetEnv, data: Data, seed: int) -> str:
+        """The key of standard training on ``data``: the one place it is defined."""
+        return digest({**env.base(seed), "stage": "train", "data": data.fingerprint})
+
     def standard(self, env: DatasetEnv, data: Data, seed: int) -> tuple[nn.Module, str, StageInfo, dict[str, Any]]:
         """Standard training on ``data`` (shared by original, retrained, clean and the retrain unlearner)."""
-        key = digest({**env.base(seed), "stage": "train", "data": data.fingerprint})
+        key = self.train_key(env, data, seed)
         history: dict[str, Any] = {}
 
         def produce():
@@ -346,14 +351,18 @@ class Runner:
 
     # -- metrics -----------------------------------------------------------------------------------
 
-    def references(self, env: DatasetEnv, cell: Cell, task: Task | None) -> dict[str, Callable[[], tuple[nn.Module, str]]]:
-        refs: dict[str, Callable[[], tuple[nn.Module, str]]] = {
-            "original": lambda: self.standard(env, env.splits.train, cell.seed)[:2],
-            "clean": lambda: self.standard(env, env.splits.train, cell.seed)[:2],
-        }
+    @staticmethod
+    def reference_data(env: DatasetEnv, task: Task | None) -> dict[str, Data]:
+        """What each reference model is standard-trained on: ``original`` and ``clean`` on the clean
+        training split, ``retrained`` (unlearning track only) on the retain set."""
+        refs = {"original": env.splits.train, "clean": env.splits.train}
         if task is not None:
-            refs["retrained"] = lambda: self.standard(env, task.retain, cell.seed)[:2]
+            refs["retrained"] = task.retain
         return refs
+
+    def references(self, env: DatasetEnv, cell: Cell, task: Task | None) -> dict[str, Callable[[], tuple[nn.Module, str]]]:
+        return {name: (lambda d=data: self.standard(env, d, cell.seed)[:2])
+                for name, data in self.reference_data(env, task).items()}
 
     def metric(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
                task: Task | None, train_data: Data | None, history: list | None, metrics: dict[str, Configured]) -> dict[str, float]:
@@ -363,10 +372,8 @@ class Runner:
         if missing:
             raise StageFailure(f"metric:{metric.name}", f"needs reference {missing[0]!r}, not available on the {cell.track} track", "")
         used = {n: metrics[n].spec() if n in metrics else None for n in cls.uses}
-        ref_keys = {
-            n: digest({**env.base(cell.seed), "stage": "train", "data": self._ref_data(env, n, task).fingerprint})
-            for n in cls.needs
-        }
+        ref_data = self.reference_data(env, task)
+        ref_keys = {n: self.train_key(env, ref_data[n], cell.seed) for n in cls.needs}
         key = digest({**env.base(cell.seed), "stage": "metric", "metric": metric.spec(), "model": model_key,
                       "refs": ref_keys, "uses": used, "track": cell.track,
                       "forget": task.forget.fingerprint if task else None,
@@ -384,16 +391,6 @@ class Runner:
 
         values, _, _ = self._stage(key, f"metric:{metric.name}", compute, lambda meta, payload: meta["values"])
         return values
-
-    def _reference_info(self, env: DatasetEnv, cell: Cell, name: str, task: Task | None) -> StageInfo:
-        return self.standard(env, self._ref_data(env, name, task), cell.seed)[2]
-
-    @staticmethod
-    def _ref_data(env: DatasetEnv, name: str, task: Task | None) -> Data:
-        if name == "retrained":
-            assert task is not None
-            return task.retain
-        return env.splits.train
 
     def _evaluation(self, env, cell, model, model_key, task, train_data, history, metrics, refs) -> Evaluation:
         def reference(name: str) -> nn.Module:
@@ -476,10 +473,10 @@ class Runner:
             if len(draws) > 1:
                 record["draws"] = len(draws)
             by_name = {m.name: m for m in cell.metrics}
-            refs = self.references(env, cell, task)
-            needed = sorted({n for m in cell.metrics for n in type(m.obj).needs if n in refs})  # type: ignore[attr-defined]
+            ref_data = self.reference_data(env, task)
+            needed = sorted({n for m in cell.metrics for n in type(m.obj).needs if n in ref_data})  # type: ignore[attr-defined]
             for name in needed:  # train shared references up front, so their cost is not billed to a metric
-                timings[f"reference:{name}"] = self._reference_info(env, cell, name, task).to_json()
+                timings[f"reference:{name}"] = self.standard(env, ref_data[name], cell.seed)[2].to_json()
             start = time.perf_counter()
             errors = []
             for metric in cell.metrics:
