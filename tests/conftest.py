@@ -16,7 +16,7 @@ TINY_SUITE = """
 name = "tiny"
 description = "digits with a 5-epoch recipe: end-to-end tests in seconds"
 seeds = 1
-tracks = ["unlearnability", "unlearning"]
+tracks = ["unlearnability", "unlearning", "interplay"]
 
 [[datasets]]
 name = "digits"
@@ -57,6 +57,11 @@ model_attacks_after_train_attacks = false
 # the shadow-model membership tests replay every unlearner several times per cell: they have their own
 # end-to-end tests (test_many_model_metrics.py), so the tiny suite leaves them out
 metric_forget = { u-lira = [], forget-quality = [] }
+
+[interplay]
+share = 0.3
+poisoners = ["none", "random-noise(mode=class)"]
+unlearners = ["finetune"]
 
 [params.poisoner.tap]
 steps = 3
@@ -102,6 +107,11 @@ pgd_steps = 2
 draws = 1
 [params.metric.holdout-retraining]
 finetune_epochs = 2
+[params.metric.depth]
+etas = [1.0, 4.0]
+sigmas = [0.01, 0.1]
+draws = 4
+epochs = 3
 [params.metric.u-lira]
 shadows = 2
 [params.metric.forget-quality]

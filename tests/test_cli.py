@@ -49,7 +49,7 @@ def test_all_writes_results_and_leaderboards(tiny_suite, tmp_path):
     assert {"suite", "environment", "plugins", "cells", "columns"} <= set(results)
     assert results["environment"]["torch"] and results["environment"]["dememo"]
     tracks = {c["track"] for c in results["cells"]}
-    assert tracks == {"unlearnability", "unlearning"}
+    assert tracks == {"unlearnability", "unlearning", "interplay"}
     for cell in results["cells"]:
         assert REQUIRED_CELL_KEYS <= set(cell)
         assert cell["status"] == "ok", cell["error"]
@@ -57,6 +57,7 @@ def test_all_writes_results_and_leaderboards(tiny_suite, tmp_path):
             assert value is None or isinstance(value, float)
     # one table per track and dataset in the terminal and in Markdown; CSV in long format
     assert "Unlearnability — digits" in proc.stdout and "Unlearning — digits" in proc.stdout
+    assert "Interplay — digits / mlp, forget set owner-30% (poisoned, forgotten)" in proc.stdout
     md = (out / "leaderboard.md").read_text()
     assert "### Unlearning — digits / mlp, forget set random-10%" in md
     csv_text = (out / "leaderboard.csv").read_text()

@@ -230,3 +230,19 @@ class TestResidualKnowledgeShortGrid(MetricContract):
 class TestOverUnlearningFiltered(MetricContract):
     plugin_class = OverUnlearning
     params = {"beta": 3.0, "draws": 2}
+
+
+# depth and the (q, η) certificate on the unlearning track (the generated classes run the first track)
+from dememo_plugins.metrics.depth import Depth  # noqa: E402
+
+
+class TestDepthUnlearningSmall(MetricContract):
+    plugin_class = Depth
+    track = "unlearning"
+    params = {"etas": [1.0, 4.0], "sigmas": [0.1], "draws": 2, "epochs": 3}
+
+
+class TestCertifiedLearnabilityOnForgetSet(MetricContract):
+    plugin_class = CertifiedLearnability
+    track = "unlearning"
+    params = {"draws": 20, "sigma": 0.03, "eta": 0.005}

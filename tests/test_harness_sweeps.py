@@ -221,7 +221,10 @@ def test_curve_table_integrates_each_method_per_seed_from_the_unattacked_model()
     assert "Area under the attack-strength curve" in text and "60.0 ± 7.1" in text
 
 
-def test_quick_suite_declares_its_grid_and_curves():
+def test_quick_suite_declares_its_grid_and_the_depth_sweep():
+    """quick sweeps weight recovery over η with the depth metric (both tracks, standard training only),
+    not with attack variants: a curve table over weight-recovery would repeat it on one track."""
     suite = load_suite("quick")
     assert suite.grid.train_attack_poisoners and not suite.grid.model_attacks_after_train_attacks
-    assert any(c.attack == "weight-recovery" and c.param == "eta" for c in suite.curves)
+    assert not suite.curves and "weight-recovery" not in suite.variants.get("attack", {})
+    assert suite.grid.metric_train_attacks == {"depth": ("none",)} and suite.grid.metric_forget["depth"] == ("class-0",)

@@ -105,8 +105,8 @@ def test_weight_recovery_brings_back_accuracy_hidden_by_em_but_adds_little_to_cl
     clean images recovers much of what EM removed, while the clean model has nothing to recover."""
     em = "em(mode=sample)"
     before = metric(quick_results, "test_acc", "unlearnability", "noisy-shapes", em)
-    after = metric(quick_results, "test_acc", "unlearnability", "noisy-shapes", em, attack="weight-recovery(eta=1.0)")
+    after = metric(quick_results, "test_acc", "unlearnability", "noisy-shapes", em, attack="weight-recovery")
     clean = metric(quick_results, "test_acc", "unlearnability", "noisy-shapes", "none")
-    clean_after = metric(quick_results, "test_acc", "unlearnability", "noisy-shapes", "none", attack="weight-recovery(eta=1.0)")
+    clean_after = metric(quick_results, "test_acc", "unlearnability", "noisy-shapes", "none", attack="weight-recovery")
     assert after >= before + 0.15
     assert abs(clean_after - clean) <= 0.05

@@ -40,7 +40,7 @@ def test_quick_suite_is_shipped_and_loads():
     suite = load_suite("quick")
     assert suite.name == "quick" and suite.seeds >= 1
     assert [d.name for d in suite.datasets] and all(isinstance(d.recipe, Recipe) for d in suite.datasets)
-    assert set(suite.tracks) <= {"unlearnability", "unlearning"}
+    assert set(suite.tracks) <= {"unlearnability", "unlearning", "interplay"}
     assert all(isinstance(f, ForgetSpec) for f in suite.forget)
     assert suite.dataset(suite.datasets[0].name) is suite.datasets[0]
 

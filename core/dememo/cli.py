@@ -227,12 +227,39 @@ def run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def report_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dememo-bench report",
+        description="Render a finished run's results as figures (one PNG and one SVG each) and one self-contained "
+        "HTML page: accuracy recovered along weight-space radii and under weight noise, attack-strength sweeps, "
+        "residual knowledge along tau and the interplay heat maps.",
+    )
+    p.add_argument("--results", type=Path, required=True, metavar="DIR",
+                   help="a run's results directory (or its results.json)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="where to write the report (default: DIR/report)")
+    return p
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    data = results.load_results(args.results)
+    out = args.out or (args.results if args.results.is_dir() else args.results.parent) / "report"
+    written = report.write_report(data, out)
+    for path in written:
+        print(path)
+    print(f"dememo-bench: wrote {len(written)} files; open {out / 'report.html'}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="dememo-bench: %(levelname)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv[:1] == ["tune"]:
             return run_tune(tune_parser().parse_args(argv[1:]))
+        if argv[:1] == ["report"]:
+            return run_report(report_parser().parse_args(argv[1:]))
         args = parser().parse_args(argv)
         return run(args)
     except UserError as exc:

@@ -2,7 +2,8 @@
 
 ``ev.model`` is the model under evaluation (after any model-stage attack). References are computed
 lazily and cached: ``ev.reference("original")`` (trained on the full training set),
-``ev.reference("retrained")`` (trained on the retain set: the paired oracle of the same seed and split)
+``ev.reference("retrained")`` (trained on the retain set: the paired oracle of the same seed and split;
+on the interplay track ``original`` is the model trained on the poisoned mixture)
 and ``ev.reference("clean")`` (trained on the clean, un-poisoned training set). A metric must declare the
 references it reads in ``Metric.needs``.
 """
@@ -37,6 +38,9 @@ class Evaluation:
     #: run time (seconds, as first computed) of the stages behind the evaluated model; on the unlearning
     #: track ``unlearn_seconds`` and ``retrain_seconds`` (standard training on the retain set, same seed)
     costs: dict[str, float] = attrs.field(factory=dict)
+    #: interplay track: the data owner's share of the training set as *clean* images (what the poison hid;
+    #: the model trained on, and the unlearner sees, the poisoned versions); None on the other tracks
+    owner_share: Data | None = None
     _replay: Callable[[Ensemble, Data, torch.Tensor], Ensemble] | None = None
     _references: Callable[[str], nn.Module] | None = None
     _metric: Callable[[str, str], dict[str, float]] | None = None

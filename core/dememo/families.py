@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from .evaluation import Evaluation
     from .training import History
 
-Track = Literal["unlearnability", "unlearning"]
+Track = Literal["unlearnability", "unlearning", "interplay"]
+#: the default ``tracks`` of an attack or metric. The interplay track (poisoned share, then unlearned) is
+#: opt-in: a metric that declares it reads ``ev.task`` as on the unlearning track, and ``ev.owner_share``
 TRACKS: tuple[Track, ...] = ("unlearnability", "unlearning")
 #: forget-set kinds (``dememo.forget``); ``forget_kinds`` on an unlearner, attack or metric says where it applies
 FORGET_KINDS: tuple[str, ...] = ("random", "class", "memorization")
@@ -229,7 +231,8 @@ class Metric(Plugin):
     """A measurement on the model under evaluation.
 
     ``columns`` declares every key ``compute`` returns; ``tracks`` where it applies; ``needs`` the
-    reference models it reads through ``ev.reference(name)`` (``original``, ``retrained``, ``clean``);
+    reference models it reads through ``ev.reference(name)`` (``original``, ``retrained``, ``clean``; or a
+    dict from track to those names, see ``needs_on``);
     ``uses`` the other metrics it reads through ``ev.metric(name, on=...)`` (their parameters enter the
     cache key).
     ``forget_kinds`` restricts it on the unlearning track to those forget-set kinds (``("class",)`` for
@@ -245,7 +248,7 @@ class Metric(Plugin):
     columns: ClassVar[dict[str, Column]] = {}
     tracks: ClassVar[tuple[Track, ...]] = TRACKS
     forget_kinds: ClassVar[tuple[str, ...]] = FORGET_KINDS
-    needs: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[tuple[str, ...] | dict[str, tuple[str, ...]]] = ()
     uses: ClassVar[tuple[str, ...]] = ()
     after_model_attack: ClassVar[bool] = True
     reads_model: ClassVar[bool] = True
@@ -253,6 +256,13 @@ class Metric(Plugin):
 
     def compute(self, ev: Evaluation, ctx: Context) -> dict[str, float]:
         raise NotImplementedError
+
+    @classmethod
+    def needs_on(cls, track: str) -> tuple[str, ...]:
+        """The references it reads on ``track``: ``needs``, or ``needs[track]`` when ``needs`` is a dict
+        (a metric whose reference differs between tracks, e.g. the clean model's test accuracy on the
+        unlearnability track and the original and retrained models on the unlearning track)."""
+        return tuple(cls.needs.get(track, ())) if isinstance(cls.needs, dict) else tuple(cls.needs)
 
 
 @attrs.define

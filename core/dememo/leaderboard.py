@@ -50,26 +50,50 @@ def groups(results: dict[str, Any]) -> dict[tuple[str, str, str | None], list[di
     return dict(out)
 
 
-def _sorted_groups(results: dict[str, Any]):
-    return sorted(groups(results).items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))
+TRACK_ORDER = {"unlearnability": 0, "unlearning": 1, "interplay": 2}
 
 
-def _references(results: dict[str, Any]) -> list[str]:
-    return [n for fam in results.get("suite", {}).get("references", {}).values() for n in fam]
+def sorted_groups(results: dict[str, Any]):
+    return sorted(groups(results).items(), key=lambda kv: (TRACK_ORDER.get(kv[0][0], 3), kv[0][0], kv[0][1], kv[0][2] or ""))
 
 
-def _best(meta: dict[str, Any], means: dict[str, float | None], references: list[str]) -> set[str]:
-    """Rows with the best mean for a column, by its direction; reference rows never win."""
+def reference_rows(results: dict[str, Any], cells: list[dict[str, Any]]) -> set[str]:
+    """The rows (method labels) that are references, never marked best: a reference poisoner without a
+    learner-side attack (e.g. ``none``), a reference unlearner (``original``, ``retrain``); on the interplay
+    track a row is a reference when its unlearner is."""
+    refs = results.get("suite", {}).get("references", {})
+
+    def name(label: str | None) -> str | None:
+        return label.split("(")[0] if label else None
+
+    out = set()
+    for c in cells:  # a cell without the plugin fields (hand-made results) is read by its row label
+        if c["track"] == "unlearnability":
+            if name(c.get("poisoner", c["method"])) in refs.get("poisoner", []) and name(c.get("train_attack")) in (None, "none"):
+                out.add(c["method"])
+        elif name(c.get("unlearner", c["method"])) in refs.get("unlearner", []):
+            out.add(c["method"])
+    return out
+
+
+def _best(meta: dict[str, Any], means: dict[str, float | None], references: set[str],
+          paired: dict[str, str] | None = None) -> set[str]:
+    """Rows with the best mean for a column, by its direction; reference rows never win. A ``match``
+    column is judged against its reference row; ``paired`` maps each row to its own reference row (the
+    interplay track: each poisoner's retrain)."""
     direction = meta.get("direction", "info")
     if direction == "match":
         ref = meta.get("reference")
-        target = means.get(ref) if ref else None
-        if target is None:
+        if not ref:
             return set()
-        scored = {m: abs(v - target) for m, v in means.items() if v is not None and m.split("(")[0] not in references}
+        scored = {}
+        for m, v in means.items():
+            target = means.get((paired or {}).get(m, ref))
+            if v is not None and target is not None and m not in references:
+                scored[m] = abs(v - target)
         pick = min
     elif direction in ("higher", "lower"):
-        scored = {m: v for m, v in means.items() if v is not None and m.split("(")[0] not in references}
+        scored = {m: v for m, v in means.items() if v is not None and m not in references}
         pick = max if direction == "higher" else min
     else:
         return set()
@@ -87,8 +111,8 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
     """Rows = methods; ``columns`` = (metric column, attack, header)."""
     track = cells[0]["track"]
     meta_all = results.get("columns", {}).get(track, {})
-    references = _references(results)
-    methods = sorted({c["method"] for c in cells}, key=lambda m: (m.split("(")[0] not in references, m))
+    references = reference_rows(results, cells)
+    methods = sorted({c["method"] for c in cells}, key=lambda m: (m not in references, m))
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     failed: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for c in cells:
@@ -97,11 +121,13 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
         for col, v in c["metrics"].items():
             values[(c["method"], col, c["attack"])].append(v)
     stats = {k: _stats(v) for k, v in values.items()}
+    paired = _paired_references(cells) if track == "interplay" else None
     best = {
-        (col, attack): _best(meta_all.get(col, {}), {m: stats.get((m, col, attack), (None,))[0] for m in methods}, references)
+        (col, attack): _best(meta_all.get(col, {}), {m: stats.get((m, col, attack), (None,))[0] for m in methods},
+                             references, paired)
         for col, attack, _ in columns
     }
-    sources = _selections(cells) if track == "unlearning" and all(a == "none" for _, a, _ in columns) else None
+    sources = _selections(cells) if track != "unlearnability" and all(a == "none" for _, a, _ in columns) else None
     rows = []
     for m in methods:
         row = [m] + ([sources.get(m, "")] if sources is not None else [])
@@ -117,6 +143,13 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
         rows.append(row)
     header = ["method"] + (["params"] if sources is not None else []) + [h for _, _, h in columns] + ["seeds"]
     return {"header": header, "rows": rows, "failed": failed}
+
+
+def _paired_references(cells: list[dict[str, Any]]) -> dict[str, str]:
+    """Interplay rows ``poisoner → unlearner`` and the row of their own retrain, ``poisoner → retrain``
+    (each poisoner's mixture has its own paired retrain)."""
+    retrain = {c["poisoner"]: c["method"] for c in cells if (c.get("unlearner") or "").split("(")[0] == "retrain"}
+    return {c["method"]: retrain[c["poisoner"]] for c in cells if c.get("poisoner") in retrain}
 
 
 SOURCES = {"tuned": "tuned", "suite": "suite", "default": "default", "set": "--set"}
@@ -145,7 +178,7 @@ def tuning_note(results: dict[str, Any]) -> str | None:
             "(suite.tuned).")
 
 
-def _without(label: str, param: str) -> str:
+def without_param(label: str, param: str) -> str:
     """An attack label with the swept parameter dropped: ``weight-recovery(eta=0.5, method=sgd)`` →
     ``weight-recovery(method=sgd)``."""
     name, _, rest = label.partition("(")
@@ -176,7 +209,7 @@ def curve_values(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[t
             spec = c.get("params", {}).get("attack") or {}
             if spec.get("name") == attack and param in spec.get("params", {}):
                 x = float(spec["params"][param])
-                points[(c["method"], _without(c["attack"], param), c["seed"])][x] = c["metrics"][column]
+                points[(c["method"], without_param(c["attack"], param), c["seed"])][x] = c["metrics"][column]
             elif c["attack"] == "none":
                 base[(c["method"], c["seed"])] = c["metrics"][column]
         for (method, label, seed), pts in sorted(points.items()):
@@ -194,8 +227,8 @@ def _curve_table(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[s
         return None
     track = cells[0]["track"]
     meta_all = results.get("columns", {}).get(track, {})
-    references = _references(results)
-    methods = sorted({m for m, _, _ in values}, key=lambda m: (m.split("(")[0] not in references, m))
+    references = reference_rows(results, cells)
+    methods = sorted({m for m, _, _ in values}, key=lambda m: (m not in references, m))
     columns = sorted({(label, col) for _, label, col in values})
     rows = []
     best = {}
@@ -255,6 +288,8 @@ def title(track: str, dataset: str, forget: str | None, cells: list[dict[str, An
         budget = cells[0].get("params", {}).get("data", {}).get("budgets", {})
         b = ", ".join(f"{k} {v:.4g}" + (f" ({v * 255:.3g}/255)" if k == "linf" else "") for k, v in sorted(budget.items()))
         return f"Unlearnability — {dataset} / {arch} (budget {b})"
+    if track == "interplay":
+        return f"Interplay — {dataset} / {arch}, forget set {forget}: rows are poisoner → unlearner"
     return f"Unlearning — {dataset} / {arch}, forget set {forget}"
 
 
@@ -267,7 +302,7 @@ def render(results: dict[str, Any], fmt: str = "simple") -> str:
     """All tables in one text, as tabulate format ``fmt`` (``simple`` for the terminal, ``github`` for Markdown)."""
     parts = []
     md = fmt == "github"
-    for (track, dataset, forget), cells in _sorted_groups(results):
+    for (track, dataset, forget), cells in sorted_groups(results):
         parts.append(("### " if md else "== ") + title(track, dataset, forget, cells) + ("" if md else " =="))
         for table in build_tables(results, cells):
             if table["caption"]:
@@ -280,7 +315,7 @@ def render(results: dict[str, Any], fmt: str = "simple") -> str:
         parts.append("")
     if parts:
         parts.append(LEGEND)
-        note = tuning_note(results) if any(t == "unlearning" for t, _, _ in groups(results)) else None
+        note = tuning_note(results) if any(t != "unlearnability" for t, _, _ in groups(results)) else None
         if note:
             parts.append(note)
     return "\n".join(parts)
@@ -291,7 +326,7 @@ def to_csv(results: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["track", "dataset", "forget", "method", "attack", "column", "direction", "mean", "std", "n", "failed_cells"])
-    for (track, dataset, forget), cells in _sorted_groups(results):
+    for (track, dataset, forget), cells in sorted_groups(results):
         columns_meta = results.get("columns", {}).get(track, {})
         values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
         failed: dict[tuple[str, str], int] = defaultdict(int)

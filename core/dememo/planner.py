@@ -5,7 +5,8 @@ class defaults < suite ``params`` < the dataset entry's ``plugin_params`` < suit
 variant is its own row) < ``--set``.
 Filters (``--poisoner`` …) narrow a family; the suite's ``references`` (e.g. ``none``, ``retrain``) stay,
 so every table keeps its reference rows. A poisoner filter alone selects the unlearnability track, an
-unlearner filter alone the unlearning track.
+unlearner filter alone the unlearning track; both together (or none) keep the interplay track as well
+(poisoner × unlearner on a data owner's poisoned share, ``Suite.interplay``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import attrs
 from .errors import ParameterError, UnknownPluginError
 from .families import Plugin, Track
 from .hashing import digest
-from .params import build, field_names
+from .params import build, field_names, parse_label
 from .plugins import Registry
-from .suite import DatasetEntry, ForgetSpec, Suite
+from .suite import DatasetEntry, ForgetSpec, Interplay, Suite
 
 
 @attrs.frozen(eq=False)
@@ -81,6 +82,9 @@ class Cell:
     forget: ForgetSpec | None = None
     #: how the unlearner's parameters were chosen (recorded in the results; not part of the key)
     selection: dict[str, Any] | None = None
+    #: interplay track: the suite's owner-share setting and what is forgotten ("share" or "clean")
+    owner: Interplay | None = None
+    target: str | None = None
 
     def config(self) -> dict[str, Any]:
         """Everything that defines the cell; its digest is the cell key."""
@@ -92,7 +96,7 @@ class Cell:
             "poisoner": pick(self.poisoner),
             "train_attack": pick(self.train_attack),
             "unlearner": pick(self.unlearner),
-            "forget": self.forget.to_json() if self.forget else None,
+            "forget": self.forget.to_json() if self.forget else (self.owner.to_json(self.target) if self.owner else None),
             "attack": self.attack.spec(),
             "metrics": [m.spec() for m in self.metrics],
         }
@@ -102,8 +106,19 @@ class Cell:
         return digest(self.config())
 
     @property
+    def forget_label(self) -> str | None:
+        if self.owner is not None:
+            assert self.target is not None
+            return self.owner.forget_label(self.target)
+        return self.forget.label() if self.forget else None
+
+    @property
     def method(self) -> str:
-        """The row label: poisoner (+ train attack) or unlearner."""
+        """The row label: poisoner (+ train attack), unlearner, or on the interplay track
+        ``poisoner → unlearner``."""
+        if self.track == "interplay":
+            assert self.poisoner is not None and self.unlearner is not None
+            return f"{self.poisoner.label} → {self.unlearner.label}"
         if self.track == "unlearnability":
             assert self.poisoner is not None and self.train_attack is not None
             if self.train_attack.name == "none":
@@ -239,12 +254,54 @@ class Planner:
                 for f in ("attack", "metric", "poisoner")
             )
             tuned = {(spec.label(), n): self.unlearners_for(entry, spec, n) for spec in self.suite.forget for n in names["unlearner"]}
+            interplay = self._interplay_unlearners(entry, names["unlearner"]) if "interplay" in tracks else []
             for seed in range(seeds):
                 if "unlearnability" in tracks:
                     out += self._unlearnability(data, seed, poisoners, attacks, metrics, filters)
                 if "unlearning" in tracks:
                     out += self._unlearning(data, seed, tuned, attacks, metrics)
+                if interplay:
+                    out += self._interplay(data, seed, poisoners, interplay, attacks, metrics, filters)
         return out
+
+    def _interplay_unlearners(self, entry: DatasetEntry, names: list[str]) -> list[tuple[Configured, dict[str, Any]]]:
+        """The interplay track's unlearners on one dataset, with the parameters tuned for the suite's forget
+        set ``interplay.tuned_from`` (default: its first random forget set; none: plugin defaults)."""
+        spec = self.suite.interplay
+        if spec.datasets and entry.name not in spec.datasets:
+            return []
+        labels = {f.label(): f for f in self.suite.forget}
+        if spec.tuned_from is not None and spec.tuned_from not in labels:
+            from .errors import SuiteError
+
+            raise SuiteError(f"interplay.tuned_from = {spec.tuned_from!r} is not a forget set of the suite; "
+                             f"forget sets: {', '.join(labels) or 'none'}")
+        source = labels.get(spec.tuned_from) if spec.tuned_from else next(
+            (f for f in self.suite.forget if f.kind == "random"), ForgetSpec("random", fraction=min(spec.share, 0.5)))
+        refs = self.suite.references.get("unlearner", [])
+        wanted = [n for n in names if not spec.unlearners or n in spec.unlearners or n in refs]
+        return [c for n in wanted for c in self.unlearners_for(entry, source, n)
+                if "random" in type(c[0].obj).forget_kinds]  # type: ignore[attr-defined]
+
+    def _interplay(self, data, seed, poisoners, unlearners, attacks, metrics, filters: Filters = Filters()) -> list[Cell]:
+        """Poisoner × unlearner × target, unattacked: the owner's share poisoned, the model trained on the
+        mixture, then an unlearner forgets the share (or a clean set). Poisoners named with
+        ``--poisoner`` are included even when the suite's ``interplay.poisoners`` leaves them out."""
+        spec = self.suite.interplay
+        none = next((a for a in attacks if a.name == "none"), None)
+        if none is None:
+            return []
+        chosen = [p for p in poisoners if not spec.poisoners or self._named(p, set(spec.poisoners) | set(filters.poisoner))]
+        ms = self._metrics_for(metrics, "interplay", none, data)
+        cells = []
+        if not ms:
+            return cells
+        for target in spec.targets:
+            for p in chosen:
+                for u, selection in unlearners:
+                    cells.append(Cell("interplay", data, seed, none, ms, poisoner=p, unlearner=u, selection=selection,
+                                      owner=spec, target=target))
+        return cells
 
     def unlearners_for(self, entry: DatasetEntry, spec: ForgetSpec, name: str) -> list[tuple[Configured, dict[str, Any]]]:
         """The configured variants of unlearner ``name`` for one forget set, with the suite's tuned values
@@ -275,14 +332,18 @@ class Planner:
         return stage in cls.stages and track in cls.tracks  # type: ignore[attr-defined]
 
     def _metrics_for(self, metrics: list[Configured], track: str, attack: Configured, data: DatasetConfig | None = None,
-                     forget: ForgetSpec | None = None) -> list[Configured]:
+                     forget: ForgetSpec | None = None, train_attack: Configured | None = None) -> list[Configured]:
         """The metrics a cell computes: those of its track (and forget-set kind), after a model-stage attack
-        only if they allow it, and within the suite's ``grid.metric_forget`` / ``grid.metric_datasets``."""
+        only if they allow it, and within the suite's ``grid.metric_forget`` / ``grid.metric_datasets`` /
+        ``grid.metric_train_attacks``."""
         grid = self.suite.grid
 
         def applies(m: Configured) -> bool:
             cls = type(m.obj)
             if track not in cls.tracks or not (cls.after_model_attack or attack.name == "none"):  # type: ignore[attr-defined]
+                return False
+            if train_attack is not None and m.name in grid.metric_train_attacks \
+                    and train_attack.name not in grid.metric_train_attacks[m.name]:
                 return False
             if forget is not None:
                 if forget.kind not in cls.forget_kinds:  # type: ignore[attr-defined]
@@ -293,13 +354,25 @@ class Planner:
 
         return [m for m in metrics if applies(m)]
 
+    @staticmethod
+    def _named(configured: Configured, entries: set[str]) -> bool:
+        """Whether ``configured`` is one of ``entries``: a plugin name (every variant), or a label whose
+        parameters it has, e.g. ``em(mode=class)`` (whether or not its row label shows them)."""
+        if configured.name in entries or configured.label in entries:
+            return True
+        params = configured.obj.params()
+        for entry in entries:
+            name, given = parse_label(entry)
+            if name == configured.name and all(str(params.get(k)) == str(v) for k, v in given.items()):
+                return True
+        return False
+
     def _learner_side(self, data: DatasetConfig, poisoner: Configured, filters: Filters) -> bool:
         """Whether the suite's grid runs learner-side attacks against this poisoner on this dataset."""
         grid = self.suite.grid
         if grid.train_attack_datasets and data.name not in grid.train_attack_datasets:
             return False
-        allowed = set(grid.train_attack_poisoners) | set(filters.poisoner)
-        return not grid.train_attack_poisoners or poisoner.name in allowed or poisoner.label in allowed
+        return not grid.train_attack_poisoners or self._named(poisoner, set(grid.train_attack_poisoners) | set(filters.poisoner))
 
     def _unlearnability(self, data, seed, poisoners, attacks, metrics, filters: Filters = Filters()) -> list[Cell]:
         train_attacks = [a for a in attacks if self._applies(a, "train", "unlearnability")]
@@ -313,7 +386,7 @@ class Planner:
                 for ma in model_attacks:
                     if ta.name != "none" and ma.name != "none" and not self.suite.grid.model_attacks_after_train_attacks:
                         continue
-                    ms = self._metrics_for(metrics, "unlearnability", ma, data)
+                    ms = self._metrics_for(metrics, "unlearnability", ma, data, train_attack=ta)
                     if ms:
                         cells.append(Cell("unlearnability", data, seed, ma, ms, poisoner=p, train_attack=ta))
         return cells

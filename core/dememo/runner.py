@@ -156,6 +156,8 @@ class Runner:
         self._unlearn_record: Any = None
         #: whether the metric being computed declared ``replays`` (may call ``ev.unlearn_many``)
         self._replays = False
+        #: the current interplay cell's owner share, clean images (``Evaluation.owner_share``)
+        self._owner_share: Data | None = None
 
     # -- datasets ----------------------------------------------------------------------------------
 
@@ -320,9 +322,10 @@ class Runner:
         ens.key = key
         return ens
 
-    def poisoned(self, env: DatasetEnv, cell: Cell) -> tuple[Data, StageInfo, dict[str, Any] | None]:
+    def poisoned(self, env: DatasetEnv, cell: Cell, ratio: float | None = None) -> tuple[Data, StageInfo, dict[str, Any] | None]:
         """The cell's training data: the clean split plus the stored δ, on the poisoned subset when the
-        poisoner's ``ratio`` < 1 (then also the subset's description for the result, else None)."""
+        poisoner's ``ratio`` (or the given ``ratio``: the interplay track's owner share) is < 1 (then also
+        the subset's description for the result, else None)."""
         assert cell.poisoner is not None
         poisoner = cell.poisoner.obj
         norm = type(poisoner).norm  # type: ignore[attr-defined]
@@ -330,7 +333,8 @@ class Runner:
             raise StageFailure("poison", f"suite gives no {norm} budget for dataset {env.config.name!r}", "")
         budget = Budget(norm, env.config.budgets.get(norm, math.inf))
         spec = cell.poisoner.spec()
-        ratio = spec["params"].pop("ratio", 1.0)  # δ covers the whole set; the ratio only selects where it applies
+        own = spec["params"].pop("ratio", 1.0)  # δ covers the whole set; the ratio only selects where it applies
+        ratio = own if ratio is None else ratio
         key = digest({**env.base(cell.seed), "stage": "poison", "poisoner": spec, "budget": attrs.asdict(budget)})
         clean = env.splits.train
 
@@ -419,8 +423,34 @@ class Runner:
             mask = forget.memorization_mask(scores, spec.stratum, spec.fraction, cell.seed, spec.to_json())
         return forget.split(train, mask, spec.to_json(), cell.seed, env.splits.val)
 
-    def unlearned(self, env: DatasetEnv, cell: Cell, task: Task) -> tuple[nn.Module, str, StageInfo]:
-        original, okey, _, _ = self.standard(env, env.splits.train, cell.seed)
+    def interplay_task(self, env: DatasetEnv, cell: Cell, mixture: Data) -> tuple[Task, Data]:
+        """The interplay cell's task over the ``mixture`` it trained on, and the owner's share as clean
+        images. Target ``share``: forget the owner's (poisoned) share. Target ``clean``: forget
+        ``clean_forget``·n samples drawn from outside the share (a seeded permutation of those positions),
+        the poisoned share staying in the retain set."""
+        assert cell.owner is not None and cell.target is not None
+        train = env.splits.train
+        share = poison_subset(len(train), cell.owner.share, env.fingerprint, cell.seed)
+        owner_share = train.subset(share.nonzero().flatten(), f"owner-share:{cell.owner.share}:{cell.seed}")
+        if cell.target == "share":
+            # the retain set is the clean rest whatever the poison: taken from the clean split, it keeps one
+            # identity (and one paired retrain) for every poisoner
+            tag = digest(cell.owner.to_json("share"))
+            task = Task(retain=train.subset((~share).nonzero().flatten(), f"retain:{tag}:{cell.seed}"),
+                        forget=mixture.subset(share.nonzero().flatten(), f"forget:{tag}:{cell.seed}"), val=env.splits.val)
+            return task, owner_share
+        outside = (~share).nonzero().flatten()
+        count = round(cell.owner.clean_forget * len(train))
+        pick = forget.first_of_permutation(len(outside), count, "interplay-clean-forget", env.fingerprint, cell.seed)
+        mask = torch.zeros(len(train), dtype=torch.bool)
+        mask[outside[pick]] = True
+        spec = {**cell.owner.to_json(cell.target), "data": mixture.fingerprint}
+        return forget.split(mixture, mask, spec, cell.seed, env.splits.val), owner_share
+
+    def unlearned(self, env: DatasetEnv, cell: Cell, task: Task, original_data: Data | None = None) -> tuple[nn.Module, str, StageInfo]:
+        """The cell's unlearner on the model standard-trained on ``original_data`` (default: the clean
+        training split; the interplay track's poisoned mixture)."""
+        original, okey, _, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
         model, key, info, meta = self._unlearn(env, cell, original, okey, task)
         self._unlearn_record = meta.get("record")
         return model, key, info
@@ -496,28 +526,32 @@ class Runner:
     # -- metrics -----------------------------------------------------------------------------------
 
     @staticmethod
-    def reference_data(env: DatasetEnv, task: Task | None) -> dict[str, Data]:
-        """What each reference model is standard-trained on: ``original`` and ``clean`` on the clean
-        training split, ``retrained`` (unlearning track only) on the retain set."""
-        refs = {"original": env.splits.train, "clean": env.splits.train}
+    def reference_data(env: DatasetEnv, task: Task | None, original: Data | None = None) -> dict[str, Data]:
+        """What each reference model is standard-trained on: ``original`` on the clean training split (on
+        the interplay track: the poisoned mixture the unlearner starts from), ``clean`` on the clean
+        training split, ``retrained`` (unlearning and interplay tracks) on the retain set."""
+        refs = {"original": env.splits.train if original is None else original, "clean": env.splits.train}
         if task is not None:
             refs["retrained"] = task.retain
         return refs
 
-    def references(self, env: DatasetEnv, cell: Cell, task: Task | None) -> dict[str, Callable[[], tuple[nn.Module, str]]]:
+    def references(self, env: DatasetEnv, cell: Cell, task: Task | None,
+                   original: Data | None = None) -> dict[str, Callable[[], tuple[nn.Module, str]]]:
         return {name: (lambda d=data: self.standard(env, d, cell.seed)[:2])
-                for name, data in self.reference_data(env, task).items()}
+                for name, data in self.reference_data(env, task, original).items()}
 
     def metric(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
                task: Task | None, train_data: Data | None, history: list | None, metrics: dict[str, Configured]) -> dict[str, float]:
         cls: type[Metric] = type(metric.obj)  # type: ignore[assignment]
-        refs = self.references(env, cell, task)
-        missing = [n for n in cls.needs if n not in refs]
+        original = train_data if cell.track == "interplay" else None
+        refs = self.references(env, cell, task, original)
+        needs = cls.needs_on(cell.track)
+        missing = [n for n in needs if n not in refs]
         if missing:
             raise StageFailure(f"metric:{metric.name}", f"needs reference {missing[0]!r}, not available on the {cell.track} track", "")
         used = {n: metrics[n].spec() if n in metrics else None for n in cls.uses}
-        ref_data = self.reference_data(env, task)
-        ref_keys = {n: self.train_key(env, ref_data[n], cell.seed) for n in cls.needs}
+        ref_data = self.reference_data(env, task, original)
+        ref_keys = {n: self.train_key(env, ref_data[n], cell.seed) for n in needs}
         reads_model = cls.reads_model
         replays = cls.replays and cell.unlearner is not None
         key = digest({**env.base(cell.seed), "stage": "metric", "metric": metric.spec(),
@@ -566,8 +600,8 @@ class Runner:
 
         replay = (lambda ens, data, masks: self.replay(env, cell, ens, data, masks)) if cell.unlearner is not None else None
         return Evaluation(model=model, splits=env.splits, track=cell.track, task=task, train_data=train_data,
-                          history=history, cell=cell.config(), costs=dict(self._costs), references=reference, metric=other,
-                          replay=replay)
+                          history=history, cell=cell.config(), costs=dict(self._costs), owner_share=self._owner_share,
+                          references=reference, metric=other, replay=replay)
 
     @staticmethod
     def _check_metric(metric: Configured, values: Any) -> dict[str, Any]:
@@ -596,7 +630,7 @@ class Runner:
     def run_cell(self, cell: Cell) -> dict[str, Any]:
         """Run one cell; plugin failures are captured in the returned record, never raised."""
         timings: dict[str, dict[str, Any]] = {}
-        self._evals, self._costs = {}, {}
+        self._evals, self._costs, self._owner_share = {}, {}, None
         record: dict[str, Any] = {
             "track": cell.track,
             "dataset": cell.data.name,
@@ -604,7 +638,7 @@ class Runner:
             "poisoner": cell.poisoner.label if cell.poisoner else None,
             "train_attack": cell.train_attack.label if cell.train_attack else None,
             "unlearner": cell.unlearner.label if cell.unlearner else None,
-            "forget": cell.forget.label() if cell.forget else None,
+            "forget": cell.forget_label,
             "selection": cell.selection,
             "attack": cell.attack.label,
             "method": cell.method,
@@ -630,12 +664,24 @@ class Runner:
                 if subset is not None:
                     record["poison_subset"] = subset
             else:
-                task = self.task(env, cell)
-                _, _, info, _ = self.standard(env, env.splits.train, cell.seed)
+                original_data = None
+                if cell.track == "interplay":
+                    assert cell.owner is not None
+                    train_data, info, subset = self.poisoned(env, cell, ratio=cell.owner.share)
+                    timings["poison"] = info.to_json()
+                    task, self._owner_share = self.interplay_task(env, cell, train_data)
+                    original_data = train_data
+                    record["interplay_target"] = cell.target
+                    record["budget"] = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[union-attr]
+                    if subset is not None:
+                        record["poison_subset"] = subset
+                else:
+                    task = self.task(env, cell)
+                _, _, info, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
                 timings["train"] = info.to_json()
                 retrain = self.standard(env, task.retain, cell.seed)[2]  # the paired retrain: every gap's reference
                 timings["reference:retrained"] = retrain.to_json()
-                model, model_key, info = self.unlearned(env, cell, task)
+                model, model_key, info = self.unlearned(env, cell, task, original_data)
                 timings["unlearn"] = info.to_json()
                 if self._unlearn_record is not None:
                     record["unlearn_record"] = self._unlearn_record
@@ -646,8 +692,8 @@ class Runner:
             if len(draws) > 1:
                 record["draws"] = len(draws)
             by_name = {m.name: m for m in cell.metrics}
-            ref_data = self.reference_data(env, task)
-            needed = sorted({n for m in cell.metrics for n in type(m.obj).needs if n in ref_data})  # type: ignore[attr-defined]
+            ref_data = self.reference_data(env, task, train_data if cell.track == "interplay" else None)
+            needed = sorted({n for m in cell.metrics for n in type(m.obj).needs_on(cell.track) if n in ref_data})  # type: ignore[attr-defined]
             for name in needed:  # train shared references up front, so their cost is not billed to a metric
                 timings[f"reference:{name}"] = self.standard(env, ref_data[name], cell.seed)[2].to_json()
             start = time.perf_counter()

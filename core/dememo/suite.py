@@ -107,6 +107,52 @@ class Grid:
     metric_forget: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
     #: metric -> the datasets on which it runs; metrics not named run on every dataset
     metric_datasets: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: metric -> the learner-side attacks (names; ``none`` = standard training) after which it runs on the
+    #: unlearnability track; metrics not named run after every one
+    metric_train_attacks: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Interplay:
+    """The interplay track (SoK, arXiv 2605.11592): a data owner's ``share`` of the training set (fixed
+    seeded positions, ``dememo.runner.poison_subset``) is released poisoned, the model is trained on the
+    mixture, and an unlearner is then asked to forget. ``targets``: ``"share"`` forgets the owner's share
+    (does unlearning undo what the poison hid?); ``"clean"`` forgets a clean random ``clean_forget``
+    fraction of the training set drawn from outside the share (does the poison change how well the
+    unlearner forgets?). Unlearners run with the parameters tuned for the suite's forget set ``tuned_from``
+    (default: its first random forget set)."""
+
+    share: float = 0.5
+    targets: tuple[Literal["share", "clean"], ...] = ("share", "clean")
+    clean_forget: float = 0.1
+    #: poisoners (names or row labels such as ``em(mode=class)``); empty: all
+    poisoners: tuple[str, ...] = ()
+    #: unlearners (names); empty: all
+    unlearners: tuple[str, ...] = ()
+    #: datasets; empty: all
+    datasets: tuple[str, ...] = ()
+    tuned_from: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.share < 1:
+            raise ValueError(f"interplay share must be in (0, 1) (a retain set must remain), got {self.share}")
+        if not 0 < self.clean_forget < 1 - self.share:
+            raise ValueError(f"interplay clean_forget must be in (0, 1 − share) = (0, {1 - self.share:g}), got {self.clean_forget}")
+        if not self.targets:
+            raise ValueError("interplay targets must name at least one of 'share', 'clean'")
+
+    def share_label(self) -> str:
+        return f"owner-{self.share * 100:g}%"
+
+    def forget_label(self, target: str) -> str:
+        """The forget-set label of an interplay cell (its leaderboard table)."""
+        if target == "share":
+            return f"{self.share_label()} (poisoned, forgotten)"
+        return f"clean-{self.clean_forget * 100:g}% ({self.share_label()} poisoned)"
+
+    def to_json(self, target: str) -> dict[str, Any]:
+        return {"kind": "interplay", "target": target, "share": self.share,
+                **({"fraction": self.clean_forget} if target == "clean" else {})}
 
 
 @attrs.frozen
@@ -115,7 +161,7 @@ class Suite:
     datasets: list[DatasetEntry]
     description: str = ""
     seeds: int = 3
-    tracks: tuple[Literal["unlearnability", "unlearning"], ...] = ("unlearnability", "unlearning")
+    tracks: tuple[Literal["unlearnability", "unlearning", "interplay"], ...] = ("unlearnability", "unlearning")
     forget: list[ForgetSpec] = attrs.field(factory=lambda: [ForgetSpec("random")])
     #: family -> plugin -> suite defaults for its parameters
     params: dict[Family, dict[str, dict[str, Any]]] = attrs.field(factory=dict)
@@ -128,6 +174,7 @@ class Suite:
     #: track -> leaderboard column order (columns not listed follow, alphabetically by metric)
     columns: dict[str, list[str]] = attrs.field(factory=dict)
     grid: Grid = Grid()
+    interplay: Interplay = Interplay()
     #: attack-strength sweeps summarised by the area under their curve
     curves: list[Curve] = attrs.field(factory=list)
     #: a ``dememo-bench tune`` output (path relative to the suite file) whose chosen unlearner parameters

@@ -180,10 +180,11 @@ class MetricContract(_Contract):
         tracks = self.plugin_class.tracks  # type: ignore[attr-defined]
         track = self.track or (tracks[0] if tracks else "unlearning")
         splits = tiny_splits()
-        task = tiny_task(splits) if track == "unlearning" else None
+        task = tiny_task(splits) if track in ("unlearning", "interplay") else None
         ctx = tiny_context(splits, seed=seed, budget=None)
         model = ctx.train(task.retain if task else splits.train)
-        ev = evaluation_for(model, splits, track, task, seed)
+        # interplay: the kit's owner share is the forget set itself (its clean and released images coincide)
+        ev = evaluation_for(model, splits, track, task, seed, owner_share=task.forget if track == "interplay" else None)
         return self.make().compute(ev, tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
 
     def test_returns_declared_columns(self):

@@ -126,11 +126,13 @@ def tiny_context(splits: Splits | None = None, seed: int = 0, budget: Budget | N
 
 
 def evaluation_for(model: nn.Module, splits: Splits, track: str, task: Task | None = None, seed: int = 0,
-                   registry: plugins.Registry | None = None, unlearner: Unlearner | None = None) -> Evaluation:
+                   registry: plugins.Registry | None = None, unlearner: Unlearner | None = None,
+                   owner_share: Data | None = None) -> Evaluation:
     """An ``Evaluation`` with references trained by the standard loop and other metrics resolved by name
     from ``registry`` (default parameters), so a metric can be tested outside the runner.
     ``ev.unlearn_many`` replays ``unlearner`` on each ensemble member (default: none, i.e. the members
-    are returned as they are, like the ``original`` unlearner)."""
+    are returned as they are, like the ``original`` unlearner). ``owner_share`` is ``ev.owner_share``
+    (interplay-track metrics)."""
     refs: dict[str, nn.Module] = {}
 
     def replay(ensemble: Ensemble, data: Data, forget: torch.Tensor) -> Ensemble:
@@ -151,7 +153,8 @@ def evaluation_for(model: nn.Module, splits: Splits, track: str, task: Task | No
         reg = registry or plugins.get_registry()
         other = reg.get("metric", name)()
         target = model if on == "model" else reference(on)
-        return other.compute(evaluation_for(target, splits, track, task, seed, registry), tiny_context(splits, seed=seed))
+        return other.compute(evaluation_for(target, splits, track, task, seed, registry, owner_share=owner_share),
+                             tiny_context(splits, seed=seed))
 
     return Evaluation(model=model, splits=splits, track=track, task=task, train_data=splits.train,
-                      history=None, references=reference, metric=metric, replay=replay)
+                      history=None, owner_share=owner_share, references=reference, metric=metric, replay=replay)

@@ -21,7 +21,7 @@ class AvgGap(dememo.Metric):
 
     name: ClassVar[str] = "avg-gap"
     version: ClassVar[str] = "1"
-    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning", "interplay")
     needs: ClassVar[tuple[str, ...]] = ("retrained",)
     uses: ClassVar[tuple[str, ...]] = ("unlearning-accuracy", "mia-efficacy")
     columns: ClassVar[dict[str, dememo.Column]] = {

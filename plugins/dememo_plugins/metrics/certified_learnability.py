@@ -42,6 +42,14 @@ Choices and caveats:
   vacuous beyond η/σ ≈ 1.25 (at N = 200, beyond ≈ 0.5).
 - Only defined for the model as trained (``after_model_attack = False``): certifying an attacked model
   would be a different statement.
+- **Unlearning track** (the SoK's depth guarantee for certified unlearning, arXiv 2605.11592): the same
+  machinery with the **forget set** as the certified data (``_hidden``): ``cert_acc`` bounds the smoothed
+  q-quantile *forget* accuracy of every model within ℓ2 distance η of the unlearned weights. It reads side
+  by side with the ``depth`` metric's recovery curve at the same η (an attack's lower bound on what comes
+  back against the certificate's upper bound), for any unlearner; for ``certified-newton`` it is the
+  weight-space counterpart of its (ε, δ) certificate (recorded in the cell's ``unlearn_record``), which
+  bounds the distinguishability of output distributions, not accuracy within a radius. ``samples``
+  subsamples the forget set as it does the test set.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ import torch
 
 import dememo
 from dememo_plugins.attacks.weight_recovery import accuracies, draw_chunk, float_parameters, gaussian_offsets
+from dememo_plugins.metrics._hidden import hidden_data
 
 
 def noisy_accuracies(model: torch.nn.Module, data: dememo.Data, sigma: float, draws: int,
@@ -96,13 +105,14 @@ class CertifiedLearnability(dememo.Metric):
 
     name: ClassVar[str] = "certified-learnability"
     version: ClassVar[str] = "1"
-    tracks: ClassVar[tuple[str, ...]] = ("unlearnability",)
+    tracks: ClassVar[tuple[str, ...]] = ("unlearnability", "unlearning")
     after_model_attack: ClassVar[bool] = False
     columns: ClassVar[dict[str, dememo.Column]] = {
         "cert_acc": dememo.Column("cert. (q,η)-acc", "lower",
-                                  "certified upper bound on the q-quantile of Gaussian-smoothed test accuracy of "
-                                  "any model within ℓ2 distance η of the trained weights (1 = vacuous)"),
-        "q_acc": dememo.Column("q-acc", "info", "empirical q-quantile of test accuracy under weight noise σ (η = 0)"),
+                                  "certified upper bound on the q-quantile of Gaussian-smoothed accuracy of any model "
+                                  "within ℓ2 distance η of the weights, on the clean test set (unlearnability) or the "
+                                  "forget set (unlearning); 1 = vacuous"),
+        "q_acc": dememo.Column("q-acc", "info", "empirical q-quantile of that accuracy under weight noise σ (η = 0)"),
     }
     sigma: float = 0.25
     draws: int = 1000
@@ -126,7 +136,7 @@ class CertifiedLearnability(dememo.Metric):
             raise ValueError(f"certified-learnability: samples is a number of test images (0 = all), got {self.samples}")
 
     def compute(self, ev, ctx):
-        test = ev.splits.test
+        test, _ = hidden_data(ev)
         if 0 < self.samples < len(test):
             pick = torch.randperm(len(test), generator=ctx.derive("certified-learnability:samples").generator,
                                   device=ctx.device)[: self.samples]

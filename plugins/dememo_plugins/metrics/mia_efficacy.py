@@ -31,7 +31,7 @@ class MIAEfficacy(dememo.Metric):
 
     name: ClassVar[str] = "mia-efficacy"
     version: ClassVar[str] = "1"
-    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning", "interplay")
     columns: ClassVar[dict[str, dememo.Column]] = {
         "mia_efficacy": dememo.Column(
             "MIA-eff", "match",

@@ -24,7 +24,7 @@ class RunTime(dememo.Metric):
 
     name: ClassVar[str] = "run-time"
     version: ClassVar[str] = "1"
-    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning", "interplay")
     after_model_attack: ClassVar[bool] = False
     columns: ClassVar[dict[str, dememo.Column]] = {
         "rte": dememo.Column("RTE", "lower", "unlearning time ÷ time of retraining on the retain set (same device "

@@ -38,7 +38,7 @@ class ToW(dememo.Metric):
 
     name: ClassVar[str] = "tow"
     version: ClassVar[str] = "1"
-    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning", "interplay")
     needs: ClassVar[tuple[str, ...]] = ("retrained",)
     uses: ClassVar[tuple[str, ...]] = ("unlearning-accuracy",)
     columns: ClassVar[dict[str, dememo.Column]] = {

@@ -20,7 +20,7 @@ class UnlearningAccuracy(dememo.Metric):
 
     name: ClassVar[str] = "unlearning-accuracy"
     version: ClassVar[str] = "1"
-    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning", "interplay")
     columns: ClassVar[dict[str, dememo.Column]] = {
         "forget_acc": dememo.Column("forget acc", "match", "accuracy on the forget set (1 − UA); the target is the "
                                     "paired retrain's value", reference="retrain"),
