@@ -455,7 +455,9 @@ def _sweep_figures(new, results, key, cells, references) -> list[Figure]:
     track, dataset, forget = key
     out = []
     meta_all = (results.get("columns") or {}).get(track, {})
+    declared = [(c.get("attack"), c.get("param")) for c in (results.get("suite") or {}).get("curves") or []]
     for sweep in _sweeps(results):
+        in_suite = (sweep["attack"], sweep["param"]) in declared
         curves = sweep_by_method(cells, sweep["attack"], sweep["param"], sweep["column"], sweep["from_zero"])
         if not curves:
             continue
@@ -470,9 +472,9 @@ def _sweep_figures(new, results, key, cells, references) -> list[Figure]:
                    f"{AXIS.get(sweep['param'], sweep['param'])} the suite runs (its attack variants)"
                    + ("; 0 is the unattacked model" if sweep["from_zero"] else "") + ". "
                    + (f"From the dememorizer's side {arrow}: " if arrow else "")
-                   + ("a curve that climbs steeply at small strength means the knowledge is still in the weights; "
-                      "the leaderboard's AUC table is the normalised area under these curves. "
+                   + ("a curve that climbs steeply at small strength means the knowledge is still in the weights. "
                       if sweep["attack"] == "weight-recovery" else "")
+                   + ("The leaderboard's AUC table is the normalised area under these curves. " if in_suite else "")
                    + _seeds_note(curves))
         refs = {line for line in curves if line.split(" · ")[0] in references}
         fig = _panels_figure(new, {"": curves}, refs, title, AXIS.get(sweep["param"], sweep["param"]), label,
