@@ -129,3 +129,27 @@ def test_the_certificate_reads_the_forget_set_on_the_unlearning_track(class0):
     assert retrain["cert_acc"] <= 0.05 and original["cert_acc"] >= 0.9
     for v in (original, retrain):
         assert v["cert_acc"] >= v["q_acc"]
+
+
+# --- through the harness ------------------------------------------------------------------------------------
+
+def test_depth_in_a_run_starts_from_each_cells_own_accuracy(tiny_suite, tmp_path):
+    """End to end (tiny suite, digits, 5-epoch recipe): on every cell the curve's η = 0 and σ = 0 points are
+    exactly the accuracy the cell reports for the same data — clean test accuracy on the unlearnability
+    track, forget accuracy on the unlearning track — and the depth is the first grid radius reaching the
+    recorded target."""
+    from conftest import bench, load
+
+    proc = bench("--all", "--suite", str(tiny_suite), "--metric", "depth", "--metric", "clean-accuracy",
+                 "--metric", "unlearning-accuracy", "--attack", "none", "--poisoner", "none", "--poisoner", "em",
+                 "--unlearner", "finetune", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+                 "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cells = [c for c in load(tmp_path / "out")["cells"] if "depth_eta" in c["metrics"]]
+    assert {c["track"] for c in cells} == {"unlearnability", "unlearning"}
+    for c in cells:
+        m, series = c["metrics"], c["series"]
+        own = m["test_acc"] if c["track"] == "unlearnability" else m["forget_acc"]
+        assert series["depth_eta_curve"]["y"][0] == series["depth_sigma_curve"]["y"][0] == m["hidden_acc"] == own
+        curve = list(zip(series["depth_eta_curve"]["x"], series["depth_eta_curve"]["y"]))
+        assert m["depth_eta"] == first_reaching(curve, m["depth_target"], ETA_CAP)
