@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     results.write_results(out, data)
     (out / "leaderboard.md").write_text(f"# dememo leaderboard — suite `{suite.name}`\n\n" + leaderboard.render(data, "github") + "\n")
     (out / "leaderboard.csv").write_text(leaderboard.to_csv(data))
+    (out / "leaderboard.json").write_text(json.dumps(leaderboard.to_json(data), indent=1, ensure_ascii=False) + "\n")
     if interrupted:
         print(f"\ndememo-bench: interrupted after {len(records)} of {len(cells)} cells; finished cells are saved "
               f"in {out}. Run the same command again to resume.", file=sys.stderr)

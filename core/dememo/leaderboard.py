@@ -76,31 +76,68 @@ def reference_rows(results: dict[str, Any], cells: list[dict[str, Any]]) -> set[
     return out
 
 
-def _best(meta: dict[str, Any], means: dict[str, float | None], references: set[str],
-          paired: dict[str, str] | None = None) -> set[str]:
-    """Rows with the best mean for a column, by its direction; reference rows never win. A ``match``
-    column is judged against its reference row; ``paired`` maps each row to its own reference row (the
-    interplay track: each poisoner's retrain)."""
+def _scores(meta: dict[str, Any], means: dict[str, float | None], references: set[str],
+            paired: dict[str, str] | None = None) -> dict[str, float]:
+    """Each non-reference row's score for a column, lower = better: −mean (higher is better), mean (lower
+    is better) or |mean − reference row's mean| (``match``; ``paired`` maps each row to its own reference row,
+    as on the interplay track, where each poisoner has its own retrain). Empty for ``info`` columns; rows
+    without a value have no score."""
     direction = meta.get("direction", "info")
     if direction == "match":
         ref = meta.get("reference")
         if not ref:
-            return set()
-        scored = {}
+            return {}
+        out = {}
         for m, v in means.items():
             target = means.get((paired or {}).get(m, ref))
             if v is not None and target is not None and m not in references:
-                scored[m] = abs(v - target)
-        pick = min
-    elif direction in ("higher", "lower"):
-        scored = {m: v for m, v in means.items() if v is not None and m not in references}
-        pick = max if direction == "higher" else min
-    else:
-        return set()
+                out[m] = abs(v - target)
+        return out
+    if direction in ("higher", "lower"):
+        sign = -1.0 if direction == "higher" else 1.0
+        return {m: sign * v for m, v in means.items() if v is not None and m not in references}
+    return {}
+
+
+def _best(meta: dict[str, Any], means: dict[str, float | None], references: set[str],
+          paired: dict[str, str] | None = None) -> set[str]:
+    """Rows with the best mean for a column, by its direction; reference rows never win."""
+    scored = _scores(meta, means, references, paired)
     if not scored:
         return set()
-    goal = pick(scored.values())
+    goal = min(scored.values())
     return {m for m, v in scored.items() if math.isclose(v, goal, abs_tol=1e-12)}
+
+
+RANK_RULE = ("rank: the mean, over the {k} columns marked ↑ ↓ ≈ (wall-clock columns left out), of the row's rank "
+             "among the non-reference rows in that column (1 = best; ties share their mean rank; a row with no "
+             "value in a column ranks last there); reference rows are not ranked.")
+
+
+def average_ranks(scores: dict[str, float], rows: list[str]) -> dict[str, float]:
+    """Ranks 1..n of ``rows`` by ``scores`` (lower = better); tied scores share the mean of their ranks, and
+    rows without a score tie for the last places."""
+    ordered = sorted(rows, key=lambda m: (scores.get(m, math.inf), m))
+    out: dict[str, float] = {}
+    i = 0
+    while i < len(ordered):
+        j = i
+        value = scores.get(ordered[i], math.inf)
+        while j + 1 < len(ordered) and (scores.get(ordered[j + 1], math.inf) == value
+                                        or math.isclose(scores.get(ordered[j + 1], math.inf), value, abs_tol=1e-12)):
+            j += 1
+        for m in ordered[i : j + 1]:
+            out[m] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def composite_rank(per_column: list[dict[str, float]], rows: list[str]) -> dict[str, float]:
+    """The mean over columns of each row's ``average_ranks`` (``RANK_RULE``)."""
+    if not per_column or not rows:
+        return {}
+    ranks = [average_ranks(scores, rows) for scores in per_column]
+    return {m: sum(r[m] for r in ranks) / len(ranks) for m in rows}
 
 
 def _header(meta: dict[str, Any], key: str) -> str:
@@ -122,15 +159,19 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
             values[(c["method"], col, c["attack"])].append(v)
     stats = {k: _stats(v) for k, v in values.items()}
     paired = _paired_references(cells) if track == "interplay" else None
-    best = {
-        (col, attack): _best(meta_all.get(col, {}), {m: stats.get((m, col, attack), (None,))[0] for m in methods},
-                             references, paired)
-        for col, attack, _ in columns
-    }
+    means = {(col, attack): {m: stats.get((m, col, attack), (None,))[0] for m in methods} for col, attack, _ in columns}
+    best = {key: _best(meta_all.get(key[0], {}), means[key], references, paired) for key in means}
+    ranked = [key for key in means if meta_all.get(key[0], {}).get("direction") in ("higher", "lower", "match")
+              and not meta_all.get(key[0], {}).get("wall_clock")]
+    candidates = [m for m in methods if m not in references]
+    ranks = (composite_rank([_scores(meta_all.get(k[0], {}), means[k], references, paired) for k in ranked], candidates)
+             if len(ranked) >= 2 and len(candidates) >= 2 else {})
     sources = _selections(cells) if track != "unlearnability" and all(a == "none" for _, a, _ in columns) else None
     rows = []
     for m in methods:
         row = [m] + ([sources.get(m, "")] if sources is not None else [])
+        if ranks:
+            row.append(f"{ranks[m]:.1f}" if m in ranks else "ref")
         for col, attack, _ in columns:
             mean, std, _n = stats.get((m, col, attack), (None, None, 0))
             if mean is None and failed.get((m, attack)):
@@ -141,8 +182,10 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
                            + ("*" if m in best[(col, attack)] else ""))
         row.append(str(len({c["seed"] for c in cells if c["method"] == m})))
         rows.append(row)
-    header = ["method"] + (["params"] if sources is not None else []) + [h for _, _, h in columns] + ["seeds"]
-    return {"header": header, "rows": rows, "failed": failed}
+    header = (["method"] + (["params"] if sources is not None else []) + (["rank ↓"] if ranks else [])
+              + [h for _, _, h in columns] + ["seeds"])
+    return {"header": header, "rows": rows, "failed": failed, "rank": ranks,
+            "rule": RANK_RULE.format(k=len(ranked)) if ranks else None}
 
 
 def _paired_references(cells: list[dict[str, Any]]) -> dict[str, str]:
@@ -310,6 +353,8 @@ def render(results: dict[str, Any], fmt: str = "simple") -> str:
             elif md:
                 parts.append("")
             parts.append(tabulate(table["rows"], headers=table["header"], tablefmt=fmt, disable_numparse=True))
+            if table.get("rule"):
+                parts.append(("\n_" + table["rule"] + "_") if md else "  " + table["rule"])
             for note in table.get("notes", []):
                 parts.append(("- " if md else "  ") + note)
         parts.append("")
@@ -319,6 +364,19 @@ def render(results: dict[str, Any], fmt: str = "simple") -> str:
         if note:
             parts.append(note)
     return "\n".join(parts)
+
+
+def to_json(results: dict[str, Any]) -> dict[str, Any]:
+    """The printed tables as data (schema ``dememo.leaderboard/1``): per group its track, dataset, forget
+    set and title, and per table the caption, header, rows (the rendered strings, as in the terminal and
+    Markdown), the composite rank's rule and per-row values, and the failure notes."""
+    out = []
+    for (track, dataset, forget), cells in sorted_groups(results):
+        tables = [{"caption": t["caption"], "header": t["header"], "rows": t["rows"], "rule": t.get("rule"),
+                   "rank": t.get("rank") or {}, "notes": t.get("notes", [])} for t in build_tables(results, cells)]
+        out.append({"track": track, "dataset": dataset, "forget": forget,
+                    "title": title(track, dataset, forget, cells), "tables": tables})
+    return {"schema": "dememo.leaderboard/1", "legend": LEGEND, "tuning": tuning_note(results), "groups": out}
 
 
 def to_csv(results: dict[str, Any]) -> str:
