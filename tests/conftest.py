@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("DEMEMO_PROGRESS", "0")
+# end-to-end runs leave the plots out of leaderboard.html (1-3 s a run); tests/test_report.py and
+# tests/test_leaderboard_html.py render them
+os.environ.setdefault("DEMEMO_HTML_PLOTS", "0")
 
 TINY_SUITE = """
 name = "tiny"

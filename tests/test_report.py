@@ -355,3 +355,84 @@ def test_report_of_a_real_run(request, tmp_path):
     for dataset in ("digits", "noisy-shapes"):
         assert f"sweep-weight-recovery-eta-test-acc_unlearnability_{dataset}.png" in names
     assert (tmp_path / "report.html").read_text().count("data:image/png;base64,") == (len(written) - 1) // 2
+
+
+# -- accuracy under weight noise; forgetting vs utility --------------------------------------------
+
+
+def weight_noise_cells(track, column, forget=None):
+    """Two methods, two seeds, unattacked plus weight noise at σ = 0.01 and 0.03 (one null value)."""
+    out = []
+    values = {"none": [(0.9, 0.8, 0.5), (0.9, 0.7, 0.3)], "em": [(0.2, 0.3, 0.4), (0.2, 0.5, None)]}
+    for method, per_seed in values.items():
+        for seed, (base, *noisy) in enumerate(per_seed):
+            out.append(cell(track, method, seed, forget=forget, poisoner=method, metrics={column: base}))
+            for sigma, v in zip((0.01, 0.03), noisy):
+                out.append(cell(track, method, seed, forget=forget, poisoner=method, attack=f"weight-noise(sigma={sigma})",
+                                attack_params={"sigma": sigma, "draws": 3}, metrics={column: v}))
+    return out
+
+
+def test_weight_noise_curves_read_the_tracks_column_along_sigma():
+    from dememo.report import weight_noise_curves
+
+    curves = weight_noise_curves(weight_noise_cells("unlearnability", "test_acc"), "unlearnability")
+    assert set(curves) == {"none", "em"}
+    assert curves["none"].x == (0.0, 0.01, 0.03)  # σ = 0 is the unattacked model
+    assert curves["none"].mean == pytest.approx((0.9, 0.75, 0.4))
+    assert curves["em"].mean == pytest.approx((0.2, 0.4, 0.4)) and curves["em"].n == (2, 2, 1)
+    unlearning = weight_noise_cells("unlearning", "forget_acc", forget="random-10%")
+    assert weight_noise_curves(unlearning, "unlearning")["em"].mean == pytest.approx((0.2, 0.4, 0.4))
+    assert weight_noise_curves(unlearning, "unlearnability") == {}  # its column (test_acc) is not there
+    assert weight_noise_curves(weight_noise_cells("interplay", "test_acc"), "interplay") == {}
+
+
+def scatter_cells():
+    # method -> per seed (forget_acc, test_acc); retrain's forget accuracy is 0.80 / 0.70 by seed
+    rows = {"original": [(1.0, 0.95), (0.98, 0.93)], "retrain": [(0.80, 0.90), (0.70, 0.92)],
+            "finetune": [(0.90, 0.94), (0.90, 0.90)], "gradient-ascent": [(0.60, 0.60), (0.75, 0.80)]}
+    out = [cell("unlearning", m, seed, dataset="digits", forget="random-10%", unlearner=m,
+                metrics={"forget_acc": fa, "test_acc": ta, "avg_gap": 0.1 * seed})
+           for m, per_seed in rows.items() for seed, (fa, ta) in enumerate(per_seed)]
+    out.append(cell("unlearning", "finetune", 2, dataset="digits", forget="random-10%", unlearner="finetune", status="failed"))
+    return out
+
+
+def test_forgetting_utility_pairs_each_seed_with_its_retrain():
+    from dememo.report import forgetting_utility
+
+    axis, points = forgetting_utility(scatter_cells(), {"original", "retrain"})
+    assert axis == "forget_gap"
+    assert [p.method for p in points] == ["original", "retrain", "finetune", "gradient-ascent"]  # references first
+    by = {p.method: p for p in points}
+    assert by["retrain"].x == 0.0 and by["retrain"].reference and not by["finetune"].reference
+    assert by["finetune"].x == pytest.approx(0.15)  # |0.9 − 0.8| and |0.9 − 0.7|: paired by seed, not by mean
+    assert by["finetune"].x_std == pytest.approx(statistics.stdev([0.1, 0.2])) and by["finetune"].n == 2
+    assert by["gradient-ascent"].x == pytest.approx(0.125) and by["gradient-ascent"].y == pytest.approx(0.70)
+    assert by["original"].y_std == pytest.approx(statistics.stdev([0.95, 0.93]))
+    # a seed without its own retrain is read against retrain's mean over seeds
+    extra = cell("unlearning", "finetune", 5, dataset="digits", forget="random-10%", unlearner="finetune",
+                 metrics={"forget_acc": 0.95, "test_acc": 0.9})
+    _, points = forgetting_utility(scatter_cells() + [extra], {"original", "retrain"})
+    assert next(p for p in points if p.method == "finetune").x == pytest.approx((0.1 + 0.2 + 0.2) / 3)
+    # without retrain's forget accuracy the axis is Avg Gap; with neither there is nothing to plot
+    no_retrain = [c for c in scatter_cells() if c["method"] != "retrain"]
+    axis, points = forgetting_utility(no_retrain, {"original"})
+    assert axis == "avg_gap" and next(p for p in points if p.method == "finetune").x == pytest.approx(0.05)
+    bare = [dict(c, metrics={"test_acc": 0.9}) for c in no_retrain]
+    assert forgetting_utility(bare, {"original"}) == (None, [])
+
+
+def test_weight_noise_and_scatter_figures_are_drawn():
+    cells = weight_noise_cells("unlearnability", "test_acc") + scatter_cells()
+    names = {f.name: f for f in figures(make_results(cells))}
+    assert {"weight-noise_unlearnability_noisy-shapes", "forgetting-utility_unlearning_digits_random-10pct"} <= set(names)
+    scatter = names["forgetting-utility_unlearning_digits_random-10pct"]
+    assert "retrain" in scatter.caption and scatter.png()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(scatter.figure.axes[0].lines) >= 4  # one marker per unlearner (the failed seed is left out)
+    # a suite that declares the weight-noise curve gets it as a sweep figure, not twice
+    declared = make_results(cells)
+    declared["suite"]["curves"].append({"attack": "weight-noise", "param": "sigma", "column": "test_acc"})
+    names = {f.name for f in figures(declared)}
+    assert "sweep-weight-noise-sigma-test-acc_unlearnability_noisy-shapes" in names
+    assert not any(n.startswith("weight-noise_") for n in names)

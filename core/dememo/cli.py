@@ -94,7 +94,8 @@ def columns_meta(registry: plugins.Registry) -> dict[str, Any]:
             for col, c in cls.columns.items():  # type: ignore[attr-defined]
                 out.setdefault(track, {})[col] = {"metric": name, "label": c.label, "direction": c.direction,
                                                   "unit": c.unit, "description": c.description, "reference": c.reference,
-                                                  "wall_clock": c.wall_clock, "cap": c.cap, "detail": c.detail}
+                                                  "wall_clock": c.wall_clock, "cap": c.cap, "detail": c.detail,
+                                                  "signed": c.signed}
     return out
 
 
@@ -159,6 +160,12 @@ def run(args: argparse.Namespace) -> int:
     (out / "leaderboard.md").write_text(f"# dememo leaderboard — suite `{suite.name}`\n\n" + leaderboard.render(data, "github") + "\n")
     (out / "leaderboard.csv").write_text(leaderboard.to_csv(data))
     (out / "leaderboard.json").write_text(json.dumps(leaderboard.to_json(data), indent=1, ensure_ascii=False) + "\n")
+    try:  # the page is a view: a rendering error costs the page, never the results written above
+        from .leaderboard_html import render_page
+
+        (out / "leaderboard.html").write_text(render_page(data), encoding="utf-8")
+    except Exception as exc:  # noqa: BLE001
+        print(f"dememo-bench: warning: leaderboard.html not written ({type(exc).__name__}: {' '.join(str(exc).split())})", file=sys.stderr)
     if interrupted:
         print(f"\ndememo-bench: interrupted after {len(records)} of {len(cells)} cells; finished cells are saved "
               f"in {out}. Run the same command again to resume.", file=sys.stderr)
@@ -167,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in records.values() if r["status"] == "failed"]
     cached = sum(all(t.get("cached", True) for k, t in r["timings"].items() if k != "metrics") for r in records.values())
     print(f"\n{len(records)} cells in {elapsed:.1f}s ({cached} fully from cache), {len(failed)} failed. "
-          f"Results: {out}/results.json, leaderboard.md, leaderboard.csv", file=sys.stderr)
+          f"Results: {out}/results.json, leaderboard.md, leaderboard.csv, leaderboard.html", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -253,6 +260,101 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def submit_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dememo-bench submit",
+        description="Write a leaderboard submission bundle (JSON, schema dememo.submission/1): the cells of a finished "
+        "run that use a plugin of your distribution, the reference rows of their tables, the suite, seeds, "
+        "environment and a SHA-256 over the content. Check it with 'dememo-bench verify'.",
+    )
+    p.add_argument("--results", type=Path, required=True, metavar="DIR", help="a run's results directory (or its results.json)")
+    p.add_argument("--name", required=True, help="the entry's display name on the board")
+    p.add_argument("--plugin", required=True, metavar="DIST",
+                   help="the distribution whose plugins the entry submits (as in 'dememo-bench --list'), e.g. dememo-myplugin")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the bundle to write, e.g. my-entry.json")
+    return p
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from . import submission
+
+    data = results.load_results(args.results)
+    b = submission.bundle(data, args.name, args.plugin)
+    path = submission.write_bundle(b, args.out)
+    own = len(b["cells"])
+    print(f"dememo-bench: wrote {path}: {own} cells of {b['plugin']['distribution']} {b['plugin']['version']} with "
+          f"their reference rows, suite {b['suite']['name']!r}, sha256 {b['content_sha256']}", file=sys.stderr)
+    return 0
+
+
+def verify_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dememo-bench verify",
+        description="Check a submission bundle: schema, content hash, cell keys, metric values, suite, plugin versions "
+        "and reference rows; with --rerun K, re-run K sampled cells with the installed plugins from an empty cache "
+        "and compare every metric within a tolerance. Prints PASS/FAIL per check; exit 0 when all pass, 1 otherwise.",
+    )
+    p.add_argument("bundle", type=Path, metavar="BUNDLE", help="a bundle written by 'dememo-bench submit'")
+    p.add_argument("--rerun", type=int, default=0, metavar="K", help="re-run K cells drawn at random (default 0)")
+    p.add_argument("--rerun-seed", type=int, default=None, metavar="S", help="seed of the draw (default: fresh, printed)")
+    p.add_argument("--cell", action="append", default=[], metavar="KEY", help="re-run this cell (repeatable)")
+    p.add_argument("--tolerance", type=float, default=None, metavar="T",
+                   help="absolute tolerance for fraction columns (default 0.02)")
+    p.add_argument("--rel-tolerance", type=float, default=None, metavar="R",
+                   help="relative tolerance for the other columns (default 0.05)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="stage cache for re-runs (default: a fresh temporary one)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-dir", type=Path, default=None)
+    return p
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from . import submission
+
+    if args.rerun < 0:
+        raise UserError("--rerun must be at least 0")
+    abs_tol = submission.ABS_TOL if args.tolerance is None else args.tolerance
+    rel_tol = submission.REL_TOL if args.rel_tolerance is None else args.rel_tolerance
+    if abs_tol < 0 or rel_tol < 0:
+        raise UserError("--tolerance and --rel-tolerance must be ≥ 0")
+    b = submission.load_bundle(args.bundle)
+    device = resolve_device(args.device) if (args.rerun or args.cell) else "cpu"
+    checks = submission.verify(b, rerun=args.rerun, tolerance=abs_tol, rel_tolerance=rel_tol, cache_dir=args.cache_dir,
+                               seed=args.rerun_seed, keys=args.cell or None, device=device, data_dir=args.data_dir)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if not c.ok]
+    print(f"dememo-bench: {args.bundle}: {len(checks) - len(failed)} of {len(checks)} checks passed"
+          + ("" if not failed else f"; REJECTED ({', '.join(c.name for c in failed)})"), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def leaderboard_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dememo-bench leaderboard", description="Build the public board from submission bundles.")
+    sub = p.add_subparsers(dest="action", required=True)
+    b = sub.add_parser("build", description="Merge the accepted bundles in ENTRIES_DIR (schema, content hash and cell keys "
+                       "checked; nothing is run or executed) into results.json, leaderboard.md/.csv/.json/.html in --out. "
+                       "A bundle whose suite or protocol differs from the board's (ENTRIES_DIR/board.json, else the first "
+                       "accepted bundle) is refused with its reason; any refusal exits 1.")
+    b.add_argument("entries", type=Path, metavar="ENTRIES_DIR", help="a directory of *.json bundles")
+    b.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write the board")
+    return p
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    from . import submission
+
+    board = submission.build_board(args.entries, args.out)
+    for entry in board.accepted:
+        print(f"accepted {entry['file']}: {entry['name']} ({entry['distribution']} {entry['version']}, {entry['cells']} cells)")
+    for name, reason in board.refused:
+        print(f"refused {name}: {reason}")
+    for note in board.notes:
+        print(f"dememo-bench: {note}", file=sys.stderr)
+    print(f"dememo-bench: wrote {', '.join(str(p) for p in board.written)}", file=sys.stderr)
+    return 1 if board.refused else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="dememo-bench: %(levelname)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
@@ -261,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_tune(tune_parser().parse_args(argv[1:]))
         if argv[:1] == ["report"]:
             return run_report(report_parser().parse_args(argv[1:]))
+        if argv[:1] == ["submit"]:
+            return run_submit(submit_parser().parse_args(argv[1:]))
+        if argv[:1] == ["verify"]:
+            return run_verify(verify_parser().parse_args(argv[1:]))
+        if argv[:1] == ["leaderboard"]:
+            return run_leaderboard(leaderboard_parser().parse_args(argv[1:]))
         args = parser().parse_args(argv)
         return run(args)
     except UserError as exc:

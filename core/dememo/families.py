@@ -191,7 +191,9 @@ class Column:
     same cell, so comparisons of results for equality leave it out. ``cap``: a value above it means "more
     than cap" (a censored measurement, e.g. relearning epochs that never reached the target: report
     ``cap + 1``); tables render it as ``> cap``. ``detail`` columns are kept in ``results.json`` and the CSV
-    but left out of the terminal and Markdown tables (diagnostics such as counts of undefined samples)."""
+    but left out of the terminal and Markdown tables (diagnostics such as counts of undefined samples).
+    ``signed`` marks a difference of two values of its unit (e.g. a gain in accuracy): it may be negative
+    (a fraction column then lies in [−1, 1], which is what a submission's range check accepts)."""
 
     label: str
     direction: Direction
@@ -201,6 +203,7 @@ class Column:
     wall_clock: bool = False
     cap: float | None = None
     detail: bool = False
+    signed: bool = False
 
 
 @attrs.frozen

@@ -14,6 +14,10 @@ reference rows (``suite.references``: none, original, retrain) dashed grey:
 - ``interplay-<column>_<dataset>_<target>_<forget>``: the interplay track's poisoner × unlearner matrix as a
   heat map, one per (dataset, forget set, ``interplay_target``) and column (``share_clean_gain``, ``test_acc``,
   ``avg_gap``).
+- ``weight-noise_…``: accuracy under the ``weight-noise`` attack's σ variants (test accuracy on the
+  unlearnability track, forget-set accuracy on the unlearning track), the unattacked model being σ = 0;
+- ``forgetting-utility_unlearning_…``: one point per unlearner, forgetting (|forget acc − retrain's|, or Avg
+  Gap) against utility (test accuracy), per forget set.
 
 The aggregation over seeds (:func:`aggregate`, :func:`series_by_method`, :func:`sweep_by_method`,
 :func:`interplay_matrix`) is kept apart from the plotting, so it can be checked numerically. matplotlib is
@@ -619,6 +623,8 @@ def figures(results: Mapping[str, Any]) -> list[Figure]:
             out += _depth_figures(new, results, key, cells, references)
             out += _sweep_figures(new, results, key, cells, references)
             out += _rk_figure(new, key, cells, references)
+            out += _weight_noise_figures(new, results, key, cells, references)
+            out += _forgetting_utility_figure(new, key, cells, references)
     names: dict[str, int] = defaultdict(int)
     for f in out:  # distinct file names, even for labels that differ only in punctuation
         names[f.name] += 1
@@ -707,3 +713,155 @@ def write_report(results: Mapping[str, Any], out: Path) -> list[Path]:
     except OSError as exc:
         raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     return written
+
+
+# -- accuracy under weight noise; forgetting vs utility ------------------------------------------------
+
+#: the column drawn against the weight-noise attack's σ on each track
+WEIGHT_NOISE = {"unlearnability": "test_acc", "unlearning": "forget_acc"}
+
+
+def weight_noise_curves(cells: Iterable[Mapping[str, Any]], track: str) -> dict[str, Curve]:
+    """The track's :data:`WEIGHT_NOISE` column along the ``weight-noise`` attack's σ (its suite variants),
+    per method, aggregated over seeds; σ = 0 is the unattacked model. Empty on other tracks."""
+    column = WEIGHT_NOISE.get(track)
+    return sweep_by_method(cells, "weight-noise", "sigma", column, from_zero=True) if column else {}
+
+
+def _weight_noise_figures(new, results, key, cells, references) -> list[Figure]:
+    track, dataset, forget = key
+    column = WEIGHT_NOISE.get(track)
+    if column is None or any((s["attack"], s["param"], s["column"]) == ("weight-noise", "sigma", column)
+                             for s in _sweeps(results)):  # a suite curve: already drawn as a sweep
+        return []
+    curves = weight_noise_curves(cells, track)
+    if not curves:
+        return []
+    what = NAMES.get(column, column)
+    title = f"{_group_title(track, dataset, forget, cells)}: {what} under weight noise"
+    reading = {
+        "unlearnability": "Lower is better for the poison: accuracy that climbs back under small noise means the "
+                          "clean knowledge was hidden near the weights, not kept out of them (shallow dememorization).",
+        "unlearning": "Best for the unlearner is a curve that stays with retrain's (the dashed grey reference): "
+                      "forget-set accuracy that comes back under small noise was hidden, not removed.",
+    }[track]
+    caption = (f"{what[0].upper() + what[1:]} (%) of each method's model with Gaussian noise of standard deviation σ "
+               "added to every weight (the weight-noise attack's variants in the suite; each point is the mean over "
+               "the attack's draws, unlike the depth metric's q-quantile); σ = 0 is the unattacked model. "
+               f"{reading} " + _seeds_note(curves))
+    refs = {line for line in curves if line.split(" · ")[0] in references}
+    fig = _panels_figure(new, {"": curves}, refs, title, AXIS["sigma"], f"{what} (%)", 100.0)
+    return [Figure(_name("weight-noise", track, dataset, forget), title, caption, fig)]
+
+
+@attrs.frozen
+class Point:
+    """One unlearner in the forgetting-vs-utility scatter: the means (and sample std) over seeds of its
+    forgetting ``x`` and utility ``y``, the number of seeds ``n`` with both, and whether it is a reference row."""
+
+    method: str
+    x: float
+    y: float
+    x_std: float
+    y_std: float
+    n: int
+    reference: bool
+
+
+#: the forgetting axis: the forget-set accuracy gap to retrain (paired by seed), else Avg Gap
+FORGETTING = {"forget_gap": "|forget acc − retrain's forget acc|", "avg_gap": "Avg Gap to retrain"}
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _is_retrain(cell: Mapping[str, Any]) -> bool:
+    return str(cell.get("unlearner") or cell.get("method") or "").split("(")[0] == "retrain"
+
+
+def forgetting_utility(cells: Iterable[Mapping[str, Any]], references: set[str]) -> tuple[str | None, list[Point]]:
+    """Forgetting vs utility per method over the unattacked, successful cells of one unlearning group.
+
+    Forgetting is ``forget_gap`` = |forget_acc − retrain's forget_acc of the same seed| (retrain's mean over
+    seeds where that seed has none) when a retrain row has forget accuracies, else ``avg_gap``; utility is
+    ``test_acc``. Per method, the seeds with both values are averaged. Returns the axis used (None: nothing
+    to plot) and the points, reference rows first."""
+    usable = [c for c in cells if _usable(c)]
+    target: dict[Any, list[float]] = defaultdict(list)
+    for c in usable:
+        if _is_retrain(c) and (v := _number((c.get("metrics") or {}).get("forget_acc"))) is not None:
+            target[c.get("seed")].append(v)
+    by_seed = {seed: statistics.fmean(vals) for seed, vals in target.items()}
+    overall = statistics.fmean(by_seed.values()) if by_seed else None
+    present = {k for c in usable for k, v in (c.get("metrics") or {}).items() if _number(v) is not None}
+    axis = ("forget_gap" if overall is not None and "forget_acc" in present
+            else "avg_gap" if "avg_gap" in present else None)
+    if axis is None:
+        return None, []
+    pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for c in usable:
+        metrics = c.get("metrics") or {}
+        y = _number(metrics.get("test_acc"))
+        if axis == "forget_gap":
+            fa = _number(metrics.get("forget_acc"))
+            ref = by_seed.get(c.get("seed"), overall)
+            x = abs(fa - ref) if fa is not None and ref is not None else None
+        else:
+            x = _number(metrics.get("avg_gap"))
+        if x is not None and y is not None:
+            pairs[c["method"]].append((x, y))
+    points = []
+    for method in sorted(pairs, key=lambda m: (m not in references, m)):
+        xs, ys = [p[0] for p in pairs[method]], [p[1] for p in pairs[method]]
+        points.append(Point(method, statistics.fmean(xs), statistics.fmean(ys), _std(xs), _std(ys), len(xs),
+                            method in references))
+    return axis, points
+
+
+REF_MARKERS = "sDv^"
+
+
+def _forgetting_utility_figure(new, key, cells, references) -> list[Figure]:
+    import matplotlib
+
+    track, dataset, forget = key
+    if track != "unlearning":
+        return []
+    axis, points = forgetting_utility(cells, references)
+    if not points or all(p.reference for p in points):
+        return []
+    labels = [p.method for p in points]
+    fig = new(*_size(labels))
+    ax = fig.add_subplot()
+    palette = [p.method for p in points if not p.reference]
+    cmap = matplotlib.colormaps["tab10" if len(palette) <= 10 else "tab20"]
+    refs = [p.method for p in points if p.reference]
+    for p in points:
+        if p.reference:
+            r = refs.index(p.method)
+            style = dict(color=REF_GREYS[r % 4], marker=REF_MARKERS[r % len(REF_MARKERS)], markerfacecolor="none",
+                         markersize=8, markeredgewidth=1.5)
+        else:
+            k = palette.index(p.method)
+            style = dict(color=cmap(k % cmap.N), marker=MARKERS[k % len(MARKERS)], markersize=6)
+        ax.errorbar([p.x * 100], [p.y * 100], xerr=[p.x_std * 100] if p.x_std else None,
+                    yerr=[p.y_std * 100] if p.y_std else None, linestyle="none", elinewidth=0.8, capsize=2,
+                    label=p.method, **style)
+    xlabel = ("|forget acc − retrain's forget acc| (percentage points)" if axis == "forget_gap"
+              else "Avg Gap to retrain (%)")
+    ax.set(xlabel=xlabel, ylabel="clean test accuracy (%)")
+    ax.set_xlim(left=min(0.0, ax.get_xlim()[0]))
+    title = f"{_group_title(track, dataset, forget, cells)}: forgetting vs utility"
+    ax.set_title(_wrap(title, PANEL[0] if len(labels) <= SIDE else fig.get_figwidth()))
+    _legend(fig, ax)
+    seeds = max(p.n for p in points)
+    how = ("the absolute difference between its forget-set accuracy and the retrained model's (same seed): 0 "
+           "forgets exactly as much as retraining" if axis == "forget_gap" else
+           "its Avg Gap to the retrained model (mean gap over forget, retain and test accuracy and MIA efficacy)")
+    caption = (f"One point per unlearner on forget set {forget}: x is {how}; y is its clean test accuracy. Best is "
+               "top left (forgets like retraining and stays useful). Hollow grey markers are reference rows "
+               "(original: no unlearning; retrain: the target"
+               + (", at x = 0" if axis == "forget_gap" else "") + f"). Mean over up to {seeds} seed"
+               + ("s" if seeds != 1 else "") + " per unlearner; bars are ± one standard deviation.")
+    return [Figure(_name("forgetting-utility", track, dataset, forget), title, caption, fig)]

@@ -42,7 +42,8 @@ class OwnerShare(dememo.Metric):
                                          "them poisoned); the target is the paired retrain's value", reference="retrain"),
         "share_clean_gain": dememo.Column("share gain", "info",
                                           "share clean acc minus that of the model trained on the mixture, before "
-                                          "unlearning (> 0: unlearning recovered knowledge the poison hid)"),
+                                          "unlearning (> 0: unlearning recovered knowledge the poison hid)",
+                                          signed=True),
     }
 
     def compute(self, ev, ctx):
