@@ -59,3 +59,18 @@ def test_json_tables_are_the_printed_tables():
     unlearning = next(g for g in doc["groups"] if g["track"] == "unlearning")
     main = unlearning["tables"][0]
     assert main["rule"] and set(main["rank"]) == {"finetune", "gradient-ascent"}
+
+
+def test_wide_tables_print_in_parts_that_keep_every_value():
+    from dememo.leaderboard import split_columns
+
+    header = ["method", "params", "rank ↓"] + [f"c{i}" for i in range(25)] + ["seeds"]
+    rows = [[f"m{r}", "tuned", "1.0"] + [f"{r}.{i}" for i in range(25)] + ["3"] for r in range(4)]
+    parts = split_columns(header, rows, width=11)
+    assert [len(h) for h, _ in parts] == [3 + 11 + 1, 3 + 11 + 1, 3 + 3 + 1]
+    for h, rs in parts:
+        assert h[:3] == ["method", "params", "rank ↓"] and h[-1] == "seeds"
+        assert [r[0] for r in rs] == ["m0", "m1", "m2", "m3"]
+    merged = {h: [r[i] for r in rs] for h, rs in parts for i, h in enumerate(h)}
+    assert merged == {h: [r[i] for r in rows] for i, h in enumerate(header)}
+    assert split_columns(header[:5] + ["seeds"], [r[:5] + ["3"] for r in rows]) == [(header[:5] + ["seeds"], [r[:5] + ["3"] for r in rows])]

@@ -341,6 +341,30 @@ LEGEND = ("Mean ± std over seeds; fractions shown as %. ↑ higher is better, �
           "poison). * marks the best non-reference row; reference rows (none, original, retrain) are never marked.")
 
 
+#: at most this many metric columns per printed table; wider tables are printed in parts, each repeating the
+#: row labels (the HTML page and the JSON keep one table)
+MAX_PRINTED_COLUMNS = 11
+LABEL_COLUMNS = ("method", "params", "rank ↓")
+
+
+def split_columns(header: list[str], rows: list[list[str]], width: int = MAX_PRINTED_COLUMNS) -> list[tuple[list[str], list[list[str]]]]:
+    """A table as parts of at most ``width`` metric columns, each with the leading label columns
+    (method, params, rank) and the trailing ``seeds`` column."""
+    lead = 0
+    while lead < len(header) and header[lead] in LABEL_COLUMNS:
+        lead += 1
+    tail = 1 if header and header[-1] == "seeds" else 0
+    middle = list(range(lead, len(header) - tail))
+    if len(middle) <= width:
+        return [(header, rows)]
+    keep = list(range(lead)), list(range(len(header) - tail, len(header)))
+    out = []
+    for start in range(0, len(middle), width):
+        idx = keep[0] + middle[start : start + width] + keep[1]
+        out.append(([header[i] for i in idx], [[row[i] for i in idx] for row in rows]))
+    return out
+
+
 def render(results: dict[str, Any], fmt: str = "simple") -> str:
     """All tables in one text, as tabulate format ``fmt`` (``simple`` for the terminal, ``github`` for Markdown)."""
     parts = []
@@ -348,11 +372,16 @@ def render(results: dict[str, Any], fmt: str = "simple") -> str:
     for (track, dataset, forget), cells in sorted_groups(results):
         parts.append(("### " if md else "== ") + title(track, dataset, forget, cells) + ("" if md else " =="))
         for table in build_tables(results, cells):
-            if table["caption"]:
-                parts.append(("\n*" + table["caption"] + "*\n") if md else "\n" + table["caption"] + ":")
-            elif md:
-                parts.append("")
-            parts.append(tabulate(table["rows"], headers=table["header"], tablefmt=fmt, disable_numparse=True))
+            pieces = split_columns(table["header"], table["rows"])
+            for i, (header, rows) in enumerate(pieces):
+                caption = table["caption"]
+                if len(pieces) > 1:
+                    caption = f"{caption or 'Metrics'} (part {i + 1} of {len(pieces)})"
+                if caption:
+                    parts.append(("\n*" + caption + "*\n") if md else "\n" + caption + ":")
+                elif md:
+                    parts.append("")
+                parts.append(tabulate(rows, headers=header, tablefmt=fmt, disable_numparse=True))
             if table.get("rule"):
                 parts.append(("\n_" + table["rule"] + "_") if md else "  " + table["rule"])
             for note in table.get("notes", []):
