@@ -56,7 +56,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="PLUGIN.PARAM=VALUE",
                    help="override a hyper-parameter, e.g. --set finetune.lr=0.01 or --set recipe.epochs=5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels only (torch.use_deterministic_algorithms; slower on GPUs): the same "
+                   "run on the same machine then gives bit-identical results")
     return p
+
+
+def set_deterministic() -> None:
+    """Deterministic kernels everywhere (CUDA's cuBLAS needs a fixed workspace, set before it starts)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -112,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seeds < 1:
         raise UserError("--seeds must be at least 1")
     suite = load_suite(args.suite)
+    if args.deterministic:
+        set_deterministic()
     device = resolve_device(args.device)
     planner = Planner(registry, suite, parse_sets(args.set))
     filters = Filters(tuple(args.poisoner), tuple(args.unlearner), tuple(args.attack), tuple(args.metric))

@@ -68,13 +68,19 @@ class Context:
     maker: Callable[[str, str, dict[str, Any]], Plugin] | None = None
     ensembler: Callable[[Data, torch.Tensor, tuple[int, ...]], Ensemble] | None = None
 
-    def new_model(self) -> nn.Module:
-        """A freshly initialised model; each call draws a new init from ``generator``."""
+    def new_model(self, data: Data | None = None) -> nn.Module:
+        """A freshly initialised model; each call draws a new init from ``generator``. With ``data`` (the
+        data it will be trained on) the architecture's data-dependent initialisation runs too
+        (``Architecture.initialize``, e.g. whitening the first convolution from training patches)."""
         init_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.device))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             model = self.architecture.build(self.input_shape, self.num_classes)
-        return training.place(model, self.device)
+        model = training.place(model, self.device)
+        if data is not None:
+            with torch.no_grad():
+                self.architecture.initialize(model, data)
+        return model
 
     def fit(self, model: nn.Module, data: Data, **overrides: Any) -> History:
         """Train ``model`` in place with the suite's recipe; keywords override it (see ``training.fit``)."""
@@ -142,6 +148,6 @@ class Context:
 def standard_training(ctx: Context, data: Data, eval_data: Data | None = None) -> tuple[nn.Module, History]:
     """Fit a new model on ``data`` with ``ctx.recipe``; seeded only by (seed, data), never by the caller."""
     local = ctx.for_training_on(data)
-    model = local.new_model()
+    model = local.new_model(data)
     history = local.fit(model, data, eval_data=eval_data, desc="train")
     return model, history

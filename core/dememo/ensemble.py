@@ -180,7 +180,8 @@ def fit_many(ctx: Any, data: Data, subsets: torch.Tensor, seeds: Sequence[int], 
     recipe = recipe or ctx.recipe
     positions = member_positions(masks)
     locals_ = [attrs.evolve(ctx, seed=int(s)).for_training_on(data.subset(pos, "member")) for s, pos in zip(seeds, positions)]
-    models = [local.new_model() for local in locals_]  # draws each member's init from its own generator
+    # each member's init from its own generator (and data-dependent init from its own subset, as standard training)
+    models = [local.new_model(data.subset(pos, "member")) for local, pos in zip(locals_, positions)]
     check_vectorizable(models[0])
     if backend == "auto":
         backend = choose_backend(models[0], data.device)

@@ -27,6 +27,7 @@ def fingerprint(device: torch.device) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
     }
     for dist in ("numpy", "scikit-learn", "torchvision"):
         try:

@@ -289,6 +289,12 @@ class Architecture(Plugin):
     def build(self, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
         raise NotImplementedError
 
+    def initialize(self, model: nn.Module, data: Data) -> None:
+        """Data-dependent initialisation of a freshly built ``model`` (on the run's device) from the data it
+        is about to be trained on, in place and without gradients — e.g. airbench's whitened first
+        convolution from training patches. Standard training (and so ``original``, ``retrain`` and
+        ``ctx.train``) calls it; the default does nothing. Must be deterministic given ``data``."""
+
 
 @attrs.define
 class Scorer(Metric):

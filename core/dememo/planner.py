@@ -64,7 +64,7 @@ class DatasetConfig:
         return {
             "dataset": self.dataset.spec(),
             "architecture": self.architecture.spec(),
-            "recipe": attrs.asdict(self.entry.recipe),
+            "recipe": self.entry.recipe.spec(),
             "budgets": self.budgets,
         }
 

@@ -27,6 +27,13 @@ class Recipe:
 
     ``onecycle`` rises linearly from ``lr/10`` to ``lr`` over the first ``warmup`` fraction of steps, then
     falls linearly to zero; ``cosine`` anneals from ``lr`` to zero; ``constant`` keeps ``lr``.
+
+    GPU options (they change speed, and results only within floating-point rounding): ``precision =
+    "bf16"`` runs the forward pass and loss of every fit under bfloat16 autocast (weights, optimiser state
+    and gradients stay float32; prediction and every metric stay float32, so what a method computes from a
+    model is unchanged); ``compile = true`` trains through ``torch.compile(model)`` (the module object and
+    its state dict are the uncompiled one). Both enter the cache key only when set (``spec``), so caches
+    written before they existed stay valid.
     """
 
     epochs: int = 15
@@ -38,10 +45,29 @@ class Recipe:
     warmup: float = 0.25
     label_smoothing: float = 0.0
     optimizer: Literal["sgd", "adam"] = "sgd"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or self.lr < 0:
             raise ValueError("recipe needs epochs ≥ 0, batch_size ≥ 1 and lr ≥ 0")
+
+    def spec(self) -> dict[str, object]:
+        """Identity for cache keys: every field, the speed options only when set away from their defaults."""
+        out = attrs.asdict(self)
+        for name in ("precision", "compile"):
+            if out[name] == attrs.fields_dict(Recipe)[name].default:
+                del out[name]
+        return out
+
+
+def autocast(recipe: Recipe, device: torch.device):
+    """The recipe's mixed-precision context for a forward pass on ``device`` (a no-op for fp32)."""
+    import contextlib
+
+    if recipe.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def lr_factor(schedule: str, step: int, total: int, warmup: float) -> float:
@@ -150,6 +176,8 @@ def fit(
     history = History()
     if (epochs == 0 if steps is None else steps == 0) or len(data) == 0:
         return history
+    trained = torch.compile(model) if recipe.compile else model  # the loss sees the compiled module
+    precision = autocast(recipe, data.device)
     opt = make_optimizer(model.parameters() if parameters is None else parameters, optimizer, lr, momentum, weight_decay)
     steps_per_epoch = math.ceil(len(data) / batch_size)
     if steps is not None:
@@ -170,7 +198,9 @@ def fit(
             for group in opt.param_groups:
                 group["lr"] = lr * lr_factor(schedule, step, total, recipe.warmup)
             x, y = data.x[idx], data.y[idx]
-            value = loss(model, x, y, *next(partner)) if partner is not None else loss(model, x, y)
+            with precision:
+                value = loss(trained, x, y, *next(partner)) if partner is not None else loss(trained, x, y)
+            value = value.float()
             opt.zero_grad(set_to_none=True)
             value.backward()
             if grad_clip is not None:
