@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 
 from . import leaderboard, plugins, results
@@ -56,6 +57,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="PLUGIN.PARAM=VALUE",
                    help="override a hyper-parameter, e.g. --set finetune.lr=0.01 or --set recipe.epochs=5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where cells run: in this process (default) or as Ray tasks, one per dataset and seed, "
+                   "sharing --cache-dir (needs dememo[ray]; on a cluster, a path every node can reach)")
+    p.add_argument("--address", default=None, help="with --executor ray: the cluster to join (default: start a local one)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic kernels only (torch.use_deterministic_algorithms; slower on GPUs): the same "
                    "run on the same machine then gives bit-identical results")
@@ -148,13 +153,28 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     interrupted = False
     bar = progress.bar(len(cells), "cells")
+
+    def finished(record: dict[str, Any]) -> None:
+        results.write_cell(out, record)
+        records[record["key"]] = record
+
     try:
-        for cell in cells:
-            bar.set_postfix_str(f"{cell.data.name}: {cell.method} @{cell.attack.label}"[:60])
-            record = runner.run_cell(cell)
-            results.write_cell(out, record)
-            records[record["key"]] = record
-            bar.update(1)
+        if args.executor == "ray":
+            from .executors import RunSpec, run_ray
+
+            given = Path(args.suite)  # workers may start in another directory: paths are made absolute
+            suite_ref = str(given.resolve()) if given.suffix == ".toml" or given.exists() else args.suite
+            spec = RunSpec(suite=suite_ref, sets=parse_sets(args.set), filters=attrs.asdict(filters),
+                           seeds=args.seeds, device=str(device), cache_dir=str(Path(cache).resolve()),
+                           data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, download=args.download,
+                           deterministic=args.deterministic, threads=torch.get_num_threads())
+            for done in run_ray(spec, cells, args.address, finished):
+                bar.update(done - bar.n)
+        else:
+            for cell in cells:
+                bar.set_postfix_str(f"{cell.data.name}: {cell.method} @{cell.attack.label}"[:60])
+                finished(runner.run_cell(cell))
+                bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
     finally:

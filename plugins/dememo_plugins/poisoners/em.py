@@ -66,6 +66,7 @@ class ErrorMinimizing(dememo.Poisoner):
 
     def _descend(self, model, data, delta, eps, alpha):
         model.eval()
+        trainable = [p.requires_grad for p in model.parameters()]  # restored as they were (frozen layers stay frozen)
         for p in model.parameters():
             p.requires_grad_(False)
         try:
@@ -86,8 +87,8 @@ class ErrorMinimizing(dememo.Poisoner):
                 if self.mode == "sample":
                     delta = (data.x + delta).clamp(0, 1) - data.x
         finally:
-            for p in model.parameters():
-                p.requires_grad_(True)
+            for p, flag in zip(model.parameters(), trainable):
+                p.requires_grad_(flag)
             model.train()
         return delta
 
