@@ -59,7 +59,9 @@ train_attack_poisoners = ["none"]
 model_attacks_after_train_attacks = false
 # the shadow-model membership tests replay every unlearner several times per cell: they have their own
 # end-to-end tests (test_many_model_metrics.py), so the tiny suite leaves them out
-metric_forget = { u-lira = [], forget-quality = [] }
+metric_forget = { u-lira = [], forget-quality = [], certified-learnability = [] }
+# depth sweeps weight recovery per model: its own end-to-end test is in test_depth.py
+metric_datasets = { depth = [] }
 
 [interplay]
 share = 0.3

@@ -291,3 +291,25 @@ def test_registers_five_datasets_through_the_hook():
     assert registry.get("dataset", "cifar100") is Cifar100
     assert all(registry.info("dataset", n).cls.summary() for n in registry.names("dataset"))
     assert not registry.failures
+
+
+def test_the_cifar10_fast_suite_runs_end_to_end_on_files_in_the_real_format(tmp_path, monkeypatch):
+    """The paper-scale suite's whole path on the CPU: tiny CIFAR-10 files in torchvision's format, the
+    `cifar10` plugin, the `airbench` network with its data-dependent whitening, a poisoner, an unlearner,
+    the interplay track and the leaderboard — a one-epoch recipe, one seed, a few cells. (The suite's
+    accuracy on real CIFAR-10 needs a GPU and the real files; see benchmarks/bench_gpu.py.)"""
+    import json
+
+    from dememo import cli
+
+    write_cifar10(tmp_path / "data", monkeypatch)
+    code = cli.main(["--all", "--suite", "cifar10-fast", "--data-dir", str(tmp_path / "data"),
+                     "--set", "cifar10.val_size=12", "--set", "recipe.epochs=1", "--set", "recipe.batch_size=16",
+                     "--poisoner", "random-noise", "--unlearner", "finetune", "--attack", "none",
+                     "--metric", "clean-accuracy", "--metric", "unlearning-accuracy", "--seeds", "1",
+                     "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert code == 0, [c["error"] for c in results["cells"] if c["status"] != "ok"][:2]
+    assert {c["track"] for c in results["cells"]} >= {"unlearnability", "unlearning"}
+    assert {c["architecture"] for c in results["cells"]} == {"airbench"}
+    assert all(c["status"] == "ok" for c in results["cells"])

@@ -349,6 +349,16 @@ def _check_keys(b: dict[str, Any]) -> Check:
     return Check("keys", True, f"all {len(b['cells'])} cell keys recompute as digest(params)")
 
 
+def _recipe_spec(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A suite file's recipe as a cell's key holds it (``Recipe.spec``: speed options only when set)."""
+    from .training import Recipe
+
+    try:
+        return Recipe(**recipe).spec()
+    except (TypeError, ValueError):
+        return recipe  # an unreadable recipe then differs, and the check names it
+
+
 def _check_suite(b: dict[str, Any]) -> Check:
     suite = b["suite"]
     fp = digest(suite)
@@ -368,7 +378,7 @@ def _check_suite(b: dict[str, Any]) -> Check:
             continue
         if data["architecture"]["name"] != entry["architecture"]:
             bad.append(f"{where}: architecture {data['architecture']['name']!r}, the suite uses {entry['architecture']!r}")
-        if "recipe" in entry and data["recipe"] != entry["recipe"]:
+        if "recipe" in entry and data["recipe"] != _recipe_spec(entry["recipe"]):
             bad.append(f"{where}: training recipe differs from the suite's (a --set recipe.* run is another protocol)")
         if c["track"] == "unlearning" and p.get("forget") is not None:
             wanted = {k: v for k, v in p["forget"].items()}
