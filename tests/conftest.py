@@ -19,7 +19,7 @@ TINY_SUITE = """
 name = "tiny"
 description = "digits with a 5-epoch recipe: end-to-end tests in seconds"
 seeds = 1
-tracks = ["unlearnability", "unlearning", "interplay"]
+tracks = ["unlearnability", "unlearning"]
 
 [[datasets]]
 name = "digits"
@@ -63,6 +63,7 @@ metric_forget = { u-lira = [], forget-quality = [], certified-learnability = [] 
 # depth sweeps weight recovery per model: its own end-to-end test is in test_depth.py
 metric_datasets = { depth = [] }
 
+# the interplay track has its own end-to-end tests (test_interplay.py); test_cli turns it on
 [interplay]
 share = 0.3
 poisoners = ["none", "random-noise(mode=class)"]

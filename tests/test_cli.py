@@ -41,6 +41,8 @@ def test_list_shows_every_family_with_its_distribution():
 
 
 def test_all_writes_results_and_leaderboards(tiny_suite, tmp_path):
+    tiny_suite.write_text(tiny_suite.read_text().replace('tracks = ["unlearnability", "unlearning"]',
+                                                         'tracks = ["unlearnability", "unlearning", "interplay"]'))
     proc = run_tiny(tiny_suite, tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"

@@ -140,6 +140,7 @@ def test_depth_in_a_run_starts_from_each_cells_own_accuracy(tiny_suite, tmp_path
     recorded target."""
     from conftest import bench, load
 
+    tiny_suite.write_text(tiny_suite.read_text().replace("metric_datasets = { depth = [] }", ""))  # depth on
     proc = bench("--all", "--suite", str(tiny_suite), "--metric", "depth", "--metric", "clean-accuracy",
                  "--metric", "unlearning-accuracy", "--attack", "none", "--poisoner", "none", "--poisoner", "em",
                  "--unlearner", "finetune", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
