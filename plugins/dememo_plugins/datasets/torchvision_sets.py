@@ -38,6 +38,7 @@ binary, and that radius is far below the perturbations the MNIST literature cons
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,8 +52,9 @@ FIX = "run with --download (needs network) or put the files in {where}"
 
 
 @attrs.define
-class TorchvisionDataset(dememo.DatasetSource):
-    """Base of the torchvision-backed datasets: files, split and conversion shared by all five."""
+class TorchvisionDataset(dememo.DatasetSource, abc.ABC):
+    """Base of the torchvision-backed datasets: files, split and conversion shared by all five. Abstract:
+    each on-disk format (CIFAR pickles, idx files, SVHN's .mat) says which files it reads and how."""
 
     val_size: int = 5000
     split_seed: int = 0
@@ -71,13 +73,13 @@ class TorchvisionDataset(dememo.DatasetSource):
 
     # -- per format -----------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def expected(self, tv: Any) -> list[tuple[str, str | None]]:
         """The files torchvision reads, relative to ``folder``, each with its MD5 (None: not checked)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def read(self, tv: Any, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images N×C×H×W and int64 labels of the official train or test set."""
-        raise NotImplementedError
 
     def bad_file(self, tv: Any, where: Path) -> tuple[Path, str] | None:
         """The first file that fails its MD5 check, if any, and why."""
