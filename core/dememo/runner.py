@@ -655,26 +655,23 @@ class Runner:
             task: Task | None = None
             train_data: Data | None = None
             history = None
-            if cell.track == "unlearnability":
-                train_data, info, subset = self.poisoned(env, cell)
+            if cell.poisoner is not None:  # unlearnability, and interplay's owner share
+                train_data, info, subset = self.poisoned(env, cell, ratio=cell.owner.share if cell.owner else None)
                 timings["poison"] = info.to_json()
-                model, model_key, info, history = self.trained(env, cell, train_data)
-                timings["train"] = info.to_json()
-                record["budget"] = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[union-attr]
+                record["budget"] = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[attr-defined]
                 if subset is not None:
                     record["poison_subset"] = subset
+            if cell.track == "unlearnability":
+                assert train_data is not None
+                model, model_key, info, history = self.trained(env, cell, train_data)
+                timings["train"] = info.to_json()
             else:
                 original_data = None
                 if cell.track == "interplay":
-                    assert cell.owner is not None
-                    train_data, info, subset = self.poisoned(env, cell, ratio=cell.owner.share)
-                    timings["poison"] = info.to_json()
+                    assert train_data is not None
                     task, self._owner_share = self.interplay_task(env, cell, train_data)
                     original_data = train_data
                     record["interplay_target"] = cell.target
-                    record["budget"] = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[union-attr]
-                    if subset is not None:
-                        record["poison_subset"] = subset
                 else:
                     task = self.task(env, cell)
                 _, _, info, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
