@@ -177,6 +177,7 @@ def test_pickled_code_in_a_payload_is_refused(store, caplog):
     payload_path(store, KEY).write_bytes(raw)
     meta = json.loads(meta_path(store, KEY).read_text())
     meta["payload_sha256"] = hashlib.sha256(raw).hexdigest()
+    meta["meta_sha256"] = cache.meta_checksum(meta)  # a forger can recompute both checksums
     meta_path(store, KEY).write_text(json.dumps(meta))
     with caplog.at_level(logging.WARNING, logger="dememo.cache"):
         assert store.get(KEY) is None
@@ -221,3 +222,128 @@ def test_runner_memory_is_bounded_by_bytes_and_falls_back_to_disk(tmp_path):
     assert len(runner.mem) == 1 and keys[2] in runner.mem
     value, _, info = runner._stage(keys[0], "test", make(0), lambda meta, payload: payload["t"])
     assert info.cached and calls == [0, 1, 2] and float(value[0]) == 0.0
+
+
+# -- issue 9: metadata checksums, claims, full disks, sweeping ---------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["json", "pt"]), position=st.floats(0, 1, exclude_max=True), bit=st.integers(0, 7))
+def test_any_single_bit_flip_is_detected_never_served(tmp_path_factory, which, position, bit):
+    """A flipped bit anywhere in either file: the entry is a miss or (never) a different value."""
+    store = Store(tmp_path_factory.mktemp("c"))
+    meta = {"stage": "metric", "values": {"acc": 0.8125, "gap": -0.03125}, "seconds": 1.5}
+    store.put(KEY, meta, {"w": torch.arange(8.0)})
+    path = meta_path(store, KEY) if which == "json" else payload_path(store, KEY)
+    raw = bytearray(path.read_bytes())
+    raw[int(position * len(raw))] ^= 1 << bit
+    path.write_bytes(bytes(raw))
+    got = store.get(KEY)
+    assert got is None, "a damaged entry was served"
+    assert store.check() == {}  # the damaged entry was deleted, not left for the next reader
+
+
+def test_metadata_value_flip_that_stays_valid_json_is_caught(store, caplog):
+    store.put(KEY, {"stage": "metric", "values": {"acc": 0.75}})
+    path = meta_path(store, KEY)
+    path.write_text(path.read_text().replace("0.75", "0.95"))  # still valid JSON, different number
+    assert store.check() == {KEY: "metadata checksum mismatch"}
+    with caplog.at_level(logging.WARNING, logger="dememo.cache"):
+        assert store.get(KEY) is None
+    assert len(corruption_warnings(caplog)) == 1
+
+
+def test_entry_without_metadata_checksum_is_recomputed(store):
+    atomic_write_json(meta_path(store, KEY), {"key": KEY, "stage": "metric", "values": {"acc": 0.5}})
+    assert store.check() == {KEY: "metadata has no checksum (older format)"}
+    assert store.get(KEY) is None
+
+
+def test_check_reports_without_deleting(store):
+    store.put(KEY, {}, torch.arange(4.0))
+    store.put(OTHER, {})
+    truncate(payload_path(store, KEY))
+    assert store.check() == {KEY: "payload checksum mismatch"}
+    assert payload_path(store, KEY).exists()
+    assert store.keys() == sorted([KEY, OTHER])
+
+
+def test_full_disk_raises_one_line_storage_error_and_keeps_the_old_entry(store, monkeypatch):
+    import errno
+
+    from dememo.errors import StorageError
+
+    store.put(KEY, {"v": 1}, torch.zeros(3))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache.os, "replace", full)
+    with pytest.raises(StorageError, match="No space left on device") as info:
+        store.put(KEY, {"v": 2}, torch.ones(3))
+    assert "\n" not in str(info.value) and info.value.exit_code == 74
+    monkeypatch.undo()
+    meta, payload = store.get(KEY)
+    assert meta["v"] == 1 and torch.equal(payload, torch.zeros(3))
+    assert not [p for p in files(store.root) if p.name.endswith(".tmp")]
+    assert store.writes == 1
+
+
+def test_claim_excludes_a_second_holder_until_released(store):
+    import threading
+
+    order: list[str] = []
+    entered = threading.Event()
+
+    def second():
+        entered.wait()
+        with store.claim(KEY):  # a separate open file description: flock makes it wait like another process
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    with store.claim(KEY):
+        thread.start()
+        entered.set()
+        thread.join(0.3)
+        assert thread.is_alive(), "the second claim did not wait"
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"]
+    with store.claim(OTHER), store.claim(KEY):  # different keys never wait on each other
+        pass
+
+
+def test_claim_is_released_when_its_holder_is_killed(store):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys, time; from dememo.cache import Store; s = Store(sys.argv[1]); "
+            "c = s.claim(sys.argv[2]); c.__enter__(); print('held', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store.root), KEY], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        start = time.monotonic()
+        with store.claim(KEY):
+            pass
+        assert time.monotonic() - start < 5
+    finally:
+        proc.kill()
+
+
+def test_sweep_removes_only_stale_temporaries(store):
+    store.put(KEY, {}, torch.zeros(2))
+    folder = meta_path(store, KEY).parent
+    stale, fresh = folder / f".{KEY}.json.abc.tmp", folder / f".{KEY}.pt.def.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    old = os.path.getmtime(stale) - 2 * cache.STALE_TEMPORARY_SECONDS
+    os.utime(stale, (old, old))
+    assert store.sweep() == 1
+    assert not stale.exists() and fresh.exists() and store.get(KEY) is not None

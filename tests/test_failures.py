@@ -109,3 +109,134 @@ def test_crashing_metric_fails_the_cell_but_keeps_other_metrics(tiny_suite, tmp_
     assert "metric exploded" in cell["error"]["message"]
     assert "RuntimeError" in cell["error"]["traceback"]
     assert cell["metrics"]["avg_gap"] == 0.0, "the other metrics of the cell are still reported"
+
+
+# -- issue 9: numerical and contract faults are caught with a named reason -----------------------------
+
+
+@attrs.define
+class NaNPoisoner(dememo.Poisoner):
+    """Returns NaN images."""
+
+    name: ClassVar[str] = "nan-images"
+    norm: ClassVar[str] = "linf"
+
+    def poison(self, data, ctx):
+        x = data.x.clone()
+        x[0, 0, 0, 0] = float("nan")
+        return x
+
+
+@attrs.define
+class ShapeShifter(dememo.Unlearner):
+    """Replaces the head: changes the architecture."""
+
+    name: ClassVar[str] = "shape-shifter"
+
+    def unlearn(self, model, task, ctx):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(task.retain.x[0].numel(), 3))
+
+
+@attrs.define
+class ValScribbler(dememo.Unlearner):
+    """Zeroes the validation images (shared by every cell of the dataset) in place."""
+
+    name: ClassVar[str] = "aaa-val-scribbler"  # runs before finetune
+
+    def unlearn(self, model, task, ctx):
+        task.val.x.mul_(0)
+        return model
+
+
+@attrs.define
+class InfUnlearner(dememo.Unlearner):
+    """Returns +Inf in one weight."""
+
+    name: ClassVar[str] = "inf-weights"
+
+    def unlearn(self, model, task, ctx):
+        with torch.no_grad():
+            list(model.parameters())[-1][0] = float("inf")
+        return model
+
+
+@attrs.define
+class ModelScribbler(dememo.Metric):
+    """Doubles the evaluated model's first weight in place."""
+
+    name: ClassVar[str] = "model-scribbler"
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    columns: ClassVar[dict] = {"scribbled": dememo.Column("scribbled", "info", "never produced")}
+
+    def compute(self, ev, ctx):
+        with torch.no_grad():
+            next(ev.model.parameters()).mul_(2)
+        return {"scribbled": 1.0}
+
+
+class NumericalFaults:
+    @dememo.hookimpl
+    def register_poisoners(self, register):
+        register(NaNPoisoner)
+
+    @dememo.hookimpl
+    def register_unlearners(self, register):
+        for cls in (ShapeShifter, ValScribbler, InfUnlearner):
+            register(cls)
+
+    @dememo.hookimpl
+    def register_metrics(self, register):
+        register(ModelScribbler)
+
+
+def test_numerical_and_mutation_faults_fail_only_their_cells_with_named_reasons(tiny_suite, tmp_path, capsys):
+    """One run with every fault: each faulty plugin's cells fail with its reason; later cells that share the
+    retain set and model still get the clean numbers (the mutation was caught before it spread)."""
+    with registered(NumericalFaults(), name="numerical"):
+        code, _, results = run(tiny_suite, tmp_path, capsys, "--poisoner", "nan-images", "--unlearner", "shape-shifter",
+                               "--unlearner", "aaa-val-scribbler", "--unlearner", "inf-weights", "--unlearner", "finetune",
+                               "--attack", "none", "--metric", "model-scribbler", "--metric", "unlearning-accuracy",
+                               "--metric", "clean-accuracy")
+    assert code == 1
+    cells = results["cells"]
+
+    def error(**match):
+        found = [c for c in cells if all(c[k] == v for k, v in match.items())]
+        assert found, match
+        return found[0]["error"]
+
+    assert "NaN or Inf" in error(poisoner="nan-images")["message"]
+    assert "changed the model architecture" in error(unlearner="shape-shifter")["message"]
+    assert "non-finite weights" in error(unlearner="inf-weights")["message"]
+    scribbled = error(unlearner="aaa-val-scribbler")["message"]
+    assert "modified its input task.val.x" in scribbled and "in place" in scribbled
+    order = [c["unlearner"] for c in cells]
+    assert order.index("aaa-val-scribbler") < order.index("finetune")
+    metric_error = error(unlearner="finetune")
+    assert metric_error["stage"] == "metric:model-scribbler" and "modified its input model." in metric_error["message"]
+    for c in cells:
+        if c["status"] == "failed":
+            assert "\n" not in c["error"]["message"]
+    assert any(c["status"] == "ok" for c in cells if c["track"] == "unlearnability")
+
+
+def test_a_caught_mutation_drops_the_damaged_shared_data(tiny_suite, tmp_path):
+    """The runner reloads what a plugin damaged in place, so later cells see the dataset as it is on disk."""
+    from dememo.cache import Store
+    from dememo.planner import Filters, Planner
+    from dememo.runner import Runner
+    from dememo.suite import load_suite
+
+    with registered(NumericalFaults(), name="numerical") as registry:
+        planner = Planner(registry, load_suite(str(tiny_suite)))
+        cells = planner.cells(Filters(unlearner=("aaa-val-scribbler",), attack=("none",), metric=("unlearning-accuracy",)))
+        cell = next(c for c in cells if c.unlearner is not None and c.unlearner.name == "aaa-val-scribbler")
+        runner = Runner(Store(tmp_path / "cache"), torch.device("cpu"), planner=planner)
+        env = runner.env(cell.data)
+        pristine = env.splits.val.x.clone()
+        record = runner.run_cell(cell)
+    assert record["status"] == "failed" and "task.val.x" in record["error"]["message"]
+    assert not torch.equal(env.splits.val.x, pristine), "the plugin did damage the old copy"
+    reloaded = runner.env(cell.data)
+    assert reloaded is not env and torch.equal(reloaded.splits.val.x, pristine)
+    assert not runner.mem

@@ -192,8 +192,19 @@ def _not_json(text: str) -> bool:
 
 
 def field_values(cls):
+    """Per field: the default or a random value of its type. Keeping defaults in the mix lets plugins
+    with many validated fields (REM has eight constraints) pass validation often enough for hypothesis;
+    purely random draws were rejected 459 times out of 459 under some seeds."""
     attrs.resolve_types(cls)
-    return st.fixed_dictionaries({f.name: _strategy(f.type) for f in attrs.fields(cls) if _strategy(f.type) is not None})
+    fields = {}
+    for f in attrs.fields(cls):
+        strategy = _strategy(f.type)
+        if strategy is None:
+            continue
+        if f.default is not attrs.NOTHING and not isinstance(f.default, attrs.Factory):
+            strategy = st.just(f.default) | strategy
+        fields[f.name] = strategy
+    return st.fixed_dictionaries(fields)
 
 
 def construct(cls, kw):

@@ -1,32 +1,64 @@
-"""Content-addressed stage store with atomic writes and checksums.
+"""Content-addressed stage store: atomic writes, checksums on read, one writer per entry.
 
 An entry is ``objects/<k[:2]>/<key>.json`` (metadata, written last) and, when the stage produced tensors,
-``<key>.pt`` beside it. Both are written to a temporary file in the same directory and renamed into place,
-so a killed process never leaves a half-written entry under its final name. The JSON records the SHA-256 of
-the payload file; a payload that does not match is reported once, deleted and recomputed — never used.
-Payloads are loaded with ``torch.load(weights_only=True)``: only tensors and plain containers, no pickled
-code. The store is safe against process kills; concurrent writers of one key both write the same content
-and the last rename wins.
+``<key>.pt`` beside it.
+
+- **Atomic writes.** Both files are written to a temporary file in the same directory and renamed into
+  place, so a killed process never leaves a half-written file under its final name (a leftover temporary
+  is swept by :meth:`Store.sweep`).
+- **Checksums on read.** The JSON records the SHA-256 of the payload file and of its own content. An
+  entry that does not match — a truncated or bit-flipped file, a payload from another write — is reported
+  once, deleted and recomputed, never used. Entries written before the metadata checksum existed are
+  recomputed the same way.
+- **One writer per entry (claims).** :meth:`Store.claim` holds an exclusive ``flock`` on
+  ``locks/<k[:2]>/<key>.lock`` while a stage is computed and stored. A second process that needs the same
+  stage waits, then reads the first one's entry instead of computing it again. Why ``flock`` and not lock
+  files created with ``O_EXCL``: the kernel releases a ``flock`` when its holder dies, even by SIGKILL,
+  so a crashed run never leaves a stale claim that needs a timeout or a PID check; and why claims at all
+  rather than letting both compute and the last rename win: stages are minutes of GPU time, and two
+  writers of one key would interleave ``.pt`` and ``.json`` renames (the checksum would catch it, at the
+  cost of a third computation). Claims cannot deadlock: a process holding a claim only asks for stages
+  its stage depends on, and stage dependencies form a DAG. Where ``flock`` is not available (Windows) or
+  not honoured (some network filesystems), claims are no-ops and the checksums still guarantee that no
+  mixed entry is ever used.
+- **Safe payloads.** Payloads are loaded with ``torch.load(weights_only=True)``: only tensors and plain
+  containers, no pickled code.
+- **Disk full.** A failed write raises :class:`~dememo.errors.StorageError` (one line, what to do); the
+  temporary file is removed and no entry is left half-written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import os
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .errors import StorageError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger("dememo.cache")
+
+#: temporaries older than this are orphans of a killed writer (a write takes seconds)
+STALE_TEMPORARY_SECONDS = 3600.0
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``; on failure (e.g. ENOSPC) the
+    temporary is removed and ``path`` is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -45,12 +77,20 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, (json.dumps(value, indent=1, sort_keys=True, allow_nan=True) + "\n").encode())
 
 
+def meta_checksum(meta: dict[str, Any]) -> str:
+    """SHA-256 of an entry's metadata without its own checksum field (canonical JSON; floats round-trip)."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=True, separators=(",", ":")).encode()).hexdigest()
+
+
 class Store:
     """The on-disk cache of stage outputs, keyed by SHA-256 hex digests."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self.reported: set[str] = set()
+        #: entries this process wrote (stages it computed), for run summaries and concurrency checks
+        self.writes = 0
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
@@ -60,45 +100,84 @@ class Store:
 
     def get(self, key: str) -> tuple[dict[str, Any], Any] | None:
         """``(meta, payload)`` for ``key``, or None when missing or corrupt (corruption is logged once)."""
+        found = self._read(key)
+        if isinstance(found, str):
+            self._discard(key, found)
+            return None
+        return found
+
+    def _read(self, key: str) -> tuple[dict[str, Any], Any] | str | None:
+        """The entry, None when absent, or a string saying why it is corrupt (nothing is deleted)."""
         meta_path, payload_path = self._paths(key)
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            self._discard(key, f"unreadable metadata ({exc})")
-            return None
+            return f"unreadable metadata ({exc.__class__.__name__})"
         if not isinstance(meta, dict) or meta.get("key") != key:
-            self._discard(key, "metadata does not match its key")
-            return None
+            return "metadata does not match its key"
+        if meta.get("meta_sha256") != meta_checksum(meta):
+            return "metadata checksum mismatch" if "meta_sha256" in meta else "metadata has no checksum (older format)"
         payload = None
         if meta.get("payload_sha256"):
             try:
                 raw = payload_path.read_bytes()
             except FileNotFoundError:
-                self._discard(key, "payload file is missing")
-                return None
+                return "payload file is missing"
+            except OSError as exc:
+                return f"payload unreadable ({exc.__class__.__name__})"
             if hashlib.sha256(raw).hexdigest() != meta["payload_sha256"]:
-                self._discard(key, "payload checksum mismatch")
-                return None
+                return "payload checksum mismatch"
             try:
                 payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
             except Exception as exc:
-                self._discard(key, f"payload cannot be loaded ({exc.__class__.__name__})")
-                return None
+                return f"payload cannot be loaded ({exc.__class__.__name__})"
         return meta, payload
 
     def put(self, key: str, meta: dict[str, Any], payload: Any = None) -> None:
         """Store ``payload`` (tensors in plain containers, or None) then its metadata."""
         meta_path, payload_path = self._paths(key)
         meta = dict(meta, key=key)
-        if payload is not None:
-            buf = io.BytesIO()
-            torch.save(payload, buf)
-            raw = buf.getvalue()
-            atomic_write_bytes(payload_path, raw)
-            meta["payload_sha256"] = hashlib.sha256(raw).hexdigest()
-        atomic_write_json(meta_path, meta)
+        meta.pop("meta_sha256", None)
+        try:
+            if payload is not None:
+                buf = io.BytesIO()
+                torch.save(payload, buf)
+                raw = buf.getvalue()
+                atomic_write_bytes(payload_path, raw)
+                meta["payload_sha256"] = hashlib.sha256(raw).hexdigest()
+            else:
+                meta.pop("payload_sha256", None)
+            meta["meta_sha256"] = meta_checksum(meta)
+            atomic_write_json(meta_path, meta)
+        except OSError as exc:
+            raise StorageError(f"cannot write the cache at {self.root}: {exc.strerror or exc}; free space or give "
+                               "another --cache-dir, then run the same command again (finished cells are kept)") from None
+        self.writes += 1
+
+    @contextlib.contextmanager
+    def claim(self, key: str) -> Iterator[None]:
+        """Hold the exclusive right to compute ``key`` (blocks while another process holds it)."""
+        self._paths(key)  # validates the key
+        if fcntl is None:
+            yield
+            return
+        path = self.root / "locks" / key[:2] / f"{key}.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot create a lock in the cache at {self.root}: {exc.strerror or exc}; free space "
+                               "or give another --cache-dir") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a filesystem without flock: checksums still keep mixed entries out
+                pass
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _discard(self, key: str, why: str) -> None:
         if key not in self.reported:
@@ -109,3 +188,32 @@ class Store:
                 path.unlink()
             except FileNotFoundError:
                 pass
+
+    def keys(self) -> list[str]:
+        """Keys of every entry with metadata on disk."""
+        return sorted(p.stem for p in (self.root / "objects").glob("*/*.json") if not p.name.startswith("."))
+
+    def check(self) -> dict[str, str]:
+        """Every corrupt entry and why (nothing is changed): ``{}`` means the store is sound."""
+        bad = {}
+        for key in self.keys():
+            try:
+                found = self._read(key)
+            except ValueError:  # a file name that is not a key
+                bad[key] = "file name is not a cache key"
+                continue
+            if isinstance(found, str):
+                bad[key] = found
+        return bad
+
+    def sweep(self, max_age: float = STALE_TEMPORARY_SECONDS) -> int:
+        """Delete temporaries left by killed writers (older than ``max_age`` seconds); returns the count."""
+        now, removed = time.time(), 0
+        for path in (self.root / "objects").glob("*/.*.tmp"):
+            try:
+                if now - path.stat().st_mtime > max_age:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed

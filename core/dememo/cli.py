@@ -18,7 +18,7 @@ import torch
 from . import leaderboard, plugins, results
 from .cache import Store
 from .environment import fingerprint
-from .errors import UserError
+from .errors import StorageError, UserError
 from .params import parse_sets
 from .planner import Filters, Planner
 from .progress import Progress
@@ -61,6 +61,13 @@ def parser() -> argparse.ArgumentParser:
                    help="where cells run: in this process (default) or as Ray tasks, one per dataset and seed, "
                    "sharing --cache-dir (needs dememo[ray]; on a cluster, a path every node can reach)")
     p.add_argument("--address", default=None, help="with --executor ray: the cluster to join (default: start a local one)")
+    p.add_argument("--isolate", action="store_true",
+                   help="run each cell in a worker process, so a plugin that crashes the interpreter, hangs or leaks "
+                   "memory fails only its own cell (slower start; in-process is the default)")
+    p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --isolate (implied): fail a cell that runs longer than this and go on")
+    p.add_argument("--cell-memory", type=float, default=None, metavar="GIB",
+                   help="with --isolate (implied): fail a cell whose worker's resident memory exceeds this (Linux)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic kernels only (torch.use_deterministic_algorithms; slower on GPUs): the same "
                    "run on the same machine then gives bit-identical results")
@@ -114,6 +121,27 @@ def columns_meta(registry: plugins.Registry) -> dict[str, Any]:
     return out
 
 
+def write_outputs(out: Path, data: dict[str, Any], suite_name: str) -> None:
+    """results.json, then the leaderboards; each written atomically (never half a file). A rendering error
+    costs the HTML page only."""
+    from .cache import atomic_write_bytes
+
+    results.write_results(out, data)
+    atomic_write_bytes(out / "leaderboard.md", (f"# dememo leaderboard — suite `{suite_name}`\n\n"
+                                                + leaderboard.render(data, "github") + "\n").encode())
+    atomic_write_bytes(out / "leaderboard.csv", leaderboard.to_csv(data).encode())
+    atomic_write_bytes(out / "leaderboard.json", (json.dumps(leaderboard.to_json(data), indent=1, ensure_ascii=False) + "\n").encode())
+    try:
+        from .leaderboard_html import render_page
+
+        page = render_page(data)
+    except Exception as exc:  # noqa: BLE001
+        print(f"dememo-bench: warning: leaderboard.html not written ({type(exc).__name__}: {' '.join(str(exc).split())})",
+              file=sys.stderr)
+        return
+    atomic_write_bytes(out / "leaderboard.html", page.encode("utf-8"))
+
+
 def run(args: argparse.Namespace) -> int:
     registry = plugins.get_registry()
     for failure in registry.failures:
@@ -126,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("nothing to run: give --all (optionally narrowed by --poisoner/--unlearner/...) or --list")
     if args.seeds is not None and args.seeds < 1:
         raise UserError("--seeds must be at least 1")
+    if args.cell_timeout is not None or args.cell_memory is not None:
+        args.isolate = True
+    if args.isolate and args.executor != "local":
+        raise UserError("--isolate works with the local executor; Ray already runs every task in a worker process")
     suite = load_suite(args.suite)
     if args.deterministic:
         set_deterministic()
@@ -143,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         store.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output or cache directory: {exc}") from None
+    store.sweep()  # temporaries of writers killed long ago
     progress = Progress(show=False if args.quiet else None)
     runner = Runner(store, device, progress, data_dir=args.data_dir, download=args.download, planner=planner)
     for entry in suite.datasets:  # load data up front: a missing dataset is a user error before any work
@@ -158,9 +191,11 @@ def run(args: argparse.Namespace) -> int:
         results.write_cell(out, record)
         records[record["key"]] = record
 
+    stopped: UserError | None = None
     try:
-        if args.executor == "ray":
+        if args.executor == "ray" or args.isolate:
             from .executors import RunSpec, run_ray
+            from .isolation import run_isolated
 
             given = Path(args.suite)  # workers may start in another directory: paths are made absolute
             suite_ref = str(given.resolve()) if given.suffix == ".toml" or given.exists() else args.suite
@@ -168,7 +203,12 @@ def run(args: argparse.Namespace) -> int:
                            seeds=args.seeds, device=str(device), cache_dir=str(Path(cache).resolve()),
                            data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, download=args.download,
                            deterministic=args.deterministic, threads=torch.get_num_threads())
-            for done in run_ray(spec, cells, args.address, finished):
+            if args.isolate:
+                memory = None if args.cell_memory is None else int(args.cell_memory * 2**30)
+                done_cells = run_isolated(spec, cells, args.cell_timeout, memory, finished)
+            else:
+                done_cells = run_ray(spec, cells, args.address, finished)
+            for done in done_cells:
                 bar.update(done - bar.n)
         else:
             for cell in cells:
@@ -177,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
+    except StorageError as exc:  # a full disk: what is finished is on disk; write what can be written, then stop
+        stopped = exc
     finally:
         bar.close()
     elapsed = time.perf_counter() - started
@@ -188,16 +230,14 @@ def run(args: argparse.Namespace) -> int:
         cells=list(records.values()),
         failures=[f.to_json() for f in registry.failures],
     )
-    results.write_results(out, data)
-    (out / "leaderboard.md").write_text(f"# dememo leaderboard — suite `{suite.name}`\n\n" + leaderboard.render(data, "github") + "\n")
-    (out / "leaderboard.csv").write_text(leaderboard.to_csv(data))
-    (out / "leaderboard.json").write_text(json.dumps(leaderboard.to_json(data), indent=1, ensure_ascii=False) + "\n")
-    try:  # the page is a view: a rendering error costs the page, never the results written above
-        from .leaderboard_html import render_page
-
-        (out / "leaderboard.html").write_text(render_page(data), encoding="utf-8")
-    except Exception as exc:  # noqa: BLE001
-        print(f"dememo-bench: warning: leaderboard.html not written ({type(exc).__name__}: {' '.join(str(exc).split())})", file=sys.stderr)
+    try:
+        write_outputs(out, data, suite.name)
+    except OSError as exc:
+        raise StorageError(f"cannot write results to {out}: {exc.strerror or exc}; the {len(records)} finished cells "
+                           f"are saved one file each in {out / 'cells'}; free space and run the same command again "
+                           "(it resumes from the cache)") from None
+    if stopped is not None:
+        raise StorageError(f"{stopped} — results of the {len(records)} cells finished before it are written to {out}")
     if interrupted:
         print(f"\ndememo-bench: interrupted after {len(records)} of {len(cells)} cells; finished cells are saved "
               f"in {out}. Run the same command again to resume.", file=sys.stderr)
@@ -205,7 +245,8 @@ def run(args: argparse.Namespace) -> int:
     print(leaderboard.render(data, "simple"))
     failed = [r for r in records.values() if r["status"] == "failed"]
     cached = sum(all(t.get("cached", True) for k, t in r["timings"].items() if k != "metrics") for r in records.values())
-    print(f"\n{len(records)} cells in {elapsed:.1f}s ({cached} fully from cache), {len(failed)} failed. "
+    computed = f", {store.writes} stages computed here" if args.executor == "local" and not args.isolate else ""
+    print(f"\n{len(records)} cells in {elapsed:.1f}s ({cached} fully from cache{computed}), {len(failed)} failed. "
           f"Results: {out}/results.json, leaderboard.md, leaderboard.csv, leaderboard.html", file=sys.stderr)
     return 1 if failed else 0
 

@@ -37,6 +37,13 @@ class DatasetError(UserError):
     """Missing or malformed dataset files."""
 
 
+class StorageError(UserError):
+    """The results or cache directory cannot be written (disk full, permissions, a read-only mount).
+    Finished cells are on disk already; the run stops with this one line (exit code 74, EX_IOERR)."""
+
+    exit_code = 74
+
+
 class BudgetViolation(Exception):
     """A poisoner returned images outside the threat model. Fails that cell only."""
 

@@ -55,8 +55,9 @@ def groups(cells: list[Any]) -> list[list[str]]:
     return list(out.values())
 
 
-def run_group(spec: RunSpec, keys: list[str]) -> list[dict[str, Any]]:
-    """Re-plan the run described by ``spec`` and run the cells ``keys`` in order (a Ray task's body)."""
+def prepare(spec: RunSpec, keys: list[str]) -> tuple[dict[str, Any], Any]:
+    """Re-plan the run described by ``spec`` in this process: the planned cells by key and a Runner of
+    its own. Fails in one line when ``keys`` holds a cell this process does not plan (other plugins)."""
     import torch
 
     from . import plugins
@@ -76,10 +77,16 @@ def run_group(spec: RunSpec, keys: list[str]) -> list[dict[str, Any]]:
     planned = {c.key: c for c in planner.cells(Filters(**spec.filters), seeds=spec.seeds)}
     missing = [k for k in keys if k not in planned]
     if missing:
-        raise UserError(f"a Ray worker planned other cells than the driver ({len(missing)} of {len(keys)} keys missing, "
-                        f"e.g. {missing[0][:12]}): install the same plugins and versions on every node")
+        raise UserError(f"a worker planned other cells than the driver ({len(missing)} of {len(keys)} keys missing, "
+                        f"e.g. {missing[0][:12]}): install the same plugins and versions for every worker")
     runner = Runner(Store(Path(spec.cache_dir)), resolve_device(spec.device), Progress(show=False),
                     data_dir=spec.data_dir, download=spec.download, planner=planner)
+    return planned, runner
+
+
+def run_group(spec: RunSpec, keys: list[str]) -> list[dict[str, Any]]:
+    """Re-plan the run described by ``spec`` and run the cells ``keys`` in order (a Ray task's body)."""
+    planned, runner = prepare(spec, keys)
     return [runner.run_cell(planned[k]) for k in keys]
 
 

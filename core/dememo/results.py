@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import atomic_write_json
-from .errors import UserError
+from .errors import StorageError, UserError
 
 SCHEMA = "dememo.results/1"
 
@@ -29,7 +29,12 @@ def clean_number(value: Any) -> Any:
 
 
 def write_cell(out: Path, record: dict[str, Any]) -> None:
-    atomic_write_json(out / "cells" / f"{record['key']}.json", clean_number(record))
+    """Write a finished cell at once (atomically); a full disk is a one-line StorageError."""
+    try:
+        atomic_write_json(out / "cells" / f"{record['key']}.json", clean_number(record))
+    except OSError as exc:
+        raise StorageError(f"cannot write results to {out}: {exc.strerror or exc}; free space and run the same "
+                           "command again (it resumes from the cache)") from None
 
 
 def read_cells(out: Path) -> dict[str, dict[str, Any]]:

@@ -38,6 +38,7 @@ from .errors import BudgetViolation, ContractViolation, DatasetError, UserError
 from .evaluation import Evaluation
 from .families import AttackData, LearnerData, Metric, Series
 from .ensemble import Ensemble, fit_many
+from .guards import InputMutated, unchanged, watched
 from .hashing import derive_seed, digest, tensor_digest
 from .params import parse_label
 from .planner import Cell, Configured, DatasetConfig, Planner
@@ -158,6 +159,9 @@ class Runner:
         self._replays = False
         #: the current interplay cell's owner share, clean images (``Evaluation.owner_share``)
         self._owner_share: Data | None = None
+        #: called with (key, stage name, True) before a stage is computed (not when read from the cache) and
+        #: (key, stage name, False) after: lets an isolating parent know which stage a crashed worker was in
+        self.on_stage: Callable[[str, str, bool], None] | None = None
 
     # -- datasets ----------------------------------------------------------------------------------
 
@@ -221,27 +225,15 @@ class Runner:
             value, meta, info = self.mem[key]
             return value, meta, StageInfo(info.seconds, True)
         hit = self.store.get(key)
+        if hit is None:
+            with self.store.claim(key):  # another process computing this stage: wait for it, then read its entry
+                hit = self.store.get(key)
+                if hit is None:
+                    value, meta, info = self._compute(key, name, compute)
         if hit is not None:
             meta, payload = hit
             value = decode(meta, payload)
             info = StageInfo(float(meta.get("seconds", 0.0)), True)
-        else:
-            start = time.perf_counter()
-            outer, self._borrowed = self._borrowed, 0.0
-            try:
-                value, payload, extra = compute()
-            except (StageFailure, UserError):
-                raise
-            except Exception as exc:
-                failure = StageFailure(name, one_line(exc), traceback.format_exc())
-                self.failed[key] = failure
-                raise failure from exc
-            finally:
-                borrowed, self._borrowed = self._borrowed, outer
-            seconds = time.perf_counter() - start + borrowed
-            meta = {"stage": name, "seconds": seconds, **extra}
-            self.store.put(key, meta, payload)
-            info = StageInfo(seconds, False)
         self.mem[key] = (value, meta, info)
         self._mem_sizes[key] = nbytes(value)
         self._mem_total += self._mem_sizes[key]
@@ -249,6 +241,39 @@ class Runner:
             old, _ = self.mem.popitem(last=False)
             self._mem_total -= self._mem_sizes.pop(old)
         return value, meta, info
+
+    def _compute(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]]) -> tuple[Any, dict[str, Any], StageInfo]:
+        """Compute a stage and store it (the caller holds its claim)."""
+        if self.on_stage is not None:
+            self.on_stage(key, name, True)
+        start = time.perf_counter()
+        outer, self._borrowed = self._borrowed, 0.0
+        try:
+            value, payload, extra = compute()
+        except (StageFailure, UserError):
+            raise
+        except Exception as exc:
+            failure = StageFailure(name, one_line(exc), traceback.format_exc())
+            self.failed[key] = failure
+            if isinstance(exc, InputMutated):
+                self.drop_shared()
+            raise failure from exc
+        finally:
+            borrowed, self._borrowed = self._borrowed, outer
+            if self.on_stage is not None:
+                self.on_stage(key, name, False)
+        seconds = time.perf_counter() - start + borrowed
+        meta = {"stage": name, "seconds": seconds, **extra}
+        self.store.put(key, meta, payload)
+        return value, meta, StageInfo(seconds, False)
+
+    def drop_shared(self) -> None:
+        """Forget every dataset and stage output held in memory (after a plugin modified one in place):
+        later cells reload them from disk and the cache."""
+        self.mem.clear()
+        self._mem_sizes.clear()
+        self._mem_total = 0
+        self.envs.clear()
 
     # -- models ------------------------------------------------------------------------------------
 
@@ -340,8 +365,9 @@ class Runner:
 
         def compute():
             ctx = self.context(env, cell.seed, key, budget)
-            given = attrs.evolve(clean, x=clean.x.clone(), y=clean.y.clone())
-            out = poisoner.poison(given, ctx)  # type: ignore[attr-defined]
+            given = attrs.evolve(clean, x=clean.x.clone(), y=clean.y.clone())  # its own copy to work on
+            with unchanged(f"poisoner {cell.poisoner.label!r}", watched(splits=env.splits)):  # type: ignore[union-attr]
+                out = poisoner.poison(given, ctx)  # type: ignore[attr-defined]
             check_poison(clean.x, out, budget)
             delta = (out.to(clean.x.dtype) - clean.x).to("cpu")
             return delta, {"delta": delta}, {"budget": attrs.asdict(budget)}
@@ -373,7 +399,8 @@ class Runner:
 
         def produce():
             ctx = self.context(env, cell.seed, key)
-            out = attack.obj.train(LearnerData(data, env.splits.val, env.splits.test), ctx)  # type: ignore[attr-defined]
+            with unchanged(who, watched(data=data, splits=env.splits)):
+                out = attack.obj.train(LearnerData(data, env.splits.val, env.splits.test), ctx)  # type: ignore[attr-defined]
             if isinstance(out, tuple):
                 if len(out) != 2 or not isinstance(out[1], History):
                     raise ContractViolation(f"{who} returned a tuple; expected a model or (model, History)")
@@ -493,7 +520,8 @@ class Runner:
             if not type(unlearner.obj).reads_forget:  # type: ignore[attr-defined]
                 empty = task.forget.subset(torch.zeros(0, dtype=torch.int64), "withheld")
                 given = Task(task.retain, empty, task.val)
-            out = unlearner.obj.unlearn(copy.deepcopy(original), given, ctx)  # type: ignore[attr-defined]
+            with unchanged(f"unlearner {unlearner.label!r}", watched(task=task, original=original, splits=env.splits)):
+                out = unlearner.obj.unlearn(copy.deepcopy(original), given, ctx)  # type: ignore[attr-defined]
             record = getattr(out, "dememo_record", None)
             if record is not None:
                 try:
@@ -516,7 +544,8 @@ class Runner:
 
         def produce():
             ctx = self.context(env, cell.seed, key)
-            return attack.obj.attack(copy.deepcopy(model), AttackData(env.splits, task), ctx)  # type: ignore[attr-defined]
+            with unchanged(f"attack {attack.label!r}", watched(model=model, splits=env.splits, task=task)):
+                return attack.obj.attack(copy.deepcopy(model), AttackData(env.splits, task), ctx)  # type: ignore[attr-defined]
 
         models, meta, info = self._models_stage(env, key, "attack", produce, f"attack {attack.label!r}")
         if len(models) == 1:
@@ -569,7 +598,8 @@ class Runner:
             ev = self._evals[model_key]
             outer, self._replays = self._replays, replays
             try:
-                values = metric.obj.compute(ev, ctx)  # type: ignore[attr-defined]
+                with unchanged(f"metric {metric.name!r}", watched(model=model, splits=env.splits, task=task, train=train_data)):
+                    values = metric.obj.compute(ev, ctx)  # type: ignore[attr-defined]
             finally:
                 self._replays = outer
             values = self._check_metric(metric, values)
@@ -627,11 +657,10 @@ class Runner:
 
     # -- cells -------------------------------------------------------------------------------------
 
-    def run_cell(self, cell: Cell) -> dict[str, Any]:
-        """Run one cell; plugin failures are captured in the returned record, never raised."""
-        timings: dict[str, dict[str, Any]] = {}
-        self._evals, self._costs, self._owner_share = {}, {}, None
-        record: dict[str, Any] = {
+    @staticmethod
+    def blank_record(cell: Cell) -> dict[str, Any]:
+        """A cell's record before it runs: what it is, status ``ok`` and no metrics yet."""
+        return {
             "track": cell.track,
             "dataset": cell.data.name,
             "architecture": cell.data.architecture.label,
@@ -648,8 +677,14 @@ class Runner:
             "status": "ok",
             "error": None,
             "metrics": {},
-            "timings": timings,
+            "timings": {},
         }
+
+    def run_cell(self, cell: Cell) -> dict[str, Any]:
+        """Run one cell; plugin failures are captured in the returned record, never raised."""
+        self._evals, self._costs, self._owner_share = {}, {}, None
+        record = self.blank_record(cell)
+        timings: dict[str, dict[str, Any]] = record["timings"]
         try:
             env = self.env(cell.data)
             task: Task | None = None
