@@ -1,5 +1,6 @@
 """Issue 9's faults, run for real: SIGKILL at random moments, concurrent runs on one cache, damaged cache
-entries, a full disk, and plugins that crash the interpreter, hang or leak (with --isolate).
+entries, a full disk, and plugins that crash the interpreter, hang or leak (with --isolate). Numerical
+faults (NaN, changed architectures, in-place changes) are tested in-process in test_failures.py.
 
 Each scenario (``dememo.testing.faults``) compares the final results, cell for cell and number for number
 (wall-clock columns aside), with one uninterrupted run of the same cells. benchmarks/bench_reliability.py
@@ -71,3 +72,4 @@ def test_isolated_cells_survive_segfaults_hangs_leaks_and_exits(setting):
     tally = faults.isolation(suite, workdir, ref, extra, ["segfault", "hang", "leak"], timeout=6, memory_gib=1.5)
     assert tally.tried == 12 and tally.handled == 12, tally.notes
     assert tally.lost == 0
+

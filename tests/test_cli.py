@@ -40,12 +40,23 @@ def test_list_shows_every_family_with_its_distribution():
     assert listing["load_failures"] == []
 
 
-def test_all_writes_results_and_leaderboards(tiny_suite, tmp_path):
-    tiny_suite.write_text(tiny_suite.read_text().replace('tracks = ["unlearnability", "unlearning"]',
-                                                         'tracks = ["unlearnability", "unlearning", "interplay"]'))
-    proc = run_tiny(tiny_suite, tmp_path)
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """One tiny run with every track, shared by the tests that read it or re-run against its cache."""
+    from conftest import TINY_SUITE
+
+    tmp = tmp_path_factory.mktemp("cli")
+    suite = tmp / "tiny.toml"
+    suite.write_text(TINY_SUITE.replace('tracks = ["unlearnability", "unlearning"]',
+                                        'tracks = ["unlearnability", "unlearning", "interplay"]'))
+    proc = run_tiny(suite, tmp, out="first")
     assert proc.returncode == 0, proc.stderr
-    out = tmp_path / "out"
+    return suite, tmp, proc
+
+
+def test_all_writes_results_and_leaderboards(first_run):
+    _, tmp, proc = first_run
+    out = tmp / "first"
     results = load(out)
     assert results["schema"] == "dememo.results/1"
     assert {"suite", "environment", "plugins", "cells", "columns"} <= set(results)
@@ -67,22 +78,24 @@ def test_all_writes_results_and_leaderboards(tiny_suite, tmp_path):
     assert len(list((out / "cells").glob("*.json"))) == len(results["cells"])
 
 
-def test_second_run_is_served_from_cache_with_identical_numbers(tiny_suite, tmp_path):
+def test_second_run_is_served_from_cache_with_identical_numbers(first_run):
     # (speed is measured in benchmarks/bench_quick.py, not asserted here)
-    assert run_tiny(tiny_suite, tmp_path, out="first").returncode == 0
-    assert run_tiny(tiny_suite, tmp_path, out="second").returncode == 0
-    first, second = by_key(load(tmp_path / "first")), by_key(load(tmp_path / "second"))
+    suite, tmp, _ = first_run
+    proc = run_tiny(suite, tmp, out="second")
+    assert proc.returncode == 0
+    assert ", 0 stages computed here" in proc.stderr
+    first, second = by_key(load(tmp / "first")), by_key(load(tmp / "second"))
     assert first.keys() == second.keys()
     for key, cell in second.items():
         assert cell["metrics"] == first[key]["metrics"]
         assert all(t["cached"] for stage, t in cell["timings"].items() if stage != "metrics"), cell["timings"]
 
 
-def test_set_recomputes_only_what_depends_on_the_parameter(tiny_suite, tmp_path):
-    assert run_tiny(tiny_suite, tmp_path, out="first").returncode == 0
-    proc = run_tiny(tiny_suite, tmp_path, "--set", "finetune.epochs=2", out="second")
+def test_set_recomputes_only_what_depends_on_the_parameter(first_run):
+    suite, tmp, _ = first_run
+    proc = run_tiny(suite, tmp, "--set", "finetune.epochs=2", out="third")
     assert proc.returncode == 0, proc.stderr
-    for cell in load(tmp_path / "second")["cells"]:
+    for cell in load(tmp / "third")["cells"]:
         timings = cell["timings"]
         assert timings["train"]["cached"], "the original model does not depend on finetune"
         if cell["unlearner"] and cell["unlearner"].startswith("finetune"):

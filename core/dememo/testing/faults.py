@@ -407,3 +407,135 @@ def isolation(suite: str, workdir: Path, reference: dict[str, Any], extra: list[
     if proc.returncode != 1:
         tally.notes.append(f"exit {proc.returncode} (expected 1: some cells failed): {proc.stderr[-300:]}")
     return tally
+
+
+# -- plugins that return bad values or modify what they are given --------------------------------------
+
+import torch  # noqa: E402
+from typing import ClassVar  # noqa: E402
+
+import dememo  # noqa: E402
+
+@attrs.define
+class NaNPoisoner(dememo.Poisoner):
+    """Returns NaN images."""
+
+    name: ClassVar[str] = "nan-images"
+    norm: ClassVar[str] = "linf"
+
+    def poison(self, data, ctx):
+        x = data.x.clone()
+        x[0, 0, 0, 0] = float("nan")
+        return x
+
+
+@attrs.define
+class ShapeShifter(dememo.Unlearner):
+    """Replaces the head: changes the architecture."""
+
+    name: ClassVar[str] = "shape-shifter"
+
+    def unlearn(self, model, task, ctx):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(task.retain.x[0].numel(), 3))
+
+
+@attrs.define
+class ValScribbler(dememo.Unlearner):
+    """Zeroes the validation images (shared by every cell of the dataset) in place."""
+
+    name: ClassVar[str] = "aaa-val-scribbler"  # runs before finetune
+
+    def unlearn(self, model, task, ctx):
+        task.val.x.mul_(0)
+        return model
+
+
+@attrs.define
+class InfUnlearner(dememo.Unlearner):
+    """Returns +Inf in one weight."""
+
+    name: ClassVar[str] = "inf-weights"
+
+    def unlearn(self, model, task, ctx):
+        with torch.no_grad():
+            list(model.parameters())[-1][0] = float("inf")
+        return model
+
+
+@attrs.define
+class ModelScribbler(dememo.Metric):
+    """Doubles the evaluated model's first weight in place."""
+
+    name: ClassVar[str] = "model-scribbler"
+    tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
+    columns: ClassVar[dict] = {"scribbled": dememo.Column("scribbled", "info", "never produced")}
+
+    def compute(self, ev, ctx):
+        with torch.no_grad():
+            next(ev.model.parameters()).mul_(2)
+        return {"scribbled": 1.0}
+
+
+class NumericalFaults:
+    @dememo.hookimpl
+    def register_poisoners(self, register):
+        register(NaNPoisoner)
+
+    @dememo.hookimpl
+    def register_unlearners(self, register):
+        for cls in (ShapeShifter, ValScribbler, InfUnlearner):
+            register(cls)
+
+    @dememo.hookimpl
+    def register_metrics(self, register):
+        register(ModelScribbler)
+
+
+#: the reason each numerical fault's cells must fail with: (record field, plugin name) → text
+NUMERICAL_REASONS = {
+    ("poisoner", "nan-images"): "NaN or Inf",
+    ("unlearner", "shape-shifter"): "changed the model architecture",
+    ("unlearner", "inf-weights"): "non-finite weights",
+    ("unlearner", "aaa-val-scribbler"): "modified its input task.val.x",
+    ("metric", "model-scribbler"): "modified its input model.",
+}
+
+
+def numerical(suite: str, workdir: Path, reference: dict[str, Any], extra: list[str]) -> Tally:
+    """Run (in this process) with :class:`NumericalFaults` registered: a case is one cell. Handled: a faulty
+    plugin's cell fails with its reason in one line; any other cell equals ``reference``."""
+    import contextlib
+    import io
+
+    from .. import cli
+    from .fixtures import registered
+
+    tally = Tally("numerical")
+    out = workdir / "numerical"
+    faulty = ["--poisoner", "nan-images", "--unlearner", "shape-shifter", "--unlearner", "aaa-val-scribbler",
+              "--unlearner", "inf-weights", "--metric", "model-scribbler"]
+    with registered(NumericalFaults(), name="numerical-faults"), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        cli.main(run_args(suite, out, workdir / "numerical-cache", [*extra, *faulty]))
+    got = load(out)
+    ref = {slot(c): c for c in reference["cells"]}
+    clock = {col for cols in got["columns"].values() for col, c in cols.items() if c.get("wall_clock")}
+    for cell in got["cells"]:
+        message = (cell.get("error") or {}).get("message") or ""
+        expected = [text for (field, name), text in NUMERICAL_REASONS.items() if cell.get(field) == name]
+        if not expected and cell["error"] and cell["error"]["stage"] == "metric:model-scribbler":
+            expected = [NUMERICAL_REASONS[("metric", "model-scribbler")]]
+        if expected:
+            tally.case(cell["status"] == "failed" and expected[0] in message and "\n" not in message,
+                       f"{cell['method']}: {message}")
+        same = slot(cell) not in ref or all(ref[slot(cell)]["metrics"].get(k) == v for k, v in cell["metrics"].items()
+                                            if k in ref[slot(cell)]["metrics"] and k not in clock)
+        if slot(cell) in ref:  # the cell's other numbers: as without any faulty plugin
+            tally.case(same, f"{cell['method']} differs")
+            tally.lost += not same
+    return tally
+
+
+def slot(cell: dict[str, Any]) -> tuple:
+    """What a cell is, independent of which metrics ran (its key also hashes the metric set)."""
+    return tuple(cell.get(k) for k in ("track", "dataset", "poisoner", "train_attack", "unlearner", "forget", "attack", "seed"))
