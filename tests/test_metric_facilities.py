@@ -162,3 +162,14 @@ def test_replaying_the_unlearner_on_shadows(tiny_suite, tmp_path):
     assert cells["original"]["metrics"]["shadow_forget_acc"] > cells["retrain"]["metrics"]["shadow_forget_acc"]
     assert all(c["status"] == "failed" and "replays = True" in c["error"]["message"] for c in cells.values()), \
         "a metric that replays without declaring it fails clearly (its cache key would miss the unlearner)"
+
+
+def test_a_metric_filter_brings_along_the_metrics_it_uses():
+    """--metric avg-gap alone used to fail every cell (avg-gap reads mia-efficacy and unlearning-accuracy)."""
+    from dememo import plugins
+    from dememo.planner import Planner
+    from dememo.suite import load_suite
+
+    planner = Planner(plugins.get_registry(), load_suite("quick"))
+    assert planner._names("metric", ("avg-gap",)) == ["avg-gap", "mia-efficacy", "unlearning-accuracy"]
+    assert planner._names("metric", ("clean-accuracy",)) == ["clean-accuracy"]

@@ -152,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.all and not any([args.poisoner, args.unlearner, args.attack, args.metric]):
         raise UserError("nothing to run: give --all (optionally narrowed by --poisoner/--unlearner/...) or --list")
-    if args.seeds is not None and args.seeds < 1:
-        raise UserError("--seeds must be at least 1")
+    from .suite import MAX_SEEDS
+
+    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds must be between 1 and {MAX_SEEDS}")
     if args.cell_timeout is not None or args.cell_memory is not None:
         args.isolate = True
     if args.isolate and args.executor != "local":
@@ -445,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         return run(args)
     except UserError as exc:
-        print(f"dememo-bench: error: {exc}", file=sys.stderr)
+        from .params import printable
+
+        print(f"dememo-bench: error: {printable(str(exc))}", file=sys.stderr)  # one line, whatever the input held
         return exc.exit_code
 
 

@@ -36,11 +36,27 @@ def _fmt(mean: float | None, std: float | None, unit: str, cap: float | None = N
     return text
 
 
+def _finite(v: Any) -> float | None:
+    """``v`` as a finite float; None for null, NaN, ±inf, booleans, non-numbers and numbers beyond floats."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _stats(values: list[float]) -> tuple[float | None, float | None, int]:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    vals = [f for v in values if (f := _finite(v)) is not None]
     if not vals:
         return None, None, 0
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
+    try:
+        return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
+    except OverflowError:  # values near the float limit: their sum overflows; computed on [-1, 1] instead
+        scale = max(abs(v) for v in vals)
+        unit = [v / scale for v in vals]
+        return statistics.fmean(unit) * scale, (statistics.stdev(unit) * scale if len(vals) > 1 else 0.0), len(vals)
 
 
 def groups(results: dict[str, Any]) -> dict[tuple[str, str, str | None], list[dict[str, Any]]]:
@@ -247,14 +263,17 @@ def curve_values(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[t
         points: dict[tuple[str, str, int], dict[float, float]] = defaultdict(dict)
         base: dict[tuple[str, int], float] = {}
         for c in cells:
-            if c["status"] != "ok" or column not in c["metrics"]:
+            y = _finite(c["metrics"].get(column))
+            if c["status"] != "ok" or y is None:  # a metric that came out undefined (null) is no point
                 continue
-            spec = c.get("params", {}).get("attack") or {}
-            if spec.get("name") == attack and param in spec.get("params", {}):
-                x = float(spec["params"][param])
-                points[(c["method"], without_param(c["attack"], param), c["seed"])][x] = c["metrics"][column]
+            spec = (c.get("params") or {}).get("attack") or {}
+            given = spec.get("params") or {}
+            if spec.get("name") == attack and param in given:
+                x = _finite(given[param])
+                if x is not None:
+                    points[(c["method"], without_param(c["attack"], param), c["seed"])][x] = y
             elif c["attack"] == "none":
-                base[(c["method"], c["seed"])] = c["metrics"][column]
+                base[(c["method"], c["seed"])] = y
         for (method, label, seed), pts in sorted(points.items()):
             if curve.get("from_zero", True) and (method, seed) in base:
                 pts = {0.0: base[(method, seed)], **pts}

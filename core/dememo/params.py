@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from typing import Any, TypeVar
 
 import attrs
@@ -20,6 +21,26 @@ T = TypeVar("T")
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
+def _short(value: Any, n: int = 80) -> str:
+    """``repr(value)`` cut to ``n`` characters (inputs can be megabytes; integers beyond 4,300 digits have
+    no repr at all)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "an integer of more than 4300 digits"
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def printable(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: a message stays one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+class _Mismatch(ValueError):
+    """A value of the wrong type or range for a field, raised by this module's structure hooks; its message
+    (``expected float, got 'fast'``) is the reason shown."""
+
+
 def _structure_bool(value: Any, _: type) -> bool:
     if isinstance(value, bool):
         return value
@@ -27,28 +48,39 @@ def _structure_bool(value: Any, _: type) -> bool:
         return value.lower() in _TRUE
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+    raise _Mismatch(f"expected a boolean (true/false), got {_short(value)}")
 
 
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected float, got {value!r}")
-    return float(value)
+        raise _Mismatch(f"expected float, got {_short(value)}")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise _Mismatch(f"expected float, got {_short(value)}, beyond the range of floats") from None
+    except ValueError:
+        raise _Mismatch(f"expected float, got {_short(value)}") from None
+    if not math.isfinite(out):  # NaN or ±inf: every comparison in a range check would pass or fail silently
+        raise _Mismatch(f"expected a finite float, got {_short(value)}")
+    return out
 
 
 def _structure_int(value: Any, _: type) -> int:
     if isinstance(value, bool):
-        raise ValueError(f"expected int, got {value!r}")
+        raise _Mismatch(f"expected int, got {_short(value)}")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, (int, str)):
-        return int(value)
-    raise ValueError(f"expected int, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise _Mismatch(f"expected int, got {_short(value)}") from None
+    raise _Mismatch(f"expected int, got {_short(value)}")
 
 
 def _structure_str(value: Any, _: type) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"expected string, got {value!r}")
+        raise _Mismatch(f"expected string, got {_short(value)}")
     return value
 
 
@@ -61,6 +93,8 @@ converter.register_structure_hook(str, _structure_str)
 
 def _format_exception(exc: BaseException, type_: Any) -> str:
     """cattrs' messages, keeping the reason of a ValueError raised by a constructor (e.g. a range check)."""
+    if isinstance(exc, _Mismatch):
+        return str(exc)
     if isinstance(exc, ValueError) and type_ is None and str(exc):
         return f"invalid value ({exc})"
     return cattrs.v.format_exception(exc, type_)
@@ -72,11 +106,11 @@ def structure(value: Any, cls: type[T], path: str) -> T:
         attrs.resolve_types(cls)
     try:
         return converter.structure(value, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+    except (cattrs.BaseValidationError, ValueError, TypeError, ArithmeticError) as exc:
         if isinstance(exc, cattrs.BaseValidationError):
             messages = cattrs.transform_error(exc, path=path, format_exception=_format_exception)
-            raise ParameterError("; ".join(messages)) from None
-        raise ParameterError(f"{exc} @ {path}") from None
+            raise ParameterError(printable("; ".join(messages))) from None
+        raise ParameterError(printable(f"{exc} @ {path}")) from None
 
 
 def field_names(cls: type) -> list[str]:
@@ -101,6 +135,8 @@ def parse_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+    except RecursionError:
+        raise ParameterError(f"the value {_short(text, 40)} is nested too deeply to read") from None
 
 
 def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ import attrs
 from .errors import ParameterError, UnknownPluginError
 from .families import Plugin, Track
 from .hashing import digest
-from .params import build, field_names, parse_label
+from .params import build, field_names, parse_label, printable
 from .plugins import Registry
 from .suite import DatasetEntry, ForgetSpec, Interplay, Suite
 
@@ -164,10 +164,10 @@ class Planner:
                     names = sorted({n for c in classes for n in field_names(c)})
                     close = difflib.get_close_matches(param, names, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    raise ParameterError(
+                    raise ParameterError(printable(
                         f"--set {target}.{param}: {target} has no parameter {param!r}{hint}; "
                         f"parameters: {', '.join(names) or 'none'}"
-                    )
+                    ))
 
     def configure(self, family: str, name: str, extra: dict[str, Any] | None = None,
                   entry: DatasetEntry | None = None) -> list[Configured]:
@@ -232,7 +232,15 @@ class Planner:
         if not wanted:
             return names
         refs = self.suite.references.get(family, [])  # type: ignore[call-overload]
-        return [n for n in names if n in wanted or n in refs]
+        chosen = set(wanted)
+        if family == "metric":  # a metric computed from others (avg-gap uses mia-efficacy) brings them along
+            todo = list(chosen)
+            while todo:
+                for used in getattr(self.registry.get("metric", todo.pop()), "uses", ()):
+                    if used in names and used not in chosen:
+                        chosen.add(used)
+                        todo.append(used)
+        return [n for n in names if n in chosen or n in refs]
 
     def cells(self, filters: Filters = Filters(), seeds: int | None = None) -> list[Cell]:
         seeds = self.suite.seeds if seeds is None else seeds

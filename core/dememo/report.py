@@ -694,25 +694,19 @@ def render_html(results: Mapping[str, Any], figures: list[Figure]) -> str:
 
 def write_report(results: Mapping[str, Any], out: Path) -> list[Path]:
     """Write one PNG and one SVG per figure and ``report.html`` into ``out``; returns the written paths.
-    Raises :class:`UserError` when there is nothing to plot or ``out`` cannot be written."""
+    Everything is drawn before anything is written, and each file is written atomically, so a failure
+    leaves no partial report. Raises :class:`UserError` when there is nothing to plot or ``out`` cannot be
+    written."""
+    from .submission import write_files
+
     figs = figures(results)
     if not figs:
         raise UserError(NOTHING)
-    out = Path(out)
-    written = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for f in figs:
-            for ext, data in (("png", f.png()), ("svg", f.svg())):
-                path = out / f"{f.name}.{ext}"
-                path.write_bytes(data)
-                written.append(path)
-        path = out / "report.html"
-        path.write_text(render_html(results, figs), encoding="utf-8")
-        written.append(path)
-    except OSError as exc:
-        raise UserError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
-    return written
+    files: dict[str, bytes | str] = {}  # everything is drawn before anything is written: no partial report
+    for f in figs:
+        files[f"{f.name}.png"], files[f"{f.name}.svg"] = f.png(), f.svg()
+    files["report.html"] = render_html(results, figs)
+    return write_files(Path(out), files, "the report")
 
 
 # -- accuracy under weight noise; forgetting vs utility ------------------------------------------------

@@ -62,7 +62,11 @@ class Check:
     detail: str
 
     def line(self) -> str:
-        return f"{'PASS' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+        """One line: bundle text in the detail (method labels, keys, JSON pointers) has its line breaks and
+        other unprintable characters escaped."""
+        from .params import printable
+
+        return printable(f"{'PASS' if self.ok else 'FAIL'} {self.name}: {self.detail}")
 
 
 # -- canonical content -------------------------------------------------------------------------------
@@ -113,10 +117,13 @@ def _bundle_cell(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, Any]:
-    """The submission bundle of ``distribution``'s cells in ``results`` (a ``dememo.results/1`` dict)."""
+    """The submission bundle of ``distribution``'s cells in ``results`` (a ``dememo.results/1`` dict); a
+    UserError when the results would make a bundle that fails its schema."""
+    from .params import printable
+
     if results.get("schema") != results_mod.SCHEMA:
         raise UserError(f"not a {results_mod.SCHEMA} results dict (schema: {results.get('schema')!r})")
-    if not name or not name.strip() or len(name) > 100 or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if not name or not name.strip() or len(name) > 100 or not name.isprintable():
         raise UserError("--name must be a non-empty display name of at most 100 characters, without control characters")
     dist_of = {(p["family"], p["name"]): p for p in results.get("plugins", [])}
     cells = [c for c in results.get("cells", []) if c.get("params")]
@@ -127,8 +134,8 @@ def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, A
                 by_dist[dist_of[fam_name]["distribution"]].add(c["key"])
     own_keys = by_dist.get(distribution, set())
     if not own_keys:
-        raise UserError(f"no cell in results uses a plugin from distribution {distribution!r}; installed "
-                        f"distributions with cells: {', '.join(sorted(by_dist)) or 'none'}")
+        raise UserError(printable(f"no cell in results uses a plugin from distribution {distribution!r}; installed "
+                                  f"distributions with cells: {', '.join(sorted(by_dist)) or 'none'}"))
     references = results["suite"].get("references", {})
     tables = {_table(c) for c in cells if c["key"] in own_keys}
     chosen = [c for c in cells if c["key"] in own_keys
@@ -138,8 +145,8 @@ def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, A
                        and (p["family"], p["name"]) in used), key=lambda p: (p["family"], p["name"]))
     versions = sorted({p["distribution_version"] for p in provided})
     if len(versions) != 1:
-        raise UserError(f"the results record {len(versions)} versions of {distribution} ({', '.join(versions)}); "
-                        "re-run with one installed version")
+        raise UserError(printable(f"the results record {len(versions)} versions of {distribution} ({', '.join(versions)}); "
+                                  "re-run with one installed version"))
     env = results.get("environment", {})
     tracks = sorted({c["track"] for c in chosen})
     out = results_mod.clean_number({
@@ -156,6 +163,9 @@ def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, A
         "cells": [_bundle_cell(c) for c in sorted(chosen, key=lambda c: c["key"])],
     })
     out["content_sha256"] = content_hash(out)
+    problems = schema_errors(out) or _shape_errors(out)
+    if problems:  # results that load but cannot make a bundle verify would accept
+        raise UserError(f"these results do not make a valid {SCHEMA} bundle: {printable(problems[0])}")
     return out
 
 
@@ -246,6 +256,8 @@ def load_bundle(path: Path | str) -> dict[str, Any]:
         raise UserError(f"{path} is not valid bundle JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} is not a bundle: the top-level JSON value is a {type(data).__name__}, not an object")
+    if results_mod._depth(data) > results_mod.MAX_DEPTH:
+        raise UserError(f"{path} is not a bundle: its JSON is nested more than {results_mod.MAX_DEPTH} levels deep")
     return data
 
 
@@ -264,12 +276,41 @@ def schema_errors(b: Any, limit: int = 3) -> list[str]:
     errors = sorted(validator.iter_errors(b), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     out = []
     for e in errors[:limit]:
-        where = "/" + "/".join(str(p) for p in e.absolute_path)
+        where = "/" + "/".join(str(p) for p in e.absolute_path)  # keys are bundle text: Check.line escapes them
         msg = e.message if len(e.message) <= 160 else e.message[:157] + "..."
         out.append(f"{where}: {msg}")
     if len(errors) > limit:
         out.append(f"and {len(errors) - limit} more")
     return out
+
+
+def _shape_errors(b: dict[str, Any]) -> list[str]:
+    """What the JSON Schema leaves open and the readers rely on: a suite dememo can read (as ``verify
+    --rerun`` re-plans it) and cells, columns and suite in the shape the board's tables read
+    (``results.shape_problem``, as for a ``results.json``)."""
+    from .params import structure
+    from .suite import Suite
+
+    try:
+        structure(b["suite"], Suite, "$.suite")
+    except UserError as exc:
+        return [f"/suite: not a suite dememo can read: {exc}"]
+    for where, text in (("/name", b["name"]), ("/plugin/version", b["plugin"]["version"])):
+        if not text.isprintable():
+            return [f"{where}: has a line break or another unprintable character"]
+    view = {"suite": b["suite"], "columns": b["columns"], "cells": b["cells"], "environment": {}, "plugins": []}
+    problem = results_mod.shape_problem(view)
+    return [f"as results: {problem}"] if problem else []
+
+
+def _finite(v: Any) -> bool:
+    """A finite number (booleans and integers beyond the float range are not)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _few(items: list[str], n: int = 3) -> str:
@@ -300,7 +341,7 @@ def _check_metrics(b: dict[str, Any]) -> Check:
                 bad.append(f"{where}: no column {col!r} declared for track {c['track']}")
             elif v is None:
                 continue
-            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            elif not _finite(v):
                 bad.append(f"{where}: {v!r} is not a finite number or null")
             else:
                 lo, hi = _range(col, meta[col])
@@ -323,9 +364,9 @@ def _check_series(b: dict[str, Any]) -> Check:
                 bad.append(f"{where}: not a declared series column of track {c['track']}")
             elif len(s["x"]) != len(s["y"]):
                 bad.append(f"{where}: {len(s['x'])} x values but {len(s['y'])} y values")
-            elif not all(isinstance(x, (int, float)) and math.isfinite(x) for x in s["x"]):
+            elif not all(_finite(x) for x in s["x"]):
                 bad.append(f"{where}: x values must be finite numbers")
-            elif not all(y is None or (isinstance(y, (int, float)) and math.isfinite(y)) for y in s["y"]):
+            elif not all(y is None or _finite(y) for y in s["y"]):
                 bad.append(f"{where}: y values must be finite numbers or null")
     if bad:
         return Check("series", False, _few(bad))
@@ -448,7 +489,7 @@ def _check_references(b: dict[str, Any]) -> Check:
 
 def check_bundle(b: dict[str, Any]) -> list[Check]:
     """The checks that need nothing but the bundle (schema first: the others assume its shape)."""
-    errors = schema_errors(b)
+    errors = schema_errors(b) or _shape_errors(b)
     if errors:
         return [Check("schema", False, f"does not match {SCHEMA_PATH.name}: " + "; ".join(errors))]
     out = [Check("schema", True, f"matches {SCHEMA_PATH.name} ({SCHEMA})")]
@@ -682,6 +723,7 @@ def build_board(entries_dir: Path | str, out_dir: Path | str) -> Board:
     tables as data) and ``leaderboard.html`` (when ``dememo.leaderboard_html`` is available). Nothing a
     bundle holds is executed."""
     from . import leaderboard
+    from .params import printable
 
     entries_dir, out_dir = Path(entries_dir), Path(out_dir)
     if not entries_dir.is_dir():
@@ -698,10 +740,11 @@ def build_board(entries_dir: Path | str, out_dir: Path | str) -> Board:
     for path in sorted(entries_dir.glob("*.json")):
         if path.name == "board.json":
             continue
+        fname = printable(path.name)  # shown in one-line messages
         try:
             b = load_bundle(path)
         except UserError as exc:
-            board.refused.append((path.name, str(exc)))
+            board.refused.append((fname, printable(str(exc))))
             continue
         reason = _refusal(b, fingerprint)
         if reason is None and b["name"] in names:
@@ -716,13 +759,13 @@ def build_board(entries_dir: Path | str, out_dir: Path | str) -> Board:
                 reason = (f"{len(taken)} of its rows are already on the board, e.g. {c['method']} @{c['attack']} "
                           f"seed {c['seed']} ({'/'.join(str(t) for t in _table(c) if t)}) from {owner[_slot(c)]}")
         if reason is not None:
-            board.refused.append((path.name, reason))
+            board.refused.append((fname, printable(reason)))
             continue
         if fingerprint is None:
             fingerprint = b["suite_fingerprint"]
         if suite is None:
             suite = b["suite"]
-        names[b["name"]] = hashes[b["content_sha256"]] = path.name
+        names[b["name"]] = hashes[b["content_sha256"]] = fname
         shared = 0
         for c in b["cells"]:
             slot = _slot(c)
@@ -730,9 +773,9 @@ def build_board(entries_dir: Path | str, out_dir: Path | str) -> Board:
                 shared += 1  # a reference cell an earlier entry already holds: the board keeps that copy
                 continue
             cells[slot] = {**c, "entry": b["name"]}
-            owner[slot] = f"{b['name']} ({path.name})"
+            owner[slot] = f"{b['name']} ({fname})"
         if shared:
-            board.notes.append(f"{path.name}: {shared} reference cells already on the board (kept the earlier copies)")
+            board.notes.append(f"{fname}: {shared} reference cells already on the board (kept the earlier copies)")
         for track, meta in b["columns"].items():
             for col, m in meta.items():
                 columns[track].setdefault(col, m)
@@ -740,7 +783,7 @@ def build_board(entries_dir: Path | str, out_dir: Path | str) -> Board:
             plugin_rows.setdefault((p["family"], p["name"]), {**p, "distribution": b["plugin"]["distribution"],
                                                                "distribution_version": b["plugin"]["version"]})
         board.accepted.append({
-            "name": b["name"], "file": path.name, "distribution": b["plugin"]["distribution"],
+            "name": b["name"], "file": fname, "distribution": b["plugin"]["distribution"],
             "version": b["plugin"]["version"], "cells": sum(1 for c in b["cells"] if not _is_reference(c, references)),
             "seeds": b["seeds"], "environment": b["environment"], "content_sha256": b["content_sha256"],
         })
@@ -759,31 +802,42 @@ def build_board(entries_dir: Path | str, out_dir: Path | str) -> Board:
         "entries": board.accepted,
         "board": {"schema": BOARD_SCHEMA, "suite_fingerprint": fingerprint},
     }
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output directory: {exc}") from None
-    md = out_dir / "leaderboard.md"
-    md.write_text(f"# dememo leaderboard — suite `{suite['name']}`\n\n" + entries_table(board.accepted)
-                  + "\n\n" + leaderboard.render(merged, "github") + "\n", encoding="utf-8")
-    res = out_dir / "results.json"
-    res.write_text(json.dumps(merged, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    csv = out_dir / "leaderboard.csv"
-    csv.write_text(leaderboard.to_csv(merged), encoding="utf-8")
-    board.written += [md, res, csv]
+    # every file is rendered before any is written, and each is written atomically: a failure leaves no
+    # partial board
+    files = {
+        "leaderboard.md": f"# dememo leaderboard — suite `{suite['name']}`\n\n" + entries_table(board.accepted)
+                          + "\n\n" + leaderboard.render(merged, "github") + "\n",
+        "results.json": json.dumps(merged, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+        "leaderboard.csv": leaderboard.to_csv(merged),
+    }
     if hasattr(leaderboard, "to_json"):  # the printed tables as data, as a run writes them
-        tables = out_dir / "leaderboard.json"
-        tables.write_text(json.dumps(leaderboard.to_json(merged), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        board.written.append(tables)
+        files["leaderboard.json"] = json.dumps(leaderboard.to_json(merged), indent=1, ensure_ascii=False) + "\n"
     try:
         from .leaderboard_html import render_page  # type: ignore[import-not-found]
     except ImportError:
         board.notes.append("leaderboard.html skipped: dememo.leaderboard_html is not available")
     else:
-        html = out_dir / "leaderboard.html"
-        html.write_text(render_page(merged), encoding="utf-8")
-        board.written.append(html)
+        files["leaderboard.html"] = render_page(merged)
+    board.written += write_files(out_dir, files)
     return board
+
+
+def write_files(out_dir: Path, files: dict[str, str | bytes], what: str = "the board") -> list[Path]:
+    """Write ``files`` (name → text or bytes) into ``out_dir``, each atomically; when one cannot be written,
+    the ones written by this call are removed again and the error is one line."""
+    from .cache import atomic_write_bytes
+
+    written: list[Path] = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            atomic_write_bytes(out_dir / name, content.encode("utf-8") if isinstance(content, str) else content)
+            written.append(out_dir / name)
+    except OSError as exc:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise UserError(f"cannot write {what} to {out_dir}: {exc.strerror or exc}") from None
+    return written
 
 
 def entries_table(entries: list[dict[str, Any]]) -> str:

@@ -155,6 +155,29 @@ class Interplay:
                 **({"fraction": self.clean_forget} if target == "clean" else {})}
 
 
+def check_tuned(tuned: Any) -> None:
+    """The shape the planner and the leaderboard read from a tuning record (``dememo-bench tune``'s
+    ``tuning.json``, carried in a suite's ``tuned``): a ValueError naming the first problem."""
+    if tuned is None:
+        return
+    if not isinstance(tuned.get("entries"), list):
+        raise ValueError("tuned: 'entries' must be a list (a record written by 'dememo-bench tune')")
+    if not isinstance(tuned.get("seeds", []), list):
+        raise ValueError("tuned: 'seeds' must be a list of tuning seeds")
+    for i, entry in enumerate(tuned["entries"]):
+        if not isinstance(entry, dict):
+            raise ValueError(f"tuned: entry {i} is not an object")
+        if not all(isinstance(entry.get(k), str) for k in ("dataset", "forget", "unlearner")):
+            raise ValueError(f"tuned: entry {i} needs 'dataset', 'forget' and 'unlearner' names")
+        if not isinstance(entry.get("chosen"), (dict, type(None))):
+            raise ValueError(f"tuned: entry {i}: 'chosen' must be an object of parameter values or null")
+        if not isinstance(entry.get("trials"), list):
+            raise ValueError(f"tuned: entry {i}: 'trials' must be a list (the search log)")
+        objective = entry.get("objective")
+        if isinstance(objective, bool) or not isinstance(objective, (int, float, type(None))):
+            raise ValueError(f"tuned: entry {i}: 'objective' must be a number or null")
+
+
 @attrs.frozen
 class Suite:
     name: str
@@ -180,7 +203,7 @@ class Suite:
     #: a ``dememo-bench tune`` output (path relative to the suite file) whose chosen unlearner parameters
     #: this suite applies; ``tuned`` holds its content once loaded (the search log travels in the results)
     tuning: str | None = None
-    tuned: dict[str, Any] | None = None
+    tuned: dict[str, Any] | None = attrs.field(default=None, validator=lambda _, __, value: check_tuned(value))
 
     def fingerprint(self) -> str:
         return digest(self.to_json())
@@ -197,6 +220,13 @@ class Suite:
         raise SuiteError(f"suite {self.name!r} has no dataset {name!r}")
 
 
+#: the most seeds a suite may ask for (each is a full set of trainings; a larger number is a typo, and
+#: planning it would not end)
+MAX_SEEDS = 10_000
+#: suite files larger than this are refused before parsing (the shipped ones are a few kilobytes)
+MAX_SUITE_BYTES = 8 * 2**20
+
+
 def shipped() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in resources.files("dememo.suites").iterdir() if p.name.endswith(".toml"))
 
@@ -208,9 +238,18 @@ def load_suite(name_or_path: str, apply_tuning: bool = True) -> Suite:
     from_file = path.suffix == ".toml" or path.exists()
     if from_file:
         try:
-            text = path.read_text()
+            with path.open("rb") as f:
+                raw_bytes = f.read(MAX_SUITE_BYTES + 1)
+        except IsADirectoryError:
+            raise SuiteError(f"suite {path} is a directory; give a suite .toml file or a shipped suite's name") from None
         except OSError as exc:
-            raise SuiteError(f"cannot read suite file {path}: {exc.strerror}") from None
+            raise SuiteError(f"cannot read suite file {path}: {exc.strerror or exc}") from None
+        if len(raw_bytes) > MAX_SUITE_BYTES:
+            raise SuiteError(f"suite file {path} is over {MAX_SUITE_BYTES // 2**20} MiB; a suite is a short TOML file")
+        try:  # TOML is UTF-8 (a leading byte-order mark is tolerated)
+            text = raw_bytes.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SuiteError(f"suite file {path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
         origin = str(path)
     else:
         names = shipped()
@@ -220,8 +259,10 @@ def load_suite(name_or_path: str, apply_tuning: bool = True) -> Suite:
         origin = name_or_path
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"suite {origin} is not valid TOML: {exc}") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more than 4,300 digits
+        raise SuiteError(f"suite {origin} is not valid TOML: {' '.join(str(exc).split())}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise SuiteError(f"suite {origin} is not a suite: its values are nested too deeply") from None
     try:
         suite = structure(raw, Suite, "$")
     except ParameterError as exc:
@@ -230,9 +271,16 @@ def load_suite(name_or_path: str, apply_tuning: bool = True) -> Suite:
         raise SuiteError(f"suite {origin} lists no datasets")
     if suite.seeds < 1:
         raise SuiteError(f"suite {origin}: seeds must be ≥ 1")
+    if suite.seeds > MAX_SEEDS:
+        raise SuiteError(f"suite {origin}: seeds must be ≤ {MAX_SEEDS} (each seed is a full set of trainings)")
     if apply_tuning and suite.tuning and suite.tuned is None:
         from .tuning import load
 
         where = path.parent / suite.tuning if from_file else resources.files("dememo.suites").joinpath(suite.tuning)
-        suite = attrs.evolve(suite, tuned=load(where))  # type: ignore[arg-type]
+        if Path(str(where)).exists() and not where.is_file():  # a directory, or a device read forever
+            raise SuiteError(f"suite {origin}: tuning = {suite.tuning!r} is not a file")
+        try:
+            suite = attrs.evolve(suite, tuned=load(where))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise SuiteError(f"suite {origin}: tuning file {suite.tuning!r}: {exc}") from None
     return suite

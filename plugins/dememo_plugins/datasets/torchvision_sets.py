@@ -16,7 +16,18 @@ default ``~/.cache/dememo/data``), which is torchvision's ``root``, so the five 
 Files are fetched only with ``--download`` (torchvision's own downloader, which verifies the published
 MD5 sums); without it, missing files are a ``DatasetError`` that names the folder and the fix. A file
 that is present but corrupt or truncated (wrong MD5 for CIFAR/SVHN, an idx file whose length disagrees
-with its header for MNIST) is a ``DatasetError`` that names the file.
+with its header for MNIST) is a ``DatasetError`` that names the file, and so is one whose content is not
+what the format holds (images that are not uint8, shapes that differ between the splits, labels out of
+range): dataset files are untrusted data.
+
+CIFAR pickles are never given to ``pickle.load``. The official batches are Python pickles, and
+torchvision reads them with a plain ``pickle.load`` — which runs whatever code a hostile file asks for.
+dememo reads them itself, after the MD5 check, with an unpickler whose ``find_class`` resolves only the
+names a CIFAR batch needs (:data:`PICKLE_GLOBALS`: NumPy's array reconstruction, ``numpy.dtype``,
+``numpy.ndarray`` and the byte codec of protocol-2 pickles); any other reference (``os.system``,
+``builtins.eval``...) is refused before anything is called, with a one-line ``DatasetError`` naming it.
+The unpickled batch must be a dict whose ``data`` is a uint8 N×3072 array and whose ``labels`` (or
+``fine_labels``) are N integers.
 
 Conversion. The raw uint8 arrays torchvision holds (``data``/``targets``, SVHN's ``labels``) are turned
 into float32 N×C×H×W in [0, 1] by one vectorised division by 255 — never image by image through PIL —
@@ -40,6 +51,8 @@ from __future__ import annotations
 
 import abc
 import importlib.util
+import io
+import pickle
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -116,15 +129,26 @@ class TorchvisionDataset(dememo.DatasetSource, abc.ABC):
                     f"{self.name}: downloading {self.title} into {root} failed ({cause}); check the network, "
                     f"or put the files in {where}") from exc
             bad = self.bad_file(tv, where)
-            what, why = (f"file {bad[0]}", bad[1]) if bad else (f"the {self.title} files in {where}", cause)
+            what, why = (f"file {bad[0]} is", bad[1]) if bad else (f"the {self.title} files in {where} are", cause)
             raise dememo.DatasetError(
-                f"{self.name}: {what} is corrupt or truncated ({why}); delete it and "
+                f"{self.name}: {what} corrupt or truncated ({why}); delete it and "
                 + FIX.format(where=where)) from exc
         for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-            if len(x) != len(y) or len(y) == 0 or int(y.min()) < 0 or int(y.max()) >= self.num_classes:
+            shape = tuple(x.shape)
+            if x.dtype != torch.uint8 or x.ndim != 4 or shape[1] not in (1, 3) or min(shape[2:], default=0) < 1:
+                raise dememo.DatasetError(
+                    f"{self.name}: the {split} files in {where} do not hold {self.title} images (uint8 N×C×H×W "
+                    f"expected, got {str(x.dtype).removeprefix('torch.')} {'×'.join(map(str, shape))}); "
+                    + FIX.format(where=where))
+            if y.ndim != 1 or len(x) != len(y) or len(y) == 0 or int(y.min()) < 0 or int(y.max()) >= self.num_classes:
                 raise dememo.DatasetError(
                     f"{self.name}: the {split} files in {where} do not hold {self.title} (labels outside "
                     f"0..{self.num_classes - 1} or counts that disagree); " + FIX.format(where=where))
+        if x_train.shape[1:] != x_test.shape[1:]:
+            raise dememo.DatasetError(
+                f"{self.name}: the train and test files in {where} hold images of different shapes "
+                f"({'×'.join(map(str, x_train.shape[1:]))} and {'×'.join(map(str, x_test.shape[1:]))}); "
+                + FIX.format(where=where))
         return self.split(x_train, y_train, x_test, y_test)
 
     def split(self, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
@@ -154,6 +178,88 @@ class TorchvisionDataset(dememo.DatasetSource, abc.ABC):
 
 # -- CIFAR ------------------------------------------------------------------------------------------------
 
+
+def _pickle_globals() -> dict[tuple[str, str], Any]:
+    """The only globals a CIFAR batch may name, resolved to objects here (never imported by name): NumPy's
+    array reconstruction under its NumPy 1 and 2 module names, ``ndarray``, ``dtype`` and its scalar
+    constructor, and ``_codecs.encode``, which protocol-2 pickles use for raw bytes."""
+    import _codecs
+
+    import numpy as np
+
+    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
+    scalar = np.float64(0).__reduce__()[0]
+    out: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                       ("_codecs", "encode"): _codecs.encode}
+    for core in ("numpy.core", "numpy._core"):
+        out[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        out[(f"{core}.multiarray", "scalar")] = scalar
+        out[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return out
+
+
+#: (module, name) → object: what :class:`BatchUnpickler` lets a CIFAR pickle reference (filled on first use)
+PICKLE_GLOBALS: dict[tuple[str, str], Any] = {}
+
+
+class RefusedPickle(Exception):
+    """A pickle referenced a global outside :data:`PICKLE_GLOBALS` (nothing was called)."""
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that resolves only :data:`PICKLE_GLOBALS`: data in, never code run."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if not PICKLE_GLOBALS:
+            PICKLE_GLOBALS.update(_pickle_globals())
+        try:
+            return PICKLE_GLOBALS[(module, name)]
+        except KeyError:
+            raise RefusedPickle(f"{module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise RefusedPickle("a persistent id")
+
+
+def read_batch(path: Path, dataset: str, title: str, fix: str) -> tuple[Any, Any]:
+    """The ``data`` (uint8 N×3072) and labels (N ints, ``labels`` or CIFAR-100's ``fine_labels``) of one
+    CIFAR batch, unpickled with :class:`BatchUnpickler`; anything else is a one-line DatasetError."""
+    import numpy as np
+
+    def bad(why: str) -> dememo.DatasetError:
+        return dememo.DatasetError(f"{dataset}: {path} is not a {title} batch ({why}); delete it and {fix}")
+
+    raw = path.read_bytes()  # parsed from memory: a length in the file cannot make a read allocate more
+    try:
+        entry = BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except RefusedPickle as exc:
+        raise dememo.DatasetError(
+            f"{dataset}: {path} is refused: the pickle references {exc}, which a {title} batch never does "
+            f"(dememo does not run code from data files); delete it and {fix}") from None
+    except RecursionError:
+        raise bad("its pickle is nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - any parse failure of untrusted bytes is the file's fault
+        cause = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise bad(f"its pickle is truncated or corrupt: {cause}") from None
+    if not isinstance(entry, dict):
+        raise bad(f"it holds a {type(entry).__name__}, not a dict")
+    data = entry.get("data")
+    labels = entry["labels"] if "labels" in entry else entry.get("fine_labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        what = f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise bad(f"'data' must be a uint8 N×3072 array, got {what}")
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype.kind in "iu":
+        y = labels.astype(np.int64)
+    elif isinstance(labels, list) and all(type(v) is int and -(2**63) <= v < 2**63 for v in labels):
+        y = np.array(labels, dtype=np.int64).reshape(-1)
+    else:
+        raise bad("its labels are not a list of integers")
+    if len(y) != len(data):
+        raise bad(f"{len(data)} images but {len(y)} labels")
+    return data, y
+
+
 @attrs.define
 class Cifar10(TorchvisionDataset):
     """CIFAR-10 (torchvision): 3×32×32, 10 classes; val = 5,000 held out of the 50,000 training images."""
@@ -169,8 +275,25 @@ class Cifar10(TorchvisionDataset):
         return [(n, md5) for n, md5 in tv.train_list + tv.test_list] + [(tv.meta["filename"], tv.meta["md5"])]
 
     def read(self, tv: Any, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        ds = tv(str(root), train=train, download=download)
-        return torch.from_numpy(ds.data).permute(0, 3, 1, 2), torch.as_tensor(ds.targets, dtype=torch.int64)
+        """torchvision's file list, MD5 check and downloader; the batches read by :func:`read_batch`
+        (torchvision's own reader would ``pickle.load`` them)."""
+        import sys
+
+        import numpy as np
+        from torchvision.datasets.utils import check_integrity
+
+        where = root / self.folder
+        if download and self.bad_file(tv, where) is not None:  # missing or damaged: fetch the archive again,
+            fetch = sys.modules[tv.__module__].download_and_extract_archive  # as torchvision's CIFAR does
+            fetch(tv.url, str(root), filename=tv.filename, md5=tv.tgz_md5)
+        parts = tv.train_list if train else tv.test_list
+        for name, md5 in parts:
+            if not check_integrity(str(where / name), md5):
+                raise RuntimeError("Dataset not found or corrupted")  # load() names the file
+        fix = FIX.format(where=where)
+        batches = [read_batch(where / name, self.name, self.title, fix) for name, _ in parts]
+        x = np.concatenate([b[0] for b in batches]).reshape(-1, 3, 32, 32)
+        return torch.from_numpy(x), torch.from_numpy(np.concatenate([b[1] for b in batches]))
 
 
 @attrs.define
