@@ -49,8 +49,8 @@ class Recipe:
     compile: bool = False
 
     def __attrs_post_init__(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1 or self.lr < 0:
-            raise ValueError("recipe needs epochs ≥ 0, batch_size ≥ 1 and lr ≥ 0")
+        if self.epochs < 0 or self.batch_size < 1 or not 0 <= self.lr < math.inf:
+            raise ValueError("recipe needs epochs ≥ 0, batch_size ≥ 1 and a finite lr ≥ 0")
 
     def spec(self) -> dict[str, object]:
         """Identity for cache keys: every field, the speed options only when set away from their defaults."""
