@@ -68,9 +68,13 @@ def test_isolated_cells_survive_segfaults_hangs_leaks_and_exits(setting):
     suite, workdir, _ = setting
     extra = ["--poisoner", "none", "--unlearner", "finetune", "--attack", "none", "--attack", "weight-noise",
              "--metric", "unlearning-accuracy"]
-    ref = faults.reference_run(suite, workdir / "isolation", extra)
+    # one intra-op thread in both runs: with two, finetune's numbers in the isolated run differed from the
+    # in-process run's once on a clean clone (not yet explained; see the issue-9 note)
+    one = {"OMP_NUM_THREADS": "1"}
+    ref = faults.reference_run(suite, workdir / "isolation", extra, env=one)
     # the limit must exceed the slowest clean cell on a loaded 2-core CI machine (the first trains the model)
-    tally = faults.isolation(suite, workdir, ref, extra, ["segfault", "hang", "leak"], timeout=20, memory_gib=1.5)
+    tally = faults.isolation(suite, workdir, ref, extra, ["segfault", "hang", "leak"], timeout=20, memory_gib=1.5,
+                             env=one)
     assert tally.tried == 12 and tally.handled == 12, tally.notes
     assert tally.lost == 0
 

@@ -379,12 +379,12 @@ def install_faulty_plugin(site: Path) -> dict[str, str]:
 
 
 def isolation(suite: str, workdir: Path, reference: dict[str, Any], extra: list[str], faulty: list[str],
-              timeout: float = 10.0, memory_gib: float = 1.5) -> Tally:
+              timeout: float = 10.0, memory_gib: float = 1.5, env: dict[str, str] | None = None) -> Tally:
     """Run with ``--isolate`` and the faulty unlearners ``faulty`` added to ``extra``: a case is one cell.
     Handled: a faulty cell fails with its reason; any other cell equals ``reference``. Lost: other cells
     missing or differing (the run must go on past every fault)."""
     tally = Tally("isolation")
-    env = install_faulty_plugin(workdir / "site")
+    env = {**(env or {}), **install_faulty_plugin(workdir / "site")}
     out = workdir / "isolated"
     args = run_args(suite, out, workdir / "isolated-cache",
                     [*extra, *[a for u in faulty for a in ("--unlearner", u)], "--isolate", "--cell-timeout", str(timeout),
