@@ -1372,9 +1372,10 @@ def write_dataset(dataset: str, root: Path, structure: int, file_index: int, ops
 
 
 def _dataset_class(name: str) -> Any:
-    from dememo_plugins.datasets import torchvision_sets as ts
+    """The installed dataset plugin ``name``, found through the entry-point group like any plugin."""
+    from .. import plugins
 
-    return {"cifar10": ts.Cifar10, "cifar100": ts.Cifar100, "mnist": ts.Mnist, "svhn": ts.Svhn}[name]
+    return plugins.get_registry().get("dataset", name)
 
 
 def _check_splits(splits: Any, classes: int) -> None:
