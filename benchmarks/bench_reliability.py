@@ -77,9 +77,7 @@ def main() -> None:
             at = EXTRA.index("gradient-ascent")
             narrower = EXTRA[:at - 1] + EXTRA[at + 1:]
             for r in range(a.rounds):
-                t = faults.concurrency(str(suite), work / f"round-{r}", reference, [EXTRA, narrower, EXTRA])
-                total.tried, total.handled, total.lost = total.tried + t.tried, total.handled + t.handled, total.lost + t.lost
-                total.notes += t.notes
+                total.add(faults.concurrency(str(suite), work / f"round-{r}", reference, [EXTRA, narrower, EXTRA]))
             return total
 
         (work / "round-0").mkdir()
@@ -91,9 +89,7 @@ def main() -> None:
             total = faults.Tally("corruption")
             for r in range(max(1, a.corrupt // 10)):
                 (work / f"corrupt-{r}").mkdir()
-                t = faults.corruption(str(suite), work / f"corrupt-{r}", reference, 10, a.seed + r, EXTRA)
-                total.tried, total.handled, total.lost = total.tried + t.tried, total.handled + t.handled, total.lost + t.lost
-                total.notes += t.notes
+                total.add(faults.corruption(str(suite), work / f"corrupt-{r}", reference, 10, a.seed + r, EXTRA))
             return total
 
         timed("corruption", corruption)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -169,10 +168,9 @@ def slow_plugin_env(tmp_path: Path) -> dict[str, str]:
 
 def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``dememo-bench`` as a user would, in a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-c", "from dememo.cli import entry; entry()", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, "DEMEMO_PROGRESS": "0", **(env or {})},
-    )
+    from dememo.testing import faults
+
+    return faults.bench(list(args), env, timeout)
 
 
 def load(out: Path) -> dict:

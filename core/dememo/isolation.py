@@ -29,6 +29,7 @@ above the slowest cell, which is usually the first of each dataset and seed (it 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -95,7 +96,7 @@ class Isolated:
             raise UserError("--cell-timeout must be a positive number of seconds")
         if memory_bytes is not None and memory_bytes <= 0:
             raise UserError("--cell-memory must be a positive number of GiB")
-        if memory_bytes is not None and rss_bytes(mp.current_process().pid or 0) is None:
+        if memory_bytes is not None and rss_bytes(os.getpid()) is None:
             raise UserError("--cell-memory needs /proc (Linux); leave it out on this system")
         self.spec, self.timeout, self.memory_bytes = spec, timeout, memory_bytes
         self.ctx = mp.get_context("spawn")

@@ -56,6 +56,11 @@ class Tally:
         if not ok and note:
             self.notes.append(note)
 
+    def add(self, other: Tally) -> None:
+        """Count ``other``'s cases in this tally (rounds of one scenario)."""
+        self.tried, self.handled, self.lost = self.tried + other.tried, self.handled + other.handled, self.lost + other.lost
+        self.notes += other.notes
+
     def to_json(self) -> dict[str, Any]:
         return {"tried": self.tried, "handled": self.handled, "lost": self.lost, "notes": self.notes[:10]}
 
