@@ -202,6 +202,8 @@ def _tiny_setting():
     return splits, model, tiny_task(splits)
 
 
+@pytest.mark.reference("unlearner", "certified-newton", source="paper: Guo et al., Certified Data Removal from "
+                       "Machine Learning Models, ICML 2020, eq. 4 (θ⁻ = θ + H⁻¹Δ) and Balle & Wang, ICML 2018, Thm. 8")
 def test_the_step_is_theta_plus_inverse_retain_hessian_times_forget_gradient():
     """Against an independent computation: autograd's Hessian of the retain objective (dense path)."""
     splits, model, task = _tiny_setting()

@@ -19,6 +19,11 @@ Choices and deviations:
   (BatchNorm) or for the head, clamps 1/F at 1e2 for the head, and replaces each weight's variance by its
   mean over the input dimension; these are undocumented heuristics not in the paper and are left out
   here: every parameter gets the same rule.
+- Per-sample Fisher. The released ``hessian()`` (SalUn's ``unlearn/fisher.py``, from Golatkar et al.'s
+  notebook) back-propagates the *batch-mean* loss of batches of 32 and weights it by the batch-mean
+  p(c|x), which is not the per-sample Fisher of the paper (it depends on the batch size and on which
+  samples share a batch); dememo takes per-sample gradients, which equals the released rule at batch
+  size 1 (``tests/test_reference_second_order_unlearners.py`` checks that against a loop transcription).
 - F is the Fisher Information Matrix proper, E_{c ~ p(·|x)} (∂ log p(c|x)/∂θ)² (not the empirical Fisher
   with the data's labels), over the retain set, in evaluation mode. By default it is estimated with one
   label per retain sample drawn from the model (``exact = False``, an unbiased Monte Carlo estimate at
