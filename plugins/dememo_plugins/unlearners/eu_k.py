@@ -17,7 +17,11 @@ Choices (see ``_last_k`` for exactly which modules form the tail):
   them would not be "exact" for the last k layers. The normalisation layer just before the k-th last
   weight layer belongs to the frozen prefix and is untouched.
 - Re-initialisation draws PyTorch's default distributions with ``ctx.generator``
-  (``dememo.models.reinitialise``).
+  (``dememo.models.reinitialise``), the distribution a fresh model of the architecture starts from. The
+  released code (shash42/Evaluating-Inexact-Unlearning, ``src/methods.py``) draws Kaiming-normal weights and
+  zero biases instead, its own networks' initialisation. ``tests/test_reference_last_layers.py`` checks the
+  definition: the result depends neither on the tail's trained weights nor on D_f, and the prefix is
+  bit-identical.
 - Training follows the paper (the tail is retrained with the original training schedule): by default the
   suite recipe's epochs, learning rate and schedule (``None`` = the recipe's value); weight decay and
   momentum are the recipe's.
