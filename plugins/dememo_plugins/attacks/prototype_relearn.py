@@ -27,8 +27,10 @@ Choices (the paper's text leaves them open; its public code fixes some, read for
   labelled data, as the paper draws its attack images from held-out (test-split) data; it keeps the shots
   out of both the forget set and the test set the metrics read. ``"forget"`` draws them from the forget set.
   Fewer than k images of a class available: all of them are used; none: a clear error.
-- Scale and bias, ``scale``. The published code uses the unit-norm prototype with a zero bias (its "cosine"
-  variant, ``"unit"`` here). How that row competes with the others depends on the arbitrary scale of the
+- Scale and bias, ``scale``. The published code (Seung-B/Spotter-Unlearning, ``proto_utils.py``,
+  ``update_fc_with_prototypes``) uses the unit-norm prototype with a zero bias (its "cosine" variant,
+  ``"unit"`` here; the reference check tests exactly this update). How that row competes with the others
+  depends on the arbitrary scale of the
   head: on the embedded models the penultimate features are post-ReLU (non-negative), so a non-negative
   prototype has a large positive logit on *every* image, and at α = 1 the rebuilt class takes most of the
   retained images too (digits: retain accuracy 0.40-0.46 after the attack; a prototype rescaled to the

@@ -12,7 +12,9 @@ rest renormalised, and f_u the evaluated (unlearned) model,
 z the original model's logits, c the sample's label and β the optional boundary buffer (``beta``; None
 = no filter, the default). JS(p ‖ q) = ½ KL(p ‖ m) + ½ KL(q ‖ m), m = (p + q)/2, in **nats** (natural
 log; 0 ≤ JS ≤ ln 2 ≈ 0.693). Lower is better; 0 means the unlearned model is exactly the masked original
-on the perturbed forget samples. No retrained model is needed.
+on the perturbed forget samples. No retrained model is needed. Authors' code (read for facts only):
+Seung-B/Spotter-Unlearning, ``ov_utils.py`` (``mask_full_target_soft``, ``compute_divergence_adjusted``,
+``create_adversarial_loader_pgd_multi``, ``create_adversarial_loader_gaussian``).
 
 Two perturbation variants, both clamped to [0, 1] pixel space:
 

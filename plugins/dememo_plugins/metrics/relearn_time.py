@@ -14,7 +14,8 @@ relearn time as 0 whenever the evaluated model already satisfies it), the retrai
 Higher is better for the unlearner; the paired retrain's value is the natural yardstick.
 
 Fine-tuning: a deep copy of the evaluated model (the model under evaluation is never touched), trained on
-the forget set only with plain cross-entropy, ``ctx.fit``'s loop with SGD and Nesterov momentum 0.9 (fixed,
+the forget set only with plain cross-entropy (always: a recipe's label smoothing is not applied, since the
+target is a plain cross-entropy), ``ctx.fit``'s loop with SGD and Nesterov momentum 0.9 (fixed,
 whatever the suite's recipe, so values compare across suites), a *constant* learning rate ``lr``, batch size
 ``batch_size`` and no weight decay, one continuous run (the optimizer state carries over between epochs);
 the loss is checked after every epoch and the run stops at the first epoch that reaches the target.
@@ -30,6 +31,12 @@ retrain relearn times (seed 0): digits random-10 % 14-15 (depending on the batch
 noisy-shapes random-10 % 4, class-0 3 (lr 0.001 censors the digits retrain at > 30, lr 0.01 leaves 1-6
 epochs with little room between methods). ``tolerance`` = 0.05 and the cap of 30 epochs are the paper's.
 The cap is fixed (not a parameter) because the leaderboard column declares it.
+
+Version 2: version 1 fine-tuned with ``ctx.fit``'s default loss, which carries the recipe's label smoothing
+(0.2 in the cifar10-fast suite) while the stopping rule reads the plain cross-entropy, so there the relearn
+time measured how fast smoothed-target fine-tuning happens to lower the plain loss (on the reference check's
+tiny model, smoothing 0.3: 24 / 14 epochs instead of 18 / 12). Suites without label smoothing (quick, cifar10)
+give the same values as version 1, so the figures above stand; cifar10-fast figures are pending a re-run.
 
 Note that on data a model does not memorise (noisy-shapes: the original's forget loss is close to its test
 loss), an unlearner can end *below* the original's forget loss and read 0 without having kept anything.
@@ -58,6 +65,10 @@ class _Reached(Exception):
     """Raised from the epoch hook to stop fine-tuning at the first epoch that reaches the target."""
 
 
+def _plain_ce(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(x), y)
+
+
 def forget_loss(model: torch.nn.Module, data) -> float:
     """Mean cross-entropy of ``model`` (evaluation mode) on ``data``."""
     return float(F.cross_entropy(predict(model, data.x), data.y).item())
@@ -68,7 +79,7 @@ class RelearnTime(dememo.Metric):
     """Relearn time: epochs of fine-tuning on the forget set until its loss is within 5 % of the original's."""
 
     name: ClassVar[str] = "relearn-time"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
     needs: ClassVar[tuple[str, ...]] = ("original",)
     after_model_attack: ClassVar[bool] = False
@@ -111,7 +122,7 @@ class RelearnTime(dememo.Metric):
 
         try:
             ctx.fit(model, forget, epochs=CAP, lr=self.lr, batch_size=self.batch_size, schedule="constant",
-                    optimizer="sgd", momentum=0.9, weight_decay=0.0, after_epoch=check, desc="relearn")
+                    optimizer="sgd", momentum=0.9, weight_decay=0.0, loss=_plain_ce, after_epoch=check, desc="relearn")
         except _Reached:
             pass
         return {"relearn_time": float(reached[0]) if reached else float(CAP + 1)}

@@ -22,6 +22,10 @@ Generators (all run against the evaluated model m; x' is clamped to [0, 1]):
 - ``pgd``: targeted L∞ PGD at ε = τ, ``pgd_steps`` steps of size ``pgd_step_fraction``·τ toward y from a
   uniform random start (``dememo.pgd``).
 
+The authors' code was not found released (searched for the RURK repository): dememo follows the paper's
+definition; tests/test_reference_unlearning_metrics.py checks the estimator against the closed-form
+probabilities of threshold models for each generator.
+
 Choices where the paper leaves room, and deviations (dememo):
 
 - Target of the "targeted" attacks: the sample's own label y. Residual knowledge asks whether m still

@@ -9,7 +9,11 @@ with accuracies in [0, 1] and every Δ taken against the paired retrained model 
 Δ x = x(unlearned) − x(retrain). Each factor is in [0, 1], so ToW is in [0, 1], higher is better, and the
 retrain itself reads exactly 1. ToW-MIA replaces the forget-accuracy term by the gap in MIA-efficacy (the
 ``mia-efficacy`` plugin: SVC on true-class confidence, SalUn's attack); the public RUM code's MIA analysis
-computes exactly this product with that attack (read for facts only).
+computes exactly this product with that attack (read for facts only: kairanzhao/RUM,
+``surgical_plugins/analysis.py`` for ToW and ``surgical_plugins/analysis_mia.py`` for ToW-MIA; they take
+1 − |Δ|/100 of accuracies saved in percent and 1 − |Δ| of the SVC MIA's ``confidence`` entry, a fraction,
+per seed, then average over seeds; dememo reports the per-seed value and the leaderboard averages). No
+deviation; tests/test_reference_unlearning_metrics.py checks the product against that transcription.
 
 The values are read from the ``unlearning-accuracy`` and ``mia-efficacy`` metrics with their configured
 parameters, on the evaluated model and on the retrained reference; they are computed once and cached.

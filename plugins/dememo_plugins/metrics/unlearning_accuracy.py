@@ -3,6 +3,10 @@ RA, TA in SalUn, Fan et al., ICLR 2024).
 
 Forget accuracy is judged by closeness to the paired retrained model (same seed, same split): exact
 unlearning does not drive it to zero, it drives it to what a model that never saw the data achieves.
+
+As in the released SalUn code (OPTML-Group/Unlearn-Saliency, ``Classification/main_forget.py``, which runs
+``trainer/val.py``'s ``validate`` on the retain, forget, val and test loaders): top-1 accuracy with the model
+in evaluation mode. No deviation (dememo reports forget accuracy; UA = 1 − it).
 """
 
 from __future__ import annotations
