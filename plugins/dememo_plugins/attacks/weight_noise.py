@@ -4,6 +4,12 @@ The probe behind *shallow dememorization* (SoK, arXiv 2605.11592; certified lear
 random move in weight space brings back accuracy that poisoning or unlearning removed, the knowledge was
 hidden, not gone. Noise is added to every floating-point parameter with absolute standard deviation
 ``sigma``; ``draws`` independent perturbations are returned and every metric is averaged over them.
+
+The perturbation is the one PUE's released code draws for its certificate
+(``NeuralSec/certified-data-learnability``, ``certify.py``: σ·``randn_like`` added to every
+``named_parameters`` tensor, buffers untouched);
+``tests/test_reference_weight_space.py`` checks it. PUE evaluates N = 1,000 such draws for a quantile (the
+``certified-learnability`` metric); this attack averages the metrics over a few.
 """
 
 from __future__ import annotations

@@ -9,42 +9,69 @@ where D_rec is a small clean *recovery set*. If accuracy returns at small η, th
 the clean task was almost learned, and the poison only moved the weights a little (the SoK's *shallow
 dememorization*, arXiv 2605.11592). The suite sweeps η with variants; the leaderboard integrates the curve.
 
+Authors' released code: ``NeuralSec/certified-data-learnability`` (github.com), ``recover.py`` (the attack:
+``train`` for projected SGD, ``random_greedy`` for the random variant) with ``trainer.py``
+(``train_recovery_batch``: one SGD step, then ``project``; ``l2_of_param_diff``: the ℓ2 norm over all
+``named_parameters`` concatenated) and ``configs/cifar10/resnet18_recover.yaml`` (the recipe).
+
 Two searches (``method``):
 
 - ``"sgd"`` (PUE's attack): projected SGD, minimising cross-entropy on D_rec with ``ctx.fit`` and, after
-  every optimiser step, the Euclidean projection onto the ball,
-  θ ← θ̂ + (θ − θ̂)·min(1, η/‖θ − θ̂‖₂).
-- ``"random"`` (the random variant): ``tries`` directions u_i ~ N(0, I), each scaled to ‖·‖₂ = η, and the
-  candidate with the best accuracy on D_rec is kept; θ̂ itself is candidate 0 (ties go to it), so the result
-  is never worse on D_rec than θ̂. Candidates are scored by swapping stacked weights into the one module
-  with ``torch.func.functional_call`` (``torch.vmap`` over chunks of models on accelerators, one call per
-  model on CPU, where vmap measured slower; see ``accuracies``), never by copying the model per try.
+  every optimiser step, a projection around θ̂ chosen by ``projection``:
+
+  - ``"ball"`` (default): the Euclidean projection onto the ball of the paper's objective,
+    θ ← θ̂ + (θ − θ̂)·min(1, η/‖θ − θ̂‖₂);
+  - ``"sphere"``: the released code's ``project``, which rescales *unconditionally*,
+    θ ← θ̂ + (θ − θ̂)·η/‖θ − θ̂‖₂, so every iterate lies on the sphere ‖θ − θ̂‖₂ = η (an iterate inside the
+    ball is pushed out to it). At θ = θ̂ there is no direction and dememo leaves the weights (the released
+    code divides by zero there).
+
+  The suite uses the **ball**: it is the set the paper's objective and certificate are stated on, it
+  contains θ̂ (so η = 0 is the model itself and ``keep_best``'s candidate θ̂ is feasible), and it nests
+  (ball(η) ⊂ ball(η′) for η < η′), which the ``depth`` metric relies on when it carries a recovered value
+  to larger radii. The sphere does not nest, and it forces a move of exactly η even where a shorter one
+  recovers more. ``projection = "sphere"`` reproduces the released attack for comparison.
+- ``"random"`` (the random variant, ``random_greedy``): ``tries`` directions u_i ~ N(0, I), each scaled to
+  ‖·‖₂ = η, and the candidate with the best accuracy on D_rec is kept; θ̂ itself is candidate 0 (ties go to
+  it), so the result is never worse on D_rec than θ̂. The released code (with ``--project``) draws
+  θ̂ + 1.25·N(0, I) and then applies the same sphere rescaling, i.e. the same distribution of candidates
+  (``projection`` does not apply here); it tries 1,000 draws and keeps the best *test* accuracy (dememo:
+  ``tries``, default 64, on D_rec). Candidates are scored by swapping stacked weights into the one module with
+  ``torch.func.functional_call`` (``torch.vmap`` over chunks of models on accelerators, one call per model on
+  CPU, where vmap measured slower; see ``accuracies``), never by copying the model per try.
 
 Choices and deviations (documented because the paper leaves room or dememo differs):
 
 - The ball is over **all floating-point parameters concatenated** (one norm, not per layer); buffers (e.g.
   BatchNorm running statistics) are left untouched and do not count towards the norm.
-- **Recovery set**: PUE takes 20 % of the *test* set. dememo uses the clean **validation split**
-  (``data.splits.val``), of which ``fraction`` (default 0.2) is drawn with ``ctx.generator``, so the test
-  accuracy that the metrics report (``clean-accuracy``'s ``test_acc``) is not measured on data the attack
-  trained on. A *small* recovery set matters, or the attack measures what the recovery set teaches rather
-  than what θ̂ hides. Measured on noisy-shapes (small-cnn, test accuracy, 2 seeds, lr 0.01): projected SGD
-  from a *random initialisation* on all 500 validation images (30 epochs) reaches 0.38–0.49 at η = 1 and
-  0.63–0.65 at η = 2; on 100 images (60 epochs) only 0.31–0.39 at any η ≤ 4, while from the EM-trained θ̂
-  (0.29–0.34) the same 100 images recover 0.59–0.66 at η = 1 and 0.75–0.78 at η = 2.
-- **SGD recipe**: PUE's lr 0.01 and 60 epochs, with a constant schedule, the suite's momentum and batch
-  size, and **no weight decay** (decay pulls towards 0, not towards θ̂, and is not part of the attack's
-  objective). With 100 recovery images and batch 128 an epoch is one full-batch step: ~1 s on a CPU core.
-- **Iterate returned**: PUE returns the last SGD iterate. With ``keep_best`` (default) dememo returns the
-  epoch-end iterate with the best recovery-set accuracy, θ̂ included (ties to the earlier iterate), which is
-  the attack's stated objective: full-batch SGD with momentum 0.9 on 100 images oscillates late in the run
-  (measured: recovery-set accuracy 0.78 → 0.57 over the last epochs on an EM model), so the last iterate
-  made the η curve noisy and non-monotone. ``keep_best = False`` gives the paper's last iterate.
-- **Random search**: directions are on the sphere of radius η rather than uniform in the ball: in the
-  ~10⁴-dimensional weight space a uniform draw in the ball has radius η·U^(1/d) ≈ η anyway, and the sphere
-  makes η the exact move. Exact monotonicity in η is guaranteed only against η = 0 (θ̂ is a candidate).
-  Measured, it is a weak attack (64 tries: at most +0.04 test accuracy up to η = 4 on the EM models above):
-  random directions in weight space are almost orthogonal to the useful one.
+- **Recovery set**: the paper takes 20 % of the *test* set; the released ``recover.py`` by default (without
+  ``--use_train_subset``, where ``--recover_rate`` picks a share of the *training* set) trains on the whole
+  test set (``dataset.py``, ``getRecoveryDataLoader``) and reports accuracy on that same set. dememo uses the
+  clean **validation split** (``data.splits.val``), of which ``fraction`` (default 0.2) is drawn with
+  ``ctx.generator``, so the test accuracy that the metrics report (``clean-accuracy``'s ``test_acc``) is not
+  measured on data the attack trained on. A *small* recovery set matters, or the attack measures what the
+  recovery set teaches rather than what θ̂ hides. Measured on noisy-shapes (small-cnn, test accuracy, 2 seeds,
+  lr 0.01): projected SGD from a *random initialisation* on all 500 validation images (30 epochs) reaches
+  0.38–0.49 at η = 1 and 0.63–0.65 at η = 2; on 100 images (60 epochs) only 0.31–0.39 at any η ≤ 4, while from
+  the EM-trained θ̂ (0.29–0.34) the same 100 images recover 0.59–0.66 at η = 1 and 0.75–0.78 at η = 2.
+- **SGD recipe**: PUE's lr 0.01 and 60 epochs, with the suite's momentum and batch size. The released
+  config (``resnet18_recover.yaml``) also uses momentum 0.9, batch 128 (``drop_last``), weight decay 5e-4,
+  cosine annealing to 0 over the 60 epochs and gradient-norm clipping at 5; dememo uses a **constant**
+  schedule, **no gradient clipping** and **no weight decay** (decay pulls towards 0, not towards θ̂, and is
+  not part of the attack's objective). With 100 recovery images and batch 128 an epoch is one full-batch
+  step (``drop_last`` would leave no batch at all): ~1 s on a CPU core.
+- **Iterate returned**: PUE returns the last SGD iterate (``recover.py`` logs the test accuracy after every
+  epoch). With ``keep_best`` (default) dememo returns the epoch-end iterate with the best recovery-set
+  accuracy, θ̂ included (ties to the earlier iterate), which is the attack's stated objective: full-batch SGD
+  with momentum 0.9 on 100 images oscillates late in the run (measured: recovery-set accuracy 0.78 → 0.57 over
+  the last epochs on an EM model), so the last iterate made the η curve noisy and non-monotone. ``keep_best
+  = False`` gives the paper's last iterate. With ``projection = "sphere"`` and ``keep_best`` the result is θ̂ or
+  an iterate on the sphere.
+- **Random search**: directions are on the sphere of radius η (as in the released code) rather than uniform in
+  the ball: in the ~10⁴-dimensional weight space a uniform draw in the ball has radius η·U^(1/d) ≈ η anyway,
+  and the sphere makes η the exact move. Exact monotonicity in η is guaranteed only against η = 0 (θ̂ is a
+  candidate). Measured, it is a weak attack (64 tries: at most +0.04 test accuracy up to η = 4 on the EM
+  models above): random directions in weight space are almost orthogonal to the useful one.
 - ``eta = 0`` returns an exact copy of θ̂ without training.
 """
 
@@ -76,15 +103,29 @@ def squared_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
     return sum(((a[n] - b[n]).double().pow(2).sum() for n in a), torch.zeros((), dtype=torch.float64))
 
 
+def _rescale_(params: dict[str, torch.Tensor], anchor: dict[str, torch.Tensor], scale: float) -> None:
+    for n, a in anchor.items():
+        params[n].copy_(a + (params[n] - a) * scale)
+
+
 @torch.no_grad()
 def project_(model: nn.Module, anchor: dict[str, torch.Tensor], eta: float) -> float:
-    """Project the model's parameters in place onto {θ : ‖θ − anchor‖₂ ≤ η}; return the distance before."""
+    """Project the model's parameters in place onto the ball {θ : ‖θ − anchor‖₂ ≤ η}; return the distance before."""
     params = dict(model.named_parameters())
     dist = float(squared_distance({n: params[n] for n in anchor}, anchor).sqrt())
     if dist > eta:
-        scale = eta / dist
-        for n, a in anchor.items():
-            params[n].copy_(a + (params[n] - a) * scale)
+        _rescale_(params, anchor, eta / dist)
+    return dist
+
+
+@torch.no_grad()
+def project_to_sphere_(model: nn.Module, anchor: dict[str, torch.Tensor], eta: float) -> float:
+    """Rescale θ − anchor in place to ‖θ − anchor‖₂ = η, inside the ball too (the released PUE code's
+    projection); return the distance before. At θ = anchor there is no direction: the weights are left."""
+    params = dict(model.named_parameters())
+    dist = float(squared_distance({n: params[n] for n in anchor}, anchor).sqrt())
+    if dist > 0:
+        _rescale_(params, anchor, eta / dist)
     return dist
 
 
@@ -184,6 +225,7 @@ class WeightRecovery(dememo.Attack):
     epochs: int = 60
     tries: int = 64
     keep_best: bool = True
+    projection: Literal["ball", "sphere"] = "ball"
 
     def __attrs_post_init__(self):
         if not self.eta >= 0 or self.eta == float("inf"):
@@ -196,6 +238,9 @@ class WeightRecovery(dememo.Attack):
             raise ValueError(f"weight-recovery: needs lr > 0 and epochs ≥ 0, got lr={self.lr}, epochs={self.epochs}")
         if self.tries < 1:
             raise ValueError(f"weight-recovery: tries must be ≥ 1, got {self.tries}")
+        if self.projection not in ("ball", "sphere"):
+            raise ValueError(f"weight-recovery: projection must be 'ball' (‖θ − θ̂‖₂ ≤ η) or 'sphere' (= η), "
+                             f"got {self.projection!r}")
 
     def attack(self, model, data, ctx):
         recovered = copy.deepcopy(model)
@@ -209,6 +254,7 @@ class WeightRecovery(dememo.Attack):
 
     def _projected_sgd(self, model, anchor, rec, ctx):
         best = {"acc": ctx.accuracy(model, rec), "params": anchor}  # θ̂ is the first candidate
+        project = project_ if self.projection == "ball" else project_to_sphere_
 
         def keep_best(m: nn.Module, epoch: int) -> None:
             acc = ctx.accuracy(m, rec)
@@ -216,7 +262,7 @@ class WeightRecovery(dememo.Attack):
                 best.update(acc=acc, params={n: p.clone() for n, p in float_parameters(m).items()})
 
         ctx.fit(model, rec, epochs=self.epochs, lr=self.lr, schedule="constant", weight_decay=0.0,
-                after_step=lambda m: project_(m, anchor, self.eta),
+                after_step=lambda m: project(m, anchor, self.eta),
                 after_epoch=keep_best if self.keep_best else None, desc="weight recovery")
         if self.keep_best:
             with torch.no_grad():

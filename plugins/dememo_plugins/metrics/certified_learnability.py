@@ -15,6 +15,14 @@ BinomCDF(k − 1; N, q̄) > 1 − α is an upper bound on h_q̄(θ̂) with proba
 (N too small for q̄), the bound is vacuous and reported as 1.0. Published setting: σ = 0.25, N = 1000,
 q = 0.9, 1 − α = 0.99.
 
+Released code: ``NeuralSec/certified-data-learnability``, ``certify.py`` (``certify``: q̄ as above, the
+first k from ⌈q̄N⌉ to N with BinomCDF(k − 1; N, q̄) > 0.99, then index k − 1 into the ascending accuracies,
+i.e. the same k-th order statistic; "abstain" where dememo reports 1.0). Other differences from that
+code: it averages per-batch accuracies over a loader that drops the last partial batch (dememo: the exact
+fraction over all images), and it reports the q-quantile by ``np.percentile`` (linear interpolation;
+dememo's ``q_acc`` is the order statistic a_(⌈qN⌉)). ``tests/test_reference_weight_space.py`` compares
+``certified_bound`` with a transcription of that loop.
+
 Columns: ``cert_acc`` = a_(k) at the configured η (lower is better for the data owner: even the best model
 near θ̂ is certified to stay inaccurate); ``q_acc`` = the empirical q-quantile a_(⌈qN⌉) of the noisy
 accuracies (η = 0, context).
