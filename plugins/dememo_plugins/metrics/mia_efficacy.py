@@ -1,12 +1,21 @@
-"""``mia-efficacy``: membership-inference efficacy as defined in SalUn (Fan et al., ICLR 2024, App. C.3).
+"""``mia-efficacy``: membership-inference efficacy as defined in SalUn (Fan et al., ICLR 2024, App. C.3;
+introduced by Jia et al., "Model Sparsity Can Simplify Machine Unlearning", NeurIPS 2023).
 
 Attack: an SVC (RBF kernel, C = 3, gamma = "auto") on one feature, the model's softmax probability of
 the true class. It is fitted with the first |test| retain samples as members (label 1) and the test set
 as non-members (label 0), then applied to the forget set. MIA-efficacy = fraction of forget samples
 predicted *non-member*: higher means the forget set looks less trained-on. The target is the paired
 retrain's value (a retrained model does not give 100 %: some forget samples look like members because
-they resemble retain data). When the retain set is smaller than the test set, both sides use the first
-min(|retain|, |test|) samples (dememo's choice, keeping the classes balanced).
+they resemble retain data).
+
+Authors' code: github.com/OPTML-Group/Unlearn-Saliency, ``Classification/evaluation/SVC_MIA.py``
+(``SVC_fit_predict``; the ``"confidence"`` entry of ``SVC_MIA``'s result) with the sets chosen in
+``Classification/main_random.py`` (``SVC_MIA_forget_efficacy``: shadow_train = the first |test| retain
+samples, shadow_test = the test set, target_test = the forget set, value = 1 − mean prediction). dememo
+computes exactly that. Deviations:
+probabilities come from the evaluation-mode model on un-augmented data (the code converts its datasets to
+the test transform too); when the retain set is smaller than the test set (the code would fail indexing
+it), both sides use the first min(|retain|, |test|) samples, keeping the classes balanced.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ passed as constants.
 - ``sampled_fisher_diagonal``: the same with one label per sample drawn from p(· | x_i) (an unbiased
   Monte Carlo estimate at the cost of the empirical one, instead of one gradient per class).
 - ``mean_gradient``: (1/N) Σ_i ∂ CE(x_i, y_i) / ∂θ as one flat vector.
+- ``batch_mean_importance``: SSD's released estimator, (1/B) Σ_b (∂ CE_b / ∂θ)² with CE_b the *mean*
+  cross-entropy of consecutive, unshuffled batches b = 1..B (not a Fisher: it depends on the batch size
+  and on which samples share a batch; with batches of one sample it is ``empirical_fisher_diagonal``).
 - ``damped_fisher_solve``: F⁻¹v for F = λI + (1/m) Σ_j g_j g_jᵀ (a damped empirical Fisher of m
   per-sample gradients), exactly, through the Woodbury identity
   F⁻¹v = (v − Gᵀ(mλI + GGᵀ)⁻¹Gv)/λ with G the m×P matrix of gradients: an m×m solve instead of P×P.
@@ -22,7 +25,7 @@ passed as constants.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 import torch
@@ -166,6 +169,27 @@ def mean_gradient(model: nn.Module, data: Data, batch_size: int = 512) -> torch.
             loss = F.cross_entropy(model(data.x[s : s + batch_size]), data.y[s : s + batch_size], reduction="sum")
             total += torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
     return total / len(data)
+
+
+def batch_mean_importance(model: nn.Module, parts: Sequence[Data], batch_size: int, ctx=None,
+                          desc: str = "importance") -> torch.Tensor:
+    """Flat (1/B) Σ_b (∂ CE_b/∂θ)², eval mode: ``parts`` concatenated in order and cut into B consecutive
+    batches of ``batch_size`` (the last one possibly shorter), CE_b the mean cross-entropy of batch b."""
+    x = torch.cat([d.x for d in parts])
+    y = torch.cat([d.y for d in parts])
+    params = [p for _, p in trainable(model)]
+    total = torch.zeros(num_trainable(model), device=next(model.parameters()).device)
+    starts = range(0, len(y), batch_size)
+    if len(starts) == 0:
+        return total
+    it = ctx.progress(starts, desc, len(starts)) if ctx is not None else starts
+    with evaluating(model):
+        for s in it:
+            loss = F.cross_entropy(model(x[s : s + batch_size]), y[s : s + batch_size])
+            grads = torch.autograd.grad(loss, params, allow_unused=True)  # unused: no gradient, importance 0
+            total += torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                for p, g in zip(params, grads, strict=True)]).square()
+    return total / len(starts)
 
 
 def damped_fisher_solve(model: nn.Module, data: Data, v: torch.Tensor, damping: float, ctx=None,
