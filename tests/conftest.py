@@ -118,9 +118,9 @@ sigmas = [0.01, 0.1]
 draws = 4
 epochs = 3
 [params.metric.u-lira]
-shadows = 2
+shadows = 6
 [params.metric.forget-quality]
-models = 2
+models = 3
 """
 
 

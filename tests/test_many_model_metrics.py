@@ -91,18 +91,25 @@ def membership(tmp_path_factory):
 
 
 def test_u_lira_separates_original_from_retrain(membership):
-    """digits, random 10 %, seed 0, 8 shadows: original 0.551 balanced accuracy / 0.610 AUC (measured; 32
-    shadows on the mem-mix set: 0.58 / 0.67; noisy-shapes random 10 %: 0.52 / 0.50: the embedded models
-    barely memorize, README); retrain is the paired retrain itself, so exactly 0.5."""
-    assert membership["retrain"]["ulira_acc"] == 0.5 and membership["retrain"]["ulira_auc"] == 0.5
-    assert membership["original"]["ulira_acc"] > 0.53 and membership["original"]["ulira_auc"] > 0.57
+    """digits, random 10 %, seed 0, 8 shadows, targets = each held-out shadow pair (u-lira version 2):
+    original 0.563 balanced accuracy / 0.612 AUC, retrain 0.512 / 0.521 (measured by the same computation
+    through the Python API; version 1 scored the cell's model against the paired retrain, so its retrain
+    row read exactly 0.5). The retrain's replays never saw the example either: chance up to noise."""
+    assert abs(membership["retrain"]["ulira_acc"] - 0.5) < 0.05 and abs(membership["retrain"]["ulira_auc"] - 0.5) < 0.06
+    assert membership["original"]["ulira_acc"] > 0.54 and membership["original"]["ulira_auc"] > 0.58
+    assert membership["original"]["ulira_auc"] > membership["retrain"]["ulira_auc"] + 0.05
 
 
 def test_forget_quality_separates_original_from_retrain(membership):
-    """digits, random 10 %, N = 16 per group (scores ≥ 0.25 at this N, module docstring): measured original
-    0.838 (F 0.833), retrain 1.001 (F 1.0); with N = 32 on the mem-mix set 0.68 vs 0.98."""
-    assert membership["retrain"]["forget_quality"] > 0.9
-    assert membership["original"]["forget_quality"] < membership["retrain"]["forget_quality"] - 0.1
+    """digits, random 10 %, N = 16 per group (forget-quality version 2). The challenge-exact score is low
+    for every row at this N (its last bucket ends at ε = 3; the noise floor of identical groups is
+    F ≈ 0.2 on synthetic Gaussians): measured retrain 0.149 (mean ε 1.70), original 0.106 (mean ε 5.99),
+    by the same computation through the Python API. The Clopper–Pearson variant keeps its earlier
+    figures: retrain 0.99, original 0.838."""
+    assert membership["retrain"]["forget_quality"] > membership["original"]["forget_quality"]
+    assert membership["original"]["forget_quality_eps"] > membership["retrain"]["forget_quality_eps"] + 2
+    assert membership["retrain"]["forget_quality_cp"] > 0.9
+    assert membership["original"]["forget_quality_cp"] < membership["retrain"]["forget_quality_cp"] - 0.1
 
 
 @pytest.fixture(scope="module")

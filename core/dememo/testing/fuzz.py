@@ -600,7 +600,7 @@ train_steps = 5
 pgd_steps = 10
 
 [params.metric.u-lira]
-shadows = 2
+shadows = 6
 
 [[variants.poisoner.em]]
 mode = "sample"

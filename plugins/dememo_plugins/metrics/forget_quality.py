@@ -1,31 +1,65 @@
 """``forget-quality``: the forgetting-quality score of the NeurIPS 2023 Machine Unlearning Challenge
 (Triantafillou et al., "Are we making progress in unlearning? Findings from the first NeurIPS unlearning
-competition", arXiv 2406.09073, §3), an empirical (ε, δ)-unlearning estimate.
+competition", arXiv 2406.09073, §3; the organisers' scoring code, google-deepmind/unlearning_evaluation,
+``metric.py``, which the README calls "the code used to score submissions"), an empirical
+(ε, δ)-unlearning estimate.
 
 N models trained on the full training split with different seeds are each unlearned with the cell's
-unlearner (``ev.unlearn_many``); N models are retrained on the retain set with other seeds. For every forget
-example, the logit-scaled confidence φ = log p_y − log Σ_{k≠y} p_k gives N "unlearned" and N "retrained"
-values. An attacker thresholds φ; for each decision rule (every single threshold "unlearned if φ ≥ t", every
-interval "unlearned if a ≤ φ ≤ b", and their complements, over the 2N observed values) it has a false
-positive rate FPR (retrained called unlearned) and false negative rate FNR, and
+unlearner (``ev.unlearn_many``); N models are retrained on the retain set with other seeds. Every forget
+example gets N "unlearned" and N "retrained" values of a confidence statistic, and
 
-    ε = max over rules of max(log(1 − δ − FPR) − log FNR, log(1 − δ − FNR) − log FPR),   δ = 1e-5,
+    ε = max over decision rules of max(log(1 − δ − FPR) − log FNR, log(1 − δ − FNR) − log FPR),
 
-ε capped at 50. Per example the score is H = 2^(−bin), bin = ⌊ε / 0.5⌋ (ε bins
-0.5 wide, the challenge's choice); F = mean H over the forget set; the final score is
-F × (RA_u / RA_r) × (TA_u / TA_r), with RA and TA the retain and test accuracies averaged over the N
-unlearned and the N retrained models. 1 = indistinguishable from retraining at full utility.
+F = mean over the forget set of a per-example score H(ε), and the final score is
+F × (RA_u / RA_r) × (TA_u / TA_r), RA and TA the retain and test accuracies averaged over the N unlearned
+and the N retrained models. 1 = indistinguishable from retraining at full utility.
 
-Choices: FPR and FNR enter the formula as Clopper–Pearson upper bounds (two-sided α = 0.05), the usual
-practice of empirical privacy auditing (Jagielski et al., NeurIPS 2020): with point estimates, one extreme
-model among N makes some rule's FPR or FNR exactly 0 and ε = ∞, even when the two groups are identically
-distributed, so every method (retraining included) would score 0 at small N; with N = 512 the bounds are
-close to the point estimates. N = 8 by default (the challenge used N = 512; N is a parameter, recorded in the cell's params, and
-each unit of N costs one run of the unlearner per cell). With small N the rates are multiples of 1/N, so
-even a perfect unlearner (``retrain``, whose replays are retrainings with the original models' seeds) scores
-below 1: the ``retrain`` row is the noise floor to compare against. The ε cap and δ are the challenge's;
-rules whose log argument is not positive are skipped (they give no evidence). Both model groups are vectorized
-ensembles shared across unlearners; the N retrained models are cached per forget set and seed.
+``forget_quality`` (and ``_f``, ``_eps``) is **challenge-exact**: it reproduces ``metric.py``'s
+``compute_logit_scaled_confidence`` and ``compute_forget_score_from_confs`` bit for bit on the same
+arrays (tests/test_reference_membership.py transcribes the file independently and compares on random
+arrays). Its rules, as released:
+
+* statistic: c = log(p_y + 1e-45) − log(Σ_{k≠y} p_k + 1e-45), softmax from float32 logits minus their
+  row maximum, exponentiated in float32 and normalised in float64 (so c saturates near ±103);
+* per example the *positive* group is the one with the larger median c; if the ratio of the two groups'
+  ranges (max − min) is below 1 %, ε = 50 at once (a peaky unlearned distribution);
+* two rule families, each rate a float32 mean over the N models: single thresholds "positive if c ≥ t",
+  t on a float32 grid of 100 per unit of c over the pooled range; intervals "l ≤ c ≤ r predicts the
+  group with the smaller range", r on a grid of 100 per unit from min + width − 2 to max + 2 of that
+  group (width = its range) and, for each r, 400 values of l in [r − width − 2, r − width + 2];
+* rules with FPR = FNR = 0 give ε = ∞; rules with exactly one of them 0 are discarded; the rest give
+  the formula above in float32, clipped at 0 (a nan branch is ignored); ε = max over kept rules,
+  clipped to [0, 50]; δ = 1e-5;
+* H = 2^(−j) for ε in [0.5 j, 0.5 (j + 1)), over the buckets that end at or below ⌈ln(N − 1)⌉; ε beyond
+  the last bucket scores 0 (at N = 16: six buckets, ε ≥ 3 scores 0; at N = 512: fourteen).
+
+``forget_quality_cp`` (and ``_cp_f``) keeps dememo's earlier, non-challenge variant: the logit-scaled
+confidence φ = log p_y − log Σ_{k≠y} p_k computed stably from the logits, every single threshold and
+every interval over the 2N observed values together with their complements, FPR and FNR taken at their
+Clopper–Pearson upper bounds (two-sided α = 0.05; Jagielski et al., NeurIPS 2020), δ = 1e-5, ε capped at
+50, H = 2^(−⌊ε / 0.5⌋) with no last bucket. With point estimates one extreme model among N makes some
+rule's FPR or FNR 0; the bounds keep ε finite at small N. It is not the challenge's number: compare it
+only with itself.
+
+Deviations from the challenge: N = 8 by default and 16 in the quick suite (the challenge used N = 512;
+N is a parameter, recorded in the cell's params; each unit of N costs one run of the unlearner per cell).
+At small N the score is coarse and biased low: rates are multiples of 1/N, so among hundreds of
+thousands of rules some lucky one separates two identically distributed groups by chance, and the last
+bucket ends at ⌈ln(N − 1)⌉; the ``retrain`` row is the floor to compare against, never 1. The challenge
+unlearned *one* original model N times (the unlearner's own randomness only); here member k of N
+originals, trained with different seeds, is unlearned once, so training noise enters the unlearned
+group too. The released file
+runs on CUDA and asserts on the truth value of an array (which NumPy refuses for more than one element);
+here it runs on the CPU and the assertion reads "some rule survived". Public copies of a Kaggle notebook
+with ``compute_epsilon_s`` (δ = 0.01, 13 bins scored 2/2^n, a best-threshold and a cross-validated
+logistic-regression attack on the cross-entropy against the *predicted* label) circulate as "the challenge
+metric"; metric.py, the organisers' released scorer, computes none of that, and dememo follows metric.py.
+
+Power at the suite's N (synthetic Gaussians, 60 examples, tests/test_reference_membership.py): with
+N = 16 models per group a 2σ per-example shift scores F = 0.043 (mean ε 2.5), identical groups 0.20
+(the noise floor; mean ε 1.5). On digits' random 10 % with N = 16 (Python API, seed 0): retrain 0.149 (mean ε 1.70),
+original 0.106 (mean ε 5.99); the Clopper–Pearson variant 0.99 and 0.84. Figures on the benchmark's
+leaderboard are pending the quick-suite re-run.
 """
 
 from __future__ import annotations
@@ -40,9 +74,116 @@ import torch
 import dememo
 from dememo_plugins.metrics._membership import forget_mask, logit_confidence
 
+# the challenge's constants (metric.py)
 DELTA = 1e-5
 CAP = 50.0
-ALPHA = 0.05
+PER_UNIT = 100  # thresholds per unit of confidence
+BUFFER = 2.0  # how far the interval grids reach past the data
+LEFTS = int(math.ceil(2 * BUFFER * PER_UNIT))  # left ends per right end
+PEAKY = 0.01  # range ratio below which ε is the cap
+ALPHA = 0.05  # Clopper–Pearson level of the non-challenge variant
+
+
+# -- challenge-exact -------------------------------------------------------------------------------
+
+
+def challenge_confidence(logits: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The challenge's logit-scaled confidence of ``logits`` (…×S×C) on labels ``y`` (S), with its float32
+    exponent and 1e-45 floors (see the module docstring); float64, …×S."""
+    z = torch.as_tensor(logits).detach().cpu().numpy().astype(np.float32)
+    labels = np.broadcast_to(torch.as_tensor(y).detach().cpu().numpy().astype(np.int64)[:, None], z.shape[:-1] + (1,))
+    z = z - z.max(axis=-1, keepdims=True)  # float32, like the released code
+    p = np.exp(z).astype(np.float64)
+    p /= p.sum(axis=-1, keepdims=True)
+    true = np.take_along_axis(p, labels, axis=-1)[..., 0]
+    np.put_along_axis(p, labels, 0.0, axis=-1)
+    wrong = p.sum(axis=-1)
+    return np.log(true + 1e-45) - np.log(wrong + 1e-45)
+
+
+def _rates(pos_counts: np.ndarray, neg_counts: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """tpr, fnr, fpr, tnr as float32 means over ``n`` models from how many of each group a rule calls
+    positive (the released code averages float32 indicators)."""
+    n32 = np.float32(n)
+    p, q = pos_counts.astype(np.float32), neg_counts.astype(np.float32)
+    return p / n32, (np.float32(n) - p) / n32, q / n32, (np.float32(n) - q) / n32
+
+
+def _interval_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The interval family: counts of each group inside every [l, r]; the group with the smaller range is
+    the one the interval predicts (returned first: the counts are for *it* as the positive group)."""
+    pos_diff, neg_diff = pos.max() - pos.min(), neg.max() - neg.min()
+    width = neg_diff if pos_diff > neg_diff else pos_diff
+    if pos_diff >= neg_diff:
+        pos, neg = neg, pos
+    lo, hi = pos.min() + width - BUFFER, pos.max() + BUFFER
+    right = np.linspace(lo, hi, num=int(np.ceil((hi - lo) * PER_UNIT)))
+    left = np.linspace(right - width - BUFFER, right - width + BUFFER, num=LEFTS, axis=-1)  # row i: the l for right[i]
+
+    def inside(values):  # how many values lie in each [l, r]
+        v = np.sort(values)
+        upto = np.searchsorted(v, right, "right")[:, None]
+        return np.maximum(upto - np.searchsorted(v, left, "left"), 0).reshape(-1)
+
+    return inside(pos), inside(neg)
+
+
+def _single_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The single-threshold family "positive if c ≥ t" on the challenge's float32 grid."""
+    both = np.concatenate([pos, neg])
+    lo, hi = torch.tensor(both.min()), torch.tensor(both.max())
+    t = torch.linspace(lo, hi, int(torch.ceil((hi - lo) * PER_UNIT))).numpy().astype(np.float64)
+
+    def at_least(values):
+        return len(values) - np.searchsorted(np.sort(values), t, "left")
+
+    return at_least(pos), at_least(neg)
+
+
+def _example_epsilon(pos: np.ndarray, neg: np.ndarray, delta: float) -> float:
+    n = len(pos)
+    pos_diff, neg_diff = pos.max() - pos.min(), neg.max() - neg.min()
+    largest, smallest = max(pos_diff, neg_diff), min(pos_diff, neg_diff)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if np.float64(smallest) / np.float64(largest) < PEAKY:
+            return CAP
+    dp, dn = _interval_counts(pos, neg)
+    sp, sn = _single_counts(pos, neg)
+    tpr, fnr, fpr, tnr = (np.concatenate([a, b]) for a, b in zip(_rates(dp, dn, n), _rates(sp, sn, n)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = 1 - delta - fpr  # float32, as in the released code
+        eps = np.clip(np.fmax(np.log(keep) - np.log(fnr), np.log(1 - delta - fnr) - np.log(fpr)), 0, None)
+    separated = (fpr + fnr == 0) & (tpr + tnr == 2)
+    eps = np.where(separated, np.float32(np.inf), np.where(fpr * fnr == 0, np.float32(np.nan), eps))
+    kept = eps[~np.isnan(eps)]
+    if kept.size == 0:
+        raise ValueError("forget-quality: every decision rule gave an undefined ε")
+    return float(kept.max())
+
+
+def challenge_epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA) -> np.ndarray:
+    """Per-example ε of the challenge from N×S unlearned and retrained confidences (columns are examples)."""
+    unlearned, retrained = np.asarray(unlearned, np.float64), np.asarray(retrained, np.float64)
+    if unlearned.shape != retrained.shape or unlearned.ndim != 2:
+        raise ValueError(f"need two N×S arrays of one shape, got {unlearned.shape} and {retrained.shape}")
+    retrain_positive = np.median(retrained, axis=0) > np.median(unlearned, axis=0)
+    pos = np.where(retrain_positive, retrained, unlearned)
+    neg = np.where(retrain_positive, unlearned, retrained)
+    eps = [_example_epsilon(pos[:, i], neg[:, i], delta) for i in range(pos.shape[1])]
+    return np.clip(np.array(eps, dtype=np.float64), 0, CAP)
+
+
+def challenge_score(eps: np.ndarray, models: int) -> float:
+    """F: mean over examples of 2^(−j) for ε in the j-th 0.5-wide bucket, buckets ending at or below
+    ⌈ln(N − 1)⌉ (ε past them scores 0)."""
+    last = math.ceil(math.log(models - 1)) if models > 1 else 0
+    buckets = int(last / 0.5)  # bucket j is [0.5 j, 0.5 j + 0.5)
+    j = np.floor(np.asarray(eps, np.float64) / 0.5)
+    h = np.where(j < buckets, np.power(2.0, -j), 0.0)
+    return float(h.sum() / len(h)) if len(h) else float("nan")
+
+
+# -- the Clopper–Pearson variant (not the challenge's) -----------------------------------------------
 
 
 def upper_rate(errors: np.ndarray, n: int, alpha: float = ALPHA) -> np.ndarray:
@@ -54,8 +195,7 @@ def upper_rate(errors: np.ndarray, n: int, alpha: float = ALPHA) -> np.ndarray:
 
 
 def epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA, cap: float = CAP) -> np.ndarray:
-    """Per-example ε from N×F unlearned and retrained statistics (columns are examples); FPR and FNR are
-    taken at their Clopper–Pearson upper bounds (see the module docstring)."""
+    """Per-example ε of the Clopper–Pearson variant from N×F unlearned and retrained statistics."""
     n_u, n_r = unlearned.shape[0], retrained.shape[0]
     values = np.concatenate([unlearned, retrained])  # (N_u + N_r) × F
     edges = np.sort(values, axis=0)
@@ -83,7 +223,7 @@ def epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = DELTA, 
 
 
 def bucket_score(eps: np.ndarray, width: float = 0.5) -> np.ndarray:
-    """H = 2^(−bin), bin = ⌊ε / width⌋."""
+    """H = 2^(−bin), bin = ⌊ε / width⌋ (the Clopper–Pearson variant: no last bucket)."""
     return np.power(2.0, -np.floor(eps / width))
 
 
@@ -92,26 +232,36 @@ class ForgetQuality(dememo.Metric):
     """NeurIPS 2023 unlearning-challenge score: per-example ε from N unlearned vs N retrained models."""
 
     name: ClassVar[str] = "forget-quality"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
     after_model_attack: ClassVar[bool] = False
     replays: ClassVar[bool] = True
     columns: ClassVar[dict[str, dememo.Column]] = {
         "forget_quality": dememo.Column(
             "FQ score", "higher",
-            "NeurIPS 2023 challenge: F × RA_u/RA_r × TA_u/TA_r, F = mean over forget examples of 2^(−⌊ε/0.5⌋), ε from "
-            "the best threshold test on the logit-scaled confidence of N unlearned vs N retrained models (N in params)",
+            "NeurIPS 2023 challenge score, exactly as the organisers' metric.py computes it: "
+            "F × RA_u/RA_r × TA_u/TA_r, F = mean over forget examples of 2^(−bucket of ε), ε from the "
+            "challenge's threshold rules on the logit-scaled confidence of N unlearned vs N retrained models "
+            "(N in params; the challenge used 512)",
             unit="number"),
-        "forget_quality_f": dememo.Column("F", "higher", "forgetting quality F alone (mean 2^(−bin) over the forget set)",
-                                          unit="number", detail=True),
-        "forget_quality_eps": dememo.Column("ε", "lower", "mean per-example ε (capped at 50)", unit="number", detail=True),
+        "forget_quality_f": dememo.Column("F", "higher", "challenge forgetting quality F alone (before the utility "
+                                          "factors)", unit="number", detail=True),
+        "forget_quality_eps": dememo.Column("ε", "lower", "mean per-example challenge ε (capped at 50)",
+                                            unit="number", detail=True),
+        "forget_quality_cp": dememo.Column(
+            "FQ (CP)", "higher", "dememo's Clopper–Pearson variant of the forget-quality score (not the "
+            "challenge's): rates at their 95 % upper bounds, every threshold and interval over the observed values, "
+            "F × utility",
+            unit="number", detail=True),
+        "forget_quality_cp_f": dememo.Column("F (CP)", "higher", "F of the Clopper–Pearson variant",
+                                             unit="number", detail=True),
     }
 
     models: int = 8
 
     def __attrs_post_init__(self) -> None:
-        if self.models < 2:
-            raise ValueError(f"forget-quality needs at least 2 models per group, got {self.models}")
+        if self.models < 3:  # with 2 the challenge's last bucket ends at ⌈ln 1⌉ = 0: every score would be 0
+            raise ValueError(f"forget-quality needs at least 3 models per group, got {self.models}")
 
     def seeds(self, ctx, group: str) -> list[int]:
         from dememo.hashing import derive_seed
@@ -120,27 +270,32 @@ class ForgetQuality(dememo.Metric):
 
     def compute(self, ev, ctx):
         train, task = ev.splits.train, ev.task
-        nan = float("nan")
         if len(task.forget) == 0:
-            return {"forget_quality": nan, "forget_quality_f": nan, "forget_quality_eps": nan}
+            return dict.fromkeys(self.columns, float("nan"))
         dropped = forget_mask(ev)
         everything = torch.ones(self.models, len(train), dtype=torch.bool, device=train.device)
         originals = ctx.train_many(train, everything, self.seeds(ctx, "original"))
         unlearned = ev.unlearn_many(originals, train, dropped.expand_as(everything))
         retrained = ctx.train_many(train, (~dropped).expand_as(everything).clone(), self.seeds(ctx, "retrained"))
 
-        phi_u = logit_confidence(unlearned.logits(task.forget.x), task.forget.y).cpu().numpy()
-        phi_r = logit_confidence(retrained.logits(task.forget.x), task.forget.y).cpu().numpy()
-        eps = epsilon(phi_u, phi_r)
-        f = float(bucket_score(eps).mean())
+        z_u, z_r = unlearned.logits(task.forget.x), retrained.logits(task.forget.x)
+        eps = challenge_epsilons(challenge_confidence(z_u, task.forget.y), challenge_confidence(z_r, task.forget.y))
+        f = challenge_score(eps, self.models)
+        f_cp = float(bucket_score(epsilon(logit_confidence(z_u, task.forget.y).cpu().numpy(),
+                                          logit_confidence(z_r, task.forget.y).cpu().numpy())).mean())
 
         def acc(ens, data):
             return float((ens.logits(data.x).argmax(-1) == data.y).double().mean())
 
-        ra = acc(unlearned, task.retain) / acc(retrained, task.retain)
-        ta = acc(unlearned, ev.splits.test) / acc(retrained, ev.splits.test)
-        score = f * ra * ta if math.isfinite(ra * ta) else nan
-        return {"forget_quality": score, "forget_quality_f": f, "forget_quality_eps": float(eps.mean())}
+        def ratio(data):
+            base = acc(retrained, data)
+            return acc(unlearned, data) / base if base > 0 else float("nan")
+
+        utility = ratio(task.retain) * ratio(ev.splits.test)
+        ok = math.isfinite(utility)
+        return {"forget_quality": f * utility if ok else float("nan"), "forget_quality_f": f,
+                "forget_quality_eps": float(eps.mean()), "forget_quality_cp": f_cp * utility if ok else float("nan"),
+                "forget_quality_cp_f": f_cp}
 
 
 @dememo.hookimpl
