@@ -67,9 +67,9 @@ def test_augmentations_change_images_and_draw_per_image_randomness():
     assert len({tuple(v.flatten()[:20].tolist()) for v in same}) == 8  # equal inputs get different draws
 
 
-def test_plasma_fields_are_smooth_normalised_and_rougher_with_roughness():
+def test_plasma_fields_are_smooth_unnormalised_and_rougher_with_roughness():
     fields = U.plasma((200, 1, 32, 32), torch.tensor([0.1] * 100 + [0.7] * 100), gen(0))
-    assert torch.allclose(fields.amin((2, 3)), torch.tensor(0.0)) and torch.allclose(fields.amax((2, 3)), torch.tensor(1.0))
+    assert fields.min() >= 0 and fields.max() < 1.5  # kornia's fields are not min–max normalised
     step = (fields[:, :, 1:] - fields[:, :, :-1]).abs().mean((1, 2, 3))
     assert step[:100].mean() < 0.5 * step[100:].mean()  # low roughness: coarse structure dominates
     assert step[100:].mean() < (torch.rand(1, 1, 32, 32)[:, :, 1:] - torch.rand(1, 1, 31, 32)).abs().mean()  # smoother than white noise
@@ -301,9 +301,12 @@ def test_dfr_needs_a_last_linear_layer_that_gives_the_output():
     assert DeepFeatureReweighting().holdout(data.holdout, ctx) is splits.val
 
 
-def test_dfr_recovers_accuracy_hidden_by_cuda_on_noisy_shapes():
-    # measured here (8 epochs, seed 0): standard 0.08, DFR 0.62, DFR on random-init features 0.35; with
-    # the quick recipe (15 epochs, seeds 0/1): standard 0.19/0.09, DFR 0.56/0.46, random features 0.40/0.43
+def test_dfr_on_cuda_beats_standard_training_and_matches_a_head_on_random_features():
+    # measured with the released CUDA (cuda version 2: one filter for all channels, each image divided by
+    # its maximum), 8 epochs, seeds 0/1: standard 0.10/0.13, DFR 0.35/0.43, DFR on random-init features
+    # 0.35/0.35; 15 epochs: standard 0.13/0.10, DFR 0.44/0.40. The per-channel, clipped CUDA of version 1
+    # gave DFR 0.62 at 8 epochs (seed 0). Against the released CUDA the poisoned model's features add
+    # little over random ones (0.00/0.09 here), so only "not worse than random" is asserted.
     splits = NoisyShapes().load(None, False)
     budget = Budget("none", float("inf"))
 
@@ -319,5 +322,5 @@ def test_dfr_recovers_accuracy_hidden_by_cuda_on_noisy_shapes():
     acc = {name: ctx().accuracy(m, splits.test) for name, m in
            {"standard": standard, "dfr": model, "random": random_features}.items()}
     assert acc["standard"] < 0.3
-    assert acc["dfr"] > acc["standard"] + 0.3
-    assert acc["dfr"] > acc["random"] + 0.1  # the poisoned model's features, not the holdout alone, carry it
+    assert acc["dfr"] > acc["standard"] + 0.2
+    assert acc["dfr"] > acc["random"] - 0.05

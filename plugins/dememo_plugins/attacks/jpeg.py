@@ -4,7 +4,11 @@ JPEG compression from Image Shortcut Squeezing (ISS; Liu, Zhao & Larson, "Image 
 Countering Perturbative Availability Poisons with Compression", ICML 2023): every training image goes
 through a real JPEG encode/decode round trip at ``quality`` (ISS: 10), x' = decode(encode(x, q)), and a
 fresh model is trained on (x', y) with the suite's recipe. Low-quality JPEG quantises the high-frequency
-DCT coefficients in which most perturbative poisons live. Published on CIFAR-10 / ResNet-18 (no defence →
+DCT coefficients in which most perturbative poisons live. Reference code:
+liuzrcc/ImageShortcutSqueezing, ``augmentations.py`` (``aug_train`` with ``--jpeg q``: PIL
+``image.save(stream, "JPEG", quality=q)`` and ``Image.open``; its ``optimice=True`` is a misspelt keyword
+that PIL ignores, so no optimised Huffman tables); checked against PIL in
+``tests/test_reference_learner_attacks.py``. Published on CIFAR-10 / ResNet-18 (no defence →
 JPEG-10): clean 94.68 → 85.38 %, EM 21.05 → 81.50 %, OPS 36.55 → 82.53 %, AR 13.28 → 85.15 %.
 
 Choices and deviations:

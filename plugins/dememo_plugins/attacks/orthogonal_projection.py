@@ -12,6 +12,11 @@ on raw pixels already finds. The learner exploits that:
    so that W·x = 0 for every projected image: the directions the linear model used are gone.
 4. Train the suite's architecture with the suite's recipe on the projected images.
 
+Reference code: the authors' psandovalsegura/learn-from-unlearnable, ``orthogonal_projection_step_1.py``
+(the linear fit) and ``orthogonal_projection_step_2.py`` with ``utils_projection.py`` (``project_data(...,
+use_q_matrix=True)``: normalised weight rows, QR, then the projection); the projection is checked
+against a transcription of ``project_data`` in ``tests/test_reference_learner_attacks.py``.
+
 At test time the model sees ordinary (clean, unprojected) images: the paper trains on projected data and
 evaluates on the standard test set, and the harness evaluates the returned model on clean test images.
 

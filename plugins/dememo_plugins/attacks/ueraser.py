@@ -1,70 +1,85 @@
 """``ueraser``: adversarial augmentation against unlearnable examples (Qin et al., "Learning the
-Unlearnable: Adversarial Augmentations Suppress Unlearnable Example Attacks", arXiv 2303.15127, 2023).
+Unlearnable: Adversarial Augmentations Suppress Unlearnable Example Attacks", arXiv 2303.15127, 2023;
+ICCV 2023 AROW workshop).
 
 A learner-side attack: train on the (possibly poisoned) data under strong, random, colour- and
 geometry-changing augmentations, and make the augmentation *adversarial* by drawing K of them per image
-and training on the one the model currently finds hardest:
+and training on the one the model currently finds hardest (the paper's objective):
 
     min_θ  E_(x,y) [ max_{k = 1..K}  L(f_θ(A_k(x)), y) ],      A_k ~ 𝒜 independently,
 
-where the maximum is taken per sample (each image keeps its own worst of its K draws). The augmentation
-𝒜 is the sequence the authors apply (plasma brightness, plasma contrast, channel shuffle, TrivialAugment):
+where the maximum is taken per sample (each image keeps its own worst of its K draws). Reference code:
+the authors' repository lafeat/ueraser, file ``ueraser.py`` (the ``UEraser`` kornia pipeline and
+``adversarial_augmentation_loss``; training loops in ``LSP/cifar_train.py`` and ``EM/QuickStart.ipynb``).
+The augmentation 𝒜 is that pipeline, in its order, with its parameters (kornia's definitions, written
+here without depending on kornia; checked in ``tests/test_reference_learner_attacks.py``):
 
-1. **Plasma brightness**: x ← clip(x + I·(2P − 1)), I ~ U[0, ``brightness_intensity``] per image (1 in
-   the paper), P a fractal field in [0, 1] per image and channel.
-2. **Plasma contrast**: x ← clip((x − 0.5)·4P + 0.5) with a fresh field P.
-3. **Channel shuffle** with probability ``shuffle_probability`` (0.5 in the paper): a random permutation
-   of the channels per image.
-4. **TrivialAugment**: one operation chosen uniformly per image, with a uniform random magnitude, from
-   the candidate list of the implementation the authors used (kornia's ``TrivialAugment``): auto-contrast,
-   equalize, rotate ±30°, posterize (4–8 bits kept), solarize (threshold U[0, 1]), contrast, brightness
-   and sharpness (factor U[0.1, 1.9]), shear x/y ±0.3, translate x/y ±0.5 of the image size.
+1. **Plasma brightness** (``RandomPlasmaBrightness``), with probability ``plasma_probability`` = 0.5
+   per image: x ← clip(x + I·(2P − 1)), I ~ U[``brightness_intensity_min``, ``brightness_intensity``]
+   = U[0.5, 1] per image, P a diamond–square plasma field (``plasma``) per image and channel with
+   roughness U[0.3, 0.7] per image.
+2. **Plasma contrast** (``RandomPlasmaContrast``), probability 0.5 per image, roughness U[0.3, 0.7]:
+   x ← clip((x − 0.5)·4P + 0.5) with a fresh field P.
+3. **Channel shuffle** (``RandomChannelShuffle``) with probability ``shuffle_probability`` = 0.5: a
+   random permutation of the channels per image.
+4. **TrivialAugment** (kornia's ``TrivialAugment`` with its default policy, always applied): one
+   operation with a uniform random magnitude from auto-contrast, equalize, rotate (30°), posterize
+   (0–3 bits kept: kornia draws bits from U[0, 4] and truncates; 0 bits is a black image), solarize
+   (threshold U[0, 1]), contrast, brightness and sharpness (factor U[0.1, 1.9]), shear x/y (0.3),
+   translate x/y (0.5 of the image size).
+
+The earlier release of the code (and its copy in Tianyue818/Source-of-UEraser, ``UEraser_func.py``)
+applied both plasma operations always (p = 1) with roughness U[0.1, 0.7] and intensity U[0, 1]; the
+current release (used here) has p = 0.5, roughness U[0.3, 0.7] and intensity U[0.5, 1], and its
+comment says stronger settings cost accuracy and convergence. dememo's version 1 followed the earlier
+settings and min–max normalised its fields; version 2 follows the current release.
 
 The loss is the suite's cross-entropy; the K draws are scored in one batched forward pass without
 gradients, the hardest view of every image is gathered, and the model takes its gradient step on those
 views (for models without train-mode randomness this is exactly the gradient of the per-sample maximum).
 
-Choices where the paper leaves room, and deviations (all documented, none silent):
+Deviations from the released code, and choices where it leaves room (all documented, none silent):
 
-- **Fractal fields.** The paper uses kornia's diamond–square plasma (roughness U[0.1, 0.7] per image).
-  dememo draws a cheap batched approximation of the same midpoint-displacement idea: from 2×2 random
-  corners, the grid is repeatedly refined from side s to 2s − 1 by linear interpolation and displaced
-  by fresh uniform noise scaled by roughness^level (coarse structure dominates at low roughness), until
-  it covers H×W; it is then cropped to H×W and min–max normalised to [0, 1] per image and channel, as
-  kornia normalises. The diamond and square steps are replaced by separable linear interpolation.
-- **Per-image randomness everywhere.** kornia picks one TrivialAugment operation per batch; TrivialAugment
-  (Müller & Hutter, 2021) and this implementation pick one per image. kornia draws rotation angles in
-  [0, 30] only (a known quirk); here ranges are symmetric.
+- **Plasma seed and grid.** The fields follow kornia's ``diamond_square`` (its 3×3 seed with its
+  quirks, the (1 − s)·mean + s·U refinement with s = roughness^level, reflected borders with kornia's 4/3
+  border factor, no normalisation: values lie in [0, ~1.3], mean ≈ 0.48), on a *square* grid covering
+  max(H, W) and cropped; for non-square images kornia uses a rectangular seed and refines only as many
+  times as the shorter side needs, so there the field's coarse structure differs (square images, such
+  as CIFAR's and the embedded datasets', are exact).
+- **Per-image randomness in TrivialAugment.** kornia picks one TrivialAugment operation per call, i.e.
+  one for the whole batch (and, in ``adversarial_augmentation_loss``, for all K·B views at once);
+  TrivialAugment (Müller & Hutter, 2021) and this implementation pick one per image. For rotate, shear
+  and translate kornia multiplies a magnitude from [0, max] by a random 0 or 1 (half the draws are the
+  identity, none is negative); here magnitudes are symmetric, U[−max, max], as in TrivialAugment.
 - **Equalize** maps each channel of each image through its normalised cumulative histogram over 256
-  levels (the CDF-equalisation definition, not PIL's exact integer rounding).
+  levels (the CDF-equalisation definition, not kornia's or PIL's exact integer rounding).
+- **Where the maximum is taken.** The released loss forwards all K·B views in train mode and
+  back-propagates the mean of the per-sample maxima; here the K views are scored without gradients in
+  the model's current mode and the chosen views are forwarded again (the same gradient for models
+  without train-mode randomness; batch-norm statistics then come from the B chosen views).
 - **No crop/flip base augmentation.** The authors' CIFAR loaders add random crop and horizontal flip;
   dememo's standard training has no augmentation, so the comparison with the ``none`` row isolates the
   UEraser augmentations.
 - **Schedule of the adversarial part.** ``adversarial_fraction`` is the fraction of optimiser steps that
   use the max over K; the rest use one draw (K = 1, "UEraser-Lite"). The default 1.0 optimises the
-  objective above at every step, as the authors' public training script does in its "em" mode; its
-  "standard" mode switches to one draw after 50 of 200 epochs (0.25).
+  objective above at every step, as ``LSP/cifar_train.py`` does in its "em" mode; its "standard" mode
+  switches to one draw after 50 of 200 epochs (0.25) and the README's example after 60 of 200 (0.3).
+  The suites set 0.25.
 - **Epochs.** The paper trains 200–300 epochs; dememo keeps the suite recipe's epochs so that the row is
   comparable with standard training. Under a short schedule the strong augmentations also cost clean
-  accuracy, so the numbers below may understate what a longer run reaches.
+  accuracy, so the numbers may understate what a longer run reaches.
 
 Cost: per step, K forward passes without gradient plus one forward–backward pass, plus the
-augmentations (batched over the K draws). Measured on the quick suite's 2-core CPU, relative to one
-standard training: noisy-shapes ≈ 2× (K = 1), ≈ 3.3× (K = 5, ``adversarial_fraction = 0.25``), 5–7×
-(K = 5); digits ≈ 3× (K = 1) and 4.5× (K = 5); on a GPU the augmentations are negligible.
+augmentations (batched over the K draws); on a GPU the augmentations are negligible.
 
-Measured (clean test accuracy; standard training → UEraser; quick recipes):
-
-- digits (mlp, 30 epochs, seed 0): K = 5: clean 0.97 → 0.94, EM 0.92 → 0.94, OPS 0.97 → 0.95,
-  LSP 0.90 → 0.90, CUDA 0.34 → 0.37; K = 1: 0.97, 0.94, 0.97, 0.93, 0.34. The implementation learns
-  where class identity survives the augmentations (small-cnn on clean digits: K = 1 0.98, K = 5 0.85).
-- noisy-shapes (small-cnn, 15 epochs): K = 5 falls to chance (0.10) on clean, EM, OPS, CUDA and LSP
-  data (seed 0); K = 1 (seeds 0/1): clean 0.34/0.20, EM 0.38/0.11, OPS 0.33/0.14, LSP 0.28/0.23, CUDA
-  0.08/0.10. Its classes are low-contrast (0.025) colour templates: plasma brightness alone takes clean
-  accuracy to 0.55 and channel shuffle alone to 0.77 (contrast 0.88, TrivialAugment 0.91); the
-  per-sample maximum over K draws then picks an image whose class signal is gone. Scaling the
-  brightness to 0.1 without shuffle does not rescue K = 5 (clean 0.10, EM 0.23). UEraser's
-  augmentations assume natural-image classes that are invariant to them; noisy-shapes' are not.
+Measured with version 2 on *clean* noisy-shapes (small-cnn, quick recipe: 15 epochs, test accuracy,
+seeds 0 / 1; standard training 0.92 / 0.96): K = 1 0.45 / 0.57 (version 1: 0.34 / 0.20), K = 5 with
+the suites' ``adversarial_fraction = 0.25`` 0.13 / 0.17, K = 5 throughout 0.10 / 0.12. Switching single
+parts off (seed 0, K = 5, 0.25) does not rescue it: no plasma 0.16, no channel shuffle 0.18, TrivialAugment
+posterize at 4–8 bits 0.13. So the released probabilities help the single-draw variant, but the per-sample
+maximum over 5 draws still removes noisy-shapes' low-contrast colour classes (they are not invariant to
+these augmentations, as natural-image classes are). The poisoned rows (EM, OPS, LSP, CUDA, digits)
+measured with version 1 no longer apply and are pending the quick-suite re-run.
 """
 
 from __future__ import annotations
@@ -83,57 +98,84 @@ from ._learner import train_standard
 
 # -- random draws ---------------------------------------------------------------------------------------
 
+PLASMA_ROUGHNESS = (0.3, 0.7)
+"""The roughness range of both plasma operations in the authors' released pipeline."""
+
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=g, device=g.device)
 
 
-def _upsampling(side: int, size: int, device: torch.device) -> torch.Tensor:
-    """The size×side matrix of 1-D linear interpolation with aligned corners (bilinear = A·Z·Bᵀ)."""
-    pos = torch.linspace(0, side - 1, size, device=device)
-    if side == 1:
-        return torch.ones(size, 1, device=device)
-    lo = pos.floor().clamp(max=side - 2).long()
-    frac = pos - lo
-    a = torch.zeros(size, side, device=device)
-    rows = torch.arange(size, device=device)
-    a[rows, lo] = 1 - frac
-    a[rows, lo + 1] = frac
-    return a
+def _seed(corners: torch.Tensor) -> torch.Tensor:
+    """kornia's 3×3 seed from four U[0, 1] draws (N×C×2×2, placed transposed at the corners, as kornia
+    builds a square seed transposed), kept with its quirks: every entry is divided by 3 at the end, so
+    corners are U/3 and the centre mean(corners)/3, and each edge midpoint is the mean of three undivided
+    values, its two corners and the centre, except the bottom midpoint, which takes the bottom-right and
+    the *top*-right corner (the released code's indexing)."""
+    tl, tr, bl, br = corners[:, :, 0, 0], corners[:, :, 1, 0], corners[:, :, 0, 1], corners[:, :, 1, 1]
+    m = (tl + tr + bl + br) / 4
+    rows = [torch.stack([tl, tl + m + tr, tr], -1), torch.stack([tl + bl + m, m, tr + br + m], -1),
+            torch.stack([bl, br + m + tr, br], -1)]
+    return torch.stack(rows, -2) / 3
 
 
-def plasma(shape: tuple[int, int, int, int], roughness: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Fractal fields in [0, 1], one per image and channel (N×C×H×W); ``roughness`` is per image (N).
+def plasma(shape: tuple[int, int, int, int], roughness: torch.Tensor, g: torch.Generator, uniform=None) -> torch.Tensor:
+    """Diamond–square plasma fields, one per image and channel (N×C×H×W); ``roughness`` is per image (N).
 
-    Midpoint displacement on a pyramid: start from 2×2 random corners, repeatedly upsample the grid
-    from side s to 2s − 1 by linear interpolation (old points kept, new points at midpoints) and add
-    fresh uniform noise U[−1, 1] scaled by roughness^level, until the grid covers H×W; then crop to H×W
-    and min–max normalise per image and channel."""
+    kornia's definition (``kornia.contrib.diamond_square`` with the defaults the plasma augmentations use):
+    the 3×3 seed of ``_seed`` is refined to side 2^k + 1 ≥ max(H, W); at level l = 1..k the scale is
+    s = roughness^l, old points are kept, each diamond centre becomes (1 − s)·(mean of its 4 diagonal
+    neighbours) + s·U, then each edge point (1 − s)·q + s·U, where q is the mean of its 4 axis
+    neighbours, the grid reflected at the border (the missing neighbour is the opposite one) and a
+    border point's q multiplied by 4/3 as kornia does. U ~ U[0, 1], one draw per grid point and level.
+    The field is cropped to H×W and **not** normalised. ``uniform(shape)`` supplies the U[0, 1] draws
+    (default: from ``g``), so a test can replay them."""
     n, c, h, w = shape
+    if uniform is None:
+        def uniform(size):
+            return torch.rand(size, generator=g, device=g.device)
+    levels = math.ceil(math.log2(max(h, w, 3) - 1)) - 1
     r = roughness.view(n, 1, 1, 1).float()
-    field = 2 * torch.rand(n, c, 2, 2, generator=g, device=g.device) - 1
-    side, level = 2, 0
-    while side < max(h, w):
-        up = _upsampling(side, 2 * side - 1, g.device)
-        side, level = 2 * side - 1, level + 1
-        noise = torch.rand(n, c, side, side, generator=g, device=g.device).mul_(2).sub_(1)
-        field = torch.addcmul(up @ field @ up.T, noise, r**level)
-    field = field[:, :, :h, :w]
-    lo = field.amin((2, 3), keepdim=True)
-    hi = field.amax((2, 3), keepdim=True)
-    return (field - lo) / (hi - lo).clamp_min(1e-12)
+    field = _seed(uniform((n, c, 2, 2)))
+    for level in range(1, levels + 1):
+        s = r**level
+        side = 2 * field.shape[-1] - 1
+        noise = uniform((n, c, side, side))
+        grid = torch.zeros(n, c, side, side, device=field.device)
+        grid[:, :, ::2, ::2] = field
+        corners = (field[:, :, :-1, :-1] + field[:, :, :-1, 1:] + field[:, :, 1:, :-1] + field[:, :, 1:, 1:]) / 4
+        grid[:, :, 1::2, 1::2] = (1 - s) * corners + s * noise[:, :, 1::2, 1::2]
+        padded = F.pad(grid, (1, 1, 1, 1), mode="reflect")
+        q = (padded[:, :, :-2, 1:-1] + padded[:, :, 2:, 1:-1] + padded[:, :, 1:-1, :-2] + padded[:, :, 1:-1, 2:]) / 4
+        border = torch.ones(side, side, device=field.device)
+        border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = 4 / 3
+        idx = torch.arange(side, device=field.device)
+        edge = (idx[:, None] + idx[None, :]) % 2 == 1  # mixed parity: the square step's points
+        grid = torch.where(edge, (1 - s) * q * border + s * noise, grid)
+        field = grid
+    return field[:, :, :h, :w].contiguous()
 
 
-def plasma_brightness(x: torch.Tensor, g: torch.Generator, roughness=(0.1, 0.7), intensity=(0.0, 1.0)) -> torch.Tensor:
+def _applied(n: int, p: float, g: torch.Generator) -> torch.Tensor:
+    """Which of ``n`` images an operation with probability ``p`` transforms (one Bernoulli(p) per image)."""
+    return (torch.rand(n, generator=g, device=g.device) < p).view(n, 1, 1, 1)
+
+
+def plasma_brightness(x: torch.Tensor, g: torch.Generator, roughness=PLASMA_ROUGHNESS, intensity=(0.5, 1.0),
+                      p: float = 0.5) -> torch.Tensor:
+    """kornia's ``RandomPlasmaBrightness``: with probability ``p`` per image, x + I·(2P − 1) clipped to
+    [0, 1], I ~ U[``intensity``], P a plasma field of roughness U[``roughness``] per image."""
     n = len(x)
-    p = plasma(tuple(x.shape), _uniform(n, *roughness, g), g)
+    field = plasma(tuple(x.shape), _uniform(n, *roughness, g), g)
     amount = _uniform(n, *intensity, g).view(n, 1, 1, 1)
-    return (x + amount * (2 * p - 1)).clamp(0, 1)
+    return torch.where(_applied(n, p, g), (x + amount * (2 * field - 1)).clamp(0, 1), x)
 
 
-def plasma_contrast(x: torch.Tensor, g: torch.Generator, roughness=(0.1, 0.7)) -> torch.Tensor:
-    p = plasma(tuple(x.shape), _uniform(len(x), *roughness, g), g)
-    return ((x - 0.5) * 4 * p + 0.5).clamp(0, 1)
+def plasma_contrast(x: torch.Tensor, g: torch.Generator, roughness=PLASMA_ROUGHNESS, p: float = 0.5) -> torch.Tensor:
+    """kornia's ``RandomPlasmaContrast``: with probability ``p`` per image, (x − 0.5)·4P + 0.5 clipped."""
+    n = len(x)
+    field = plasma(tuple(x.shape), _uniform(n, *roughness, g), g)
+    return torch.where(_applied(n, p, g), ((x - 0.5) * 4 * field + 0.5).clamp(0, 1), x)
 
 
 def channel_shuffle(x: torch.Tensor, g: torch.Generator, p: float = 0.5) -> torch.Tensor:
@@ -227,7 +269,7 @@ def _colour_op(kind: int, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     if name == "equalize":
         return equalize(x)
     if name == "posterize":
-        return posterize(x, 4 + torch.floor(5 * u).clamp(max=4))  # 4..8 bits kept
+        return posterize(x, torch.floor(4 * u).clamp(max=3))  # kornia: 0..3 bits kept (0 is a black image)
     if name == "solarize":
         return solarize(x, u)
     if name == "contrast":
@@ -271,12 +313,13 @@ def trivial_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return out.clamp(0, 1)
 
 
-def ueraser_augment(x: torch.Tensor, g: torch.Generator, intensity: float = 1.0, shuffle: float = 0.5) -> torch.Tensor:
-    """One draw of the UEraser augmentation for every image of ``x`` (N×C×H×W in [0, 1]): plasma
-    brightness of intensity U[0, ``intensity``], plasma contrast, channel shuffle with probability
-    ``shuffle``, TrivialAugment."""
-    x = plasma_brightness(x.float(), g, intensity=(0.0, intensity))
-    x = plasma_contrast(x, g)
+def ueraser_augment(x: torch.Tensor, g: torch.Generator, intensity=(0.5, 1.0), shuffle: float = 0.5,
+                    plasma_p: float = 0.5) -> torch.Tensor:
+    """One draw of the UEraser augmentation for every image of ``x`` (N×C×H×W in [0, 1]), in the released
+    order: plasma brightness (intensity U[``intensity``]) and plasma contrast, each with probability
+    ``plasma_p`` per image, channel shuffle with probability ``shuffle``, TrivialAugment."""
+    x = plasma_brightness(x.float(), g, intensity=tuple(intensity), p=plasma_p)
+    x = plasma_contrast(x, g, p=plasma_p)
     x = channel_shuffle(x, g, p=shuffle)
     return trivial_augment(x, g)
 
@@ -310,12 +353,14 @@ class UEraser(dememo.Attack):
     """UEraser (Qin et al., 2023): train on the per-sample hardest of K strong random augmentations."""
 
     name: ClassVar[str] = "ueraser"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     stages: ClassVar[tuple[str, ...]] = ("train",)
     tracks: ClassVar[tuple[str, ...]] = ("unlearnability",)
     repeats: int = 5
     adversarial_fraction: float = 1.0
     brightness_intensity: float = 1.0
+    brightness_intensity_min: float = 0.5
+    plasma_probability: float = 0.5
     shuffle_probability: float = 0.5
 
     def __attrs_post_init__(self):
@@ -325,12 +370,17 @@ class UEraser(dememo.Attack):
             raise ValueError(f"ueraser needs adversarial_fraction in [0, 1], got {self.adversarial_fraction}")
         if not 0.0 <= self.brightness_intensity <= 1.0:
             raise ValueError(f"ueraser needs brightness_intensity in [0, 1], got {self.brightness_intensity}")
-        if not 0.0 <= self.shuffle_probability <= 1.0:
-            raise ValueError(f"ueraser needs shuffle_probability in [0, 1], got {self.shuffle_probability}")
+        if not 0.0 <= self.brightness_intensity_min <= self.brightness_intensity:
+            raise ValueError("ueraser needs 0 ≤ brightness_intensity_min ≤ brightness_intensity, got "
+                             f"{self.brightness_intensity_min} and {self.brightness_intensity}")
+        for name in ("plasma_probability", "shuffle_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"ueraser needs {name} in [0, 1], got {getattr(self, name)}")
 
     def augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """One draw of this configuration's augmentation for every image of ``x``."""
-        return ueraser_augment(x, g, self.brightness_intensity, self.shuffle_probability)
+        return ueraser_augment(x, g, (self.brightness_intensity_min, self.brightness_intensity),
+                               self.shuffle_probability, self.plasma_probability)
 
     def train(self, data, ctx):
         g = ctx.derive("ueraser:augment").generator
