@@ -27,18 +27,20 @@ from dememo.testing import registered, tiny_context, tiny_splits, tiny_task
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(9, 400), fraction=st.floats(0.01, 1 / 3), seed=st.integers(0, 5),
        stratum=st.sampled_from(forget.STRATA), data=st.data())
-def test_memorization_strata_have_the_asked_size_and_come_from_their_third(n, fraction, seed, stratum, data):
+def test_tertile_memorization_strata_have_the_asked_size_and_come_from_their_third(n, fraction, seed, stratum, data):
+    """``selection = "tertile"`` (dememo's first rule, kept as an option; the published selection is in
+    test_reference_memorization.py)."""
     scores = torch.tensor(data.draw(st.lists(st.floats(-5, 5), min_size=n, max_size=n)))
-    spec = ForgetSpec("memorization", fraction=fraction, stratum=stratum).to_json()
+    spec = ForgetSpec("memorization", fraction=fraction, stratum=stratum, selection="tertile").to_json()
     want = max(1, round(fraction * n))
     sizes = dict(zip(("low", "mid", "high"), (len(t) for t in forget.tertiles(scores, seed))))
     if stratum != "mix" and want > sizes[stratum]:  # rounding can ask for more than a third holds (n = 14)
         with pytest.raises(UserError, match="needs fraction ≤ 1/3"):
-            forget.memorization_mask(scores, stratum, fraction, seed, spec)
+            forget.memorization_mask(scores, stratum, fraction, seed, spec, selection="tertile")
         return
-    mask = forget.memorization_mask(scores, stratum, fraction, seed, spec)
+    mask = forget.memorization_mask(scores, stratum, fraction, seed, spec, selection="tertile")
     assert int(mask.sum()) == max(1, round(fraction * n))
-    assert torch.equal(mask, forget.memorization_mask(scores, stratum, fraction, seed, spec))  # deterministic
+    assert torch.equal(mask, forget.memorization_mask(scores, stratum, fraction, seed, spec, selection="tertile"))  # deterministic
     low, mid, high = forget.tertiles(scores, seed)
     thirds = {"low": low, "mid": mid, "high": high}
     chosen = set(mask.nonzero().flatten().tolist())
@@ -60,7 +62,7 @@ def test_forget_spec_labels_and_validation():
     assert ForgetSpec("memorization", stratum="mix").label() == "mem-mix-10%"
     assert ForgetSpec("random").to_json() == {"kind": "random", "fraction": 0.1}  # unchanged: old cache keys hold
     with pytest.raises(ValueError, match="≤ 1/3"):
-        ForgetSpec("memorization", fraction=0.5)
+        ForgetSpec("memorization", fraction=0.5, selection="tertile")
     with pytest.raises(UserError, match="stratum"):
         forget.memorization_mask(torch.zeros(10), "top", 0.1, 0, {})
 
@@ -113,7 +115,7 @@ class RecorderPlugin:
         register(Recorder)
 
 
-def test_rum_unlearns_the_strata_in_order_low_mid_high_with_the_full_retain_set():
+def test_rum_unlearns_the_strata_in_order_low_mid_high_with_the_later_strata_retained():
     from dememo_plugins.unlearners.rum import RUM
 
     splits = tiny_splits()
@@ -125,7 +127,10 @@ def test_rum_unlearns_the_strata_in_order_low_mid_high_with_the_full_retain_set(
         rum.unlearn(ctx.new_model(), task, ctx)
         parts = rum.strata(task, ctx)
     assert [c[0] for c in CALLS] == ["low", "mid", "high"]
-    assert all(c[1] == len(task.retain) for c in CALLS)
+    # each step's retain set is the task's plus the strata still to come (the released code's; see
+    # test_reference_memorization.py)
+    sizes = [len(parts[s]) for s in ("low", "mid", "high")]
+    assert [c[1] for c in CALLS] == [len(task.retain) + sizes[1] + sizes[2], len(task.retain) + sizes[2], len(task.retain)]
     given = [set(c[2]) for c in CALLS]
     assert set().union(*given) == set(task.forget.index.tolist()) and sum(map(len, given)) == len(task.forget)
     scores = ctx.scores("confidence")
@@ -260,8 +265,9 @@ def test_a_missing_tuning_file_is_a_clear_error(tmp_path: Path):
 
 def test_rum_with_memorization_strata_is_not_worse_than_its_base_unlearner_on_the_mix_forget_set():
     """RUM^F with NegGrad+ vs NegGrad+ alone on mem-mix-10 % (seeds 0–2, avg gap to retrain on the test split).
-    Measured: noisy-shapes 0.048 vs 0.050, digits 0.030 vs 0.030; differences this small are within seed
-    noise, so "not worse" allows 0.003."""
+    Measured with RUM version 2 on the published mix (issue 17): digits 0.0790 vs 0.0764, noisy-shapes
+    0.0415 vs 0.0401 (version 1 on the old tertile mix: 0.030 vs 0.030, 0.048 vs 0.050); differences this
+    small are within seed noise, so "not worse" allows 0.003 — the digits margin is now only 0.0004."""
     import statistics
 
     from unlearning_kit import measure

@@ -119,7 +119,8 @@ def measure(unlearner, dataset: str = "digits", seed: int = 0, kind: str = "rand
             classes: tuple[int, ...] = (0,), stratum: str = "mix") -> dict[str, float]:
     """Unlearn a copy of the original model; UA/RA/TA, val_acc, MIA-efficacy, avg_gap (to the retrained
     model, over forget/retain/test accuracy and MIA-efficacy), seconds and rte (seconds ÷ retraining's).
-    ``kind="memorization"`` draws the ``stratum`` (default mix) from the confidence proxy's tertiles."""
+    ``kind="memorization"`` selects the ``stratum`` (default mix) by the confidence proxy as the RUM code does
+    (``dememo.forget``)."""
     s = setting(dataset, seed, kind, classes, stratum=stratum)
     start = time.perf_counter()
     model = unlearner.unlearn(copy.deepcopy(s.original), s.given(unlearner), s.context())

@@ -306,10 +306,13 @@ class Scorer(Metric):
     ``score(data, ctx)`` returns one finite number per sample of ``data`` (a 1-D tensor, same order),
     *higher = more memorized*. A proxy that correlates negatively with memorization (confidence, for
     example) must be inverted by the scorer itself, so every consumer can rank the same way. Scores are
-    computed once per training set and seed and cached.
+    computed once per training set and seed and cached. ``middle`` is the score a ``mid`` memorization
+    forget set is centred on: ``None`` (the median of the scores, as the RUM code takes for proxies) or a
+    fixed value on the scorer's own scale (0.5 for exact Feldman–Zhang scores).
     """
 
     tracks: ClassVar[tuple[Track, ...]] = ()
+    middle: ClassVar[float | None] = None
 
     def score(self, data: Data, ctx: Context) -> torch.Tensor:
         raise NotImplementedError

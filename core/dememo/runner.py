@@ -447,7 +447,9 @@ class Runner:
             mask = forget.class_mask(train.y, spec.classes, train.num_classes, env.config.name)
         else:
             scores = self.scores(env, spec.scorer, cell.seed)
-            mask = forget.memorization_mask(scores, spec.stratum, spec.fraction, cell.seed, spec.to_json())
+            middle = getattr(self.planner.scorer_class(spec.scorer), "middle", None)  # type: ignore[union-attr]
+            mask = forget.memorization_mask(scores, spec.stratum, spec.fraction, cell.seed, spec.to_json(),
+                                            selection=spec.selection, middle=middle)
         return forget.split(train, mask, spec.to_json(), cell.seed, env.splits.val)
 
     def interplay_task(self, env: DatasetEnv, cell: Cell, mixture: Data) -> tuple[Task, Data]:

@@ -35,21 +35,23 @@ class DatasetEntry:
 @attrs.frozen
 class ForgetSpec:
     """A forget set (see ``dememo.forget``): ``random`` (a seeded ``fraction`` of the training set),
-    ``class`` (whole ``classes``) or ``memorization`` (a ``fraction`` drawn from the ``stratum`` low, mid,
-    high or mix of the training set ranked by the memorization scores of ``scorer``, a metric plugin that
-    is a ``dememo.Scorer``)."""
+    ``class`` (whole ``classes``) or ``memorization`` (a ``fraction`` of the training set ranked by the
+    memorization scores of ``scorer``, a metric plugin that is a ``dememo.Scorer``: the ``stratum`` low,
+    mid, high or mix, selected as the RUM paper's code does with ``selection = "rum"``, or drawn from the
+    thirds of the ranking with ``selection = "tertile"``, dememo's first rule)."""
 
     kind: Literal["random", "class", "memorization"]
     fraction: float = 0.1
     classes: tuple[int, ...] = (0,)
     stratum: Literal["low", "mid", "high", "mix"] = "high"
     scorer: str = "confidence"
+    selection: Literal["rum", "tertile"] = "rum"
 
     def __attrs_post_init__(self) -> None:
         if self.kind in ("random", "memorization") and not 0 < self.fraction < 1:
             raise ValueError(f"forget fraction must be in (0, 1), got {self.fraction}")
-        if self.kind == "memorization" and self.fraction > 1 / 3:
-            raise ValueError(f"a memorization forget set draws from a third of the data: fraction must be ≤ 1/3, got {self.fraction}")
+        if self.kind == "memorization" and self.selection == "tertile" and self.fraction > 1 / 3:
+            raise ValueError(f"a tertile memorization forget set draws from a third of the data: fraction must be ≤ 1/3, got {self.fraction}")
         if self.kind == "class" and not self.classes:
             raise ValueError("a class forget set needs at least one class")
 
@@ -57,14 +59,16 @@ class ForgetSpec:
         if self.kind == "random":
             return f"random-{self.fraction * 100:g}%"
         if self.kind == "memorization":
-            return f"mem-{self.stratum}-{self.fraction * 100:g}%"
+            return f"mem-{self.stratum}-{self.fraction * 100:g}%" + ("-tertile" if self.selection == "tertile" else "")
         return "class-" + "+".join(str(c) for c in self.classes)
 
     def to_json(self) -> dict[str, Any]:
         if self.kind == "random":
             return {"kind": "random", "fraction": self.fraction}
         if self.kind == "memorization":
-            return {"kind": "memorization", "fraction": self.fraction, "stratum": self.stratum, "scorer": self.scorer}
+            # the selection rule enters the forget set's fingerprint and so every cache key downstream of it
+            return {"kind": "memorization", "fraction": self.fraction, "stratum": self.stratum, "scorer": self.scorer,
+                    "selection": self.selection}
         return {"kind": "class", "classes": list(self.classes)}
 
 

@@ -10,7 +10,8 @@ al., NeurIPS 2024) uses K = 400, r = 0.7 on CIFAR-10; dememo's default is K = 25
 fewer, see quick.toml), r = 0.7. The K models are one vectorized ensemble (``ctx.train_many``): member k is
 standard training on S_k with its own seed, and the ensemble is cached per dataset and seed.
 
-As a scorer (``scorer = "memorization"`` in a forget set) it returns mem_i (higher = more memorized). As a
+As a scorer (``scorer = "memorization"`` in a forget set) it returns mem_i (higher = more memorized); its
+``middle`` is 0.5, so a ``mid`` forget set holds the scores nearest 0.5, as in the RUM code. As a
 metric (unlearning track, once per dataset and seed) it reports the Spearman correlation of each installed
 one-run proxy (``confidence``, ``max-confidence``, ``entropy``, ``correctness``, ``holdout-retraining``,
 ``loss-curvature``; all oriented higher = more memorized) with the exact scores: ρ close to 1 means the proxy
@@ -61,6 +62,7 @@ class Memorization(dememo.Scorer):
 
     name: ClassVar[str] = "memorization"
     version: ClassVar[str] = "1"
+    middle: ClassVar[float] = 0.5  # a mid forget set is the scores nearest 0.5, as in the RUM code's main_forget.py
     tracks: ClassVar[tuple[str, ...]] = ("unlearning",)
     reads_model: ClassVar[bool] = False
     after_model_attack: ClassVar[bool] = False
