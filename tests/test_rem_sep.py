@@ -210,7 +210,7 @@ def test_sep_ensemble_is_the_trajectory_of_one_standard_training_run():
     assert all(not p.requires_grad for m in models for p in m.parameters()) and not models[0].training
 
 
-def test_sep_maximises_the_checkpoints_loss():
+def test_sep_raises_the_checkpoints_true_label_loss():
     splits = tiny_splits()
     budget = Budget("linf", 32 / 255)
     sep = SelfEnsembleProtection(checkpoints=3, steps=10)
