@@ -144,3 +144,29 @@ def test_forget_spec_labels_and_json():
 def test_suite_constructs_from_python():
     s = Suite(name="x", datasets=[])
     assert s.seeds == 3 and s.forget == [ForgetSpec("random")]
+
+
+# -- variant-only parameters ---------------------------------------------------------------------------
+
+
+def test_a_variants_with_table_sets_that_row_only_and_stays_out_of_its_label(tmp_path):
+    from dememo import plugins
+    from dememo.planner import Planner
+
+    tables = ('[[variants.poisoner.em]]\nmode = "sample"\nwith = { pgd_steps = 7, train_steps = 3 }\n'
+              '[[variants.poisoner.em]]\nmode = "class"\n')
+    rows = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables))).configure("poisoner", "em")
+    by_label = {c.label: c.obj.params() for c in rows}
+    assert set(by_label) == {"em(mode=sample)", "em(mode=class)"}
+    assert (by_label["em(mode=sample)"]["pgd_steps"], by_label["em(mode=sample)"]["train_steps"]) == (7, 3)
+    assert by_label["em(mode=class)"]["pgd_steps"] is None  # the other variant keeps the plugin's defaults
+
+
+def test_a_variants_with_value_that_is_not_a_table_is_a_user_error(tmp_path):
+    from dememo import plugins
+    from dememo.planner import Planner
+
+    tables = '[[variants.poisoner.em]]\nmode = "sample"\nwith = 3\n[[variants.poisoner.em]]\nmode = "class"\n'
+    planner = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables)))
+    with pytest.raises(UserError, match=r"\$\.em\[0\]\.with must be a table"):
+        planner.configure("poisoner", "em")

@@ -2,7 +2,8 @@
 
 A *configured* plugin is a class plus its resolved parameters. Parameters are layered, later wins:
 class defaults < suite ``params`` < the dataset entry's ``plugin_params`` < suite ``variants`` (each
-variant is its own row) < ``--set``.
+variant is its own row, labelled by its keys; a variant's ``with`` table sets parameters of that row only,
+kept out of its label like suite ``params``) < ``--set``.
 Filters (``--poisoner`` …) narrow a family; the suite's ``references`` (e.g. ``none``, ``retrain``) stay,
 so every table keeps its reference rows. A poisoner filter alone selects the unlearnability track, an
 unlearner filter alone the unlearning track; both together (or none) keep the interplay track as well
@@ -16,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from .errors import ParameterError, UnknownPluginError
+from .errors import ParameterError, UnknownPluginError, UserError
 from .families import Plugin, Track
 from .hashing import digest
 from .params import build, field_names, parse_label, printable
@@ -183,7 +184,12 @@ class Planner:
         out: dict[str, Configured] = {}
         for i, variant in enumerate(variants):
             path = f"$.{name}" if len(variants) == 1 else f"$.{name}[{i}]"
-            obj = build(cls, {**base, **variant, **sets}, path)
+            # ``with``: parameters of this variant only, recorded like suite params but not part of its label
+            variant = dict(variant)
+            hidden = variant.pop("with", None) or {}
+            if not isinstance(hidden, dict):
+                raise UserError(f"suite variant {path}.with must be a table of parameters, got {hidden!r}")
+            obj = build(cls, {**base, **hidden, **variant, **sets}, path)
             shown = (sorted(variant) if len(variants) > 1 else []) + sorted(k for k in sets if k not in variant)
             configured = Configured(family, obj, tuple(shown))
             out.setdefault(configured.label, configured)
