@@ -36,6 +36,8 @@ Choices:
   (``_learner.paired``), so AT-minus-none differences are paired.
 - Cost: about (steps + 1)× a standard training (each PGD step is one forward and one input backward).
 
+Poison figures in this paragraph predate issue 17's fixes (CUDA, OPS and class-wise EM version 1; sample-wise
+EM is unchanged): the README's quick-suite tables have the current versions' values.
 Measured on noisy-shapes (small-cnn, quick recipe; test accuracy, seeds 0 / 1; EM with the quick-suite
 parameters, OPS at L0 = 1). The dataset's class signal (per-pixel amplitude 0.025 ≈ 6/255) is of the
 order of the poison budget by design, and AT at the poison's radius cannot learn it with the suite

@@ -42,6 +42,8 @@ Choices where the papers leave room, and deviations:
 - **History.** The returned history is the last-layer fit's, with the monitor (test) accuracy of the
   whole model per epoch, so peak accuracy is the early-stopping view of the re-weighting stage.
 
+Poison figures in this paragraph predate issue 17's fixes (CUDA, OPS and class-wise EM version 1; sample-wise
+EM is unchanged): the README's quick-suite tables have the current versions' values.
 Measured (clean test accuracy; standard training → DFR on the whole validation split; controls: DFR on
 the features of a *random-init* network, and standard training on the validation split alone):
 

@@ -24,6 +24,8 @@ The returned history is the fit's (per-epoch test accuracy from ``data.monitor``
 with each epoch's holdout accuracy added as ``holdout_acc``; the monitor is never used for the choice.
 Cost: one standard training plus one holdout evaluation per epoch.
 
+Poison figures in this paragraph predate issue 17's fixes (CUDA, OPS and class-wise EM version 1; sample-wise
+EM is unchanged): the README's quick-suite tables have the current versions' values.
 Measured on noisy-shapes (small-cnn, quick recipe; test accuracy, seeds 0 / 1): clean 0.91 / 0.95 (last
 epoch chosen), EM 0.25 / 0.24 (EM is not a delaying poison here: the peak is the end), OPS final 0.45 /
 0.65 → early-stop 0.58 / 0.76 (epochs 8 / 10 chosen), equal to the oracle peak test accuracy.

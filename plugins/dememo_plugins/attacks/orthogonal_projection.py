@@ -50,6 +50,8 @@ images). On a synthetic set where classes are stripe orientations (no linear sig
 class-wise shortcut is added, it recovers 0.68 / 0.85 against 0.29 / 0.23 for standard training (clean
 0.96 / 0.98; seeds 0 / 1; ``tests/test_ueraser_op_dfr.py``).
 
+Poison figures in this paragraph predate issue 17's fixes (CUDA, OPS and class-wise EM version 1; sample-wise
+EM is unchanged): the README's quick-suite tables have the current versions' values.
 Measured on the embedded datasets, where the assumption fails (clean test accuracy, standard → OP):
 
 - noisy-shapes (small-cnn, 15 epochs, seeds 0/1): clean 0.91/0.95 → 0.22/0.23, OPS 0.63/0.76 →
