@@ -141,13 +141,21 @@ def test_batch_mean_importance_is_the_mean_over_batches_and_per_sample_fisher_at
 
 
 @pytest.mark.parametrize("importance", ["per-sample", "batch-mean"])
-def test_ssd_warns_when_alpha_reaches_the_data_to_forget_ratio(importance, caplog):
+def test_ssd_warns_when_alpha_reaches_the_data_to_forget_ratio(importance, caplog, monkeypatch):
+    import dememo_plugins.unlearners.ssd as ssd_module
+
+    monkeypatch.setattr(ssd_module, "_WARNED", set())  # the warning is given once per setting and process
     model, task, splits = _trained()
     bound = (len(task.retain) + len(task.forget)) / len(task.forget)  # 3 on the tiny class task
     with caplog.at_level(logging.WARNING, logger="dememo"):
         same = SelectiveSynapticDampening(alpha=bound, importance=importance, batch_size=20).unlearn(
             copy.deepcopy(model), task, tiny_context(splits, budget=None))
     assert any("|D|/|D_f|" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dememo"):  # the same setting again: not repeated
+        SelectiveSynapticDampening(alpha=bound, importance=importance, batch_size=20).unlearn(
+            copy.deepcopy(model), task, tiny_context(splits, budget=None))
+    assert not any("|D|/|D_f|" in r.getMessage() for r in caplog.records)
     # 20 divides |D_r| = 80: the forget set fills its own batches, so the bound is exact for batch-mean too
     assert torch.equal(_params(same), _params(model))
     caplog.clear()

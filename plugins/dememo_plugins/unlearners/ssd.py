@@ -65,6 +65,10 @@ from . import _fisher
 IMPORTANCE = ("per-sample", "batch-mean")
 
 
+#: (alpha, |D|/|D_f|) pairs already warned about in this process
+_WARNED: set[tuple[float, float]] = set()
+
+
 @attrs.define
 class SelectiveSynapticDampening(dememo.Unlearner):
     """Dampen parameters far more important to the forget set than to all training data (Fisher ratio)."""
@@ -108,7 +112,8 @@ class SelectiveSynapticDampening(dememo.Unlearner):
         if len(task.forget) == 0:
             return model
         bound = (len(task.retain) + len(task.forget)) / len(task.forget)
-        if self.alpha >= bound:
+        if self.alpha >= bound and (self.alpha, round(bound, 3)) not in _WARNED:
+            _WARNED.add((self.alpha, round(bound, 3)))  # once per setting: shadow-model metrics replay it many times
             ctx.log.warning("ssd: alpha = %g ≥ |D|/|D_f| = %.3g: the forget set's importance can never exceed "
                             "alpha times the full data's (it is part of it), so %s parameter is dampened; "
                             "choose alpha below %.3g", self.alpha, bound,
