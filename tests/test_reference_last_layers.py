@@ -47,7 +47,7 @@ def test_eu_k_is_exact_for_its_tail_the_old_tail_and_the_forget_set_change_nothi
 
 
 @pytest.mark.reference("unlearner", "boundary-expand",
-                       source="Boundary-Unlearning-Code (Chen et al., CVPR 2023, released with the paper): "
+                       source="paper: Chen et al., Boundary Unlearning, CVPR 2023, and its released code (Boundary-Unlearning-Code): "
                               "boundary_unlearning.py:boundary_expanding (widen the head by one shadow class, "
                               "train D_f toward it, prune it)")
 def test_boundary_expand_trains_the_forget_set_into_a_shadow_class_of_a_widened_head(monkeypatch):

@@ -78,7 +78,7 @@ def test_run_time_is_the_ratio_of_unlearning_to_retraining_time(unlearn, retrain
 
 
 @pytest.mark.reference("unlearner", "boundary-shrink",
-                       source="Boundary-Unlearning-Code (Chen et al., CVPR 2023, released with the paper): "
+                       source="paper: Chen et al., Boundary Unlearning, CVPR 2023, and its released code (Boundary-Unlearning-Code): "
                               "boundary_unlearning.py:boundary_shrink with adv_generator.py:FGSM, bound 0.1")
 def test_boundary_shrink_labels_are_the_released_fgsm_predictions_on_a_linear_model():
     """The released code labels each forget sample with the original model's prediction on its one-step FGSM

@@ -168,5 +168,37 @@ def test_a_variants_with_value_that_is_not_a_table_is_a_user_error(tmp_path):
 
     tables = '[[variants.poisoner.em]]\nmode = "sample"\nwith = 3\n[[variants.poisoner.em]]\nmode = "class"\n'
     planner = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables)))
-    with pytest.raises(UserError, match=r"\$\.em\[0\]\.with must be a table"):
+    with pytest.raises(UserError, match=r"variants\.poisoner\.em\[0\]\.with must be a table"):
+        planner.configure("poisoner", "em")
+
+
+@pytest.mark.parametrize("value", ["[]", '""', "0", "false"])
+def test_a_falsy_with_value_that_is_not_a_table_is_a_user_error_too(tmp_path, value):
+    from dememo import plugins
+    from dememo.planner import Planner
+
+    tables = f'[[variants.poisoner.em]]\nmode = "sample"\nwith = {value}\n[[variants.poisoner.em]]\nmode = "class"\n'
+    planner = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables)))
+    with pytest.raises(UserError, match=r"variants\.poisoner\.em\[0\]\.with must be a table"):
+        planner.configure("poisoner", "em")
+
+
+def test_variants_that_differ_only_in_with_are_a_user_error_not_a_dropped_row(tmp_path):
+    from dememo import plugins
+    from dememo.planner import Planner
+
+    tables = ('[[variants.poisoner.em]]\nmode = "sample"\nwith = { pgd_steps = 7 }\n'
+              '[[variants.poisoner.em]]\nmode = "sample"\nwith = { pgd_steps = 9 }\n')
+    planner = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables)))
+    with pytest.raises(UserError, match="differ in their `with` parameters"):
+        planner.configure("poisoner", "em")
+
+
+def test_an_unknown_key_inside_with_names_the_with_table(tmp_path):
+    from dememo import plugins
+    from dememo.planner import Planner
+
+    tables = '[[variants.poisoner.em]]\nmode = "sample"\nwith = { pgd_stepz = 7 }\n[[variants.poisoner.em]]\nmode = "class"\n'
+    planner = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables)))
+    with pytest.raises(UserError, match=r"\.with"):
         planner.configure("poisoner", "em")

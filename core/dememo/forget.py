@@ -33,7 +33,9 @@ Kinds (``dememo.suite.ForgetSpec``):
   the same distance on either side of the median; dememo breaks that tie by rank (higher first), as its
   ``select_fs`` does.
 
-  ``selection = "tertile"`` keeps dememo's first rule (an explicit option, not the paper's): rank, cut the
+  ``selection = "tertile"`` keeps dememo's first rule (an explicit option, not the paper's; the rule is
+  the same, but its random draws are seeded by the spec, which now names the selection, so they are not
+  the version-1 sets): rank, cut the
   split into three equal thirds, and draw N samples at random from the bottom, middle or top third (the
   mix a third from each); the strata then hold typical rather than extreme samples. Measured on digits
   (10 % by the confidence proxy, mean exact Feldman–Zhang score; population 0.04): tertile draws high

@@ -186,13 +186,20 @@ class Planner:
             path = f"$.{name}" if len(variants) == 1 else f"$.{name}[{i}]"
             # ``with``: parameters of this variant only, recorded like suite params but not part of its label
             variant = dict(variant)
-            hidden = variant.pop("with", None) or {}
+            hidden = variant.pop("with", {})
             if not isinstance(hidden, dict):
-                raise UserError(f"suite variant {path}.with must be a table of parameters, got {hidden!r}")
+                raise UserError(f"suite variants.{fam}.{name}[{i}].with must be a table of parameters "
+                                f"(with = {{ param = value }}), got {hidden!r}")
+            build(cls, {**base, **hidden}, f"{path}.with")  # an unknown or bad key names the with-table
             obj = build(cls, {**base, **hidden, **variant, **sets}, path)
             shown = (sorted(variant) if len(variants) > 1 else []) + sorted(k for k in sets if k not in variant)
             configured = Configured(family, obj, tuple(shown))
-            out.setdefault(configured.label, configured)
+            first = out.setdefault(configured.label, configured)
+            # two suite variants whose labels agree must not differ (only --set may merge rows on purpose)
+            if first is not configured and not sets and first.obj.params() != obj.params():
+                raise UserError(f"suite variants.{fam}.{name}: two variants are both labelled "
+                                f"{configured.label!r} but differ in their `with` parameters; give each a "
+                                f"distinguishing key outside `with`")
         return list(out.values())
 
     def single(self, family: str, name: str, params: dict[str, Any], entry: DatasetEntry | None = None) -> Configured:
