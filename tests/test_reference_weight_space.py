@@ -215,6 +215,23 @@ def test_depth_and_its_control_equal_a_brute_force_sweep(tiny, clean_depth):
     assert got.y[0] < target  # a fresh model is far from the task
 
 
+@pytest.mark.reference("metric", "depth", source="paper: SoK: Unlearnability and Unlearning for Model Dememorization "
+                                                  "(arXiv 2605.11592), shallow dememorization (depth η*)")
+def test_depth_of_a_damaged_model_equals_the_brute_force_radius(tiny):
+    """A model moved away from its trained weights (every parameter + 0.2·N(0, 1), seed 3: test accuracy
+    0.67) hides accuracy that a small recovery brings back: η* must be the brute-force sweep's first radius
+    reaching the target, and above 0 (measured 0.25)."""
+    splits, model = tiny
+    damaged = moved_copy(model, 0.2, 3)
+    ev = evaluation_for(damaged, splits, "unlearnability")
+    depth_module._CONTROL_CURVES.clear()
+    out = Depth(recovery_fraction=1.0, sigmas=(0.1,), draws=4).compute(ev, tiny_context(splits, budget=None))
+    target = 0.9 * accuracy(ev.reference("clean"), splits.test)
+    expected, curve = brute_force_depth(ev, tiny_context(splits, budget=None), ETAS, target, damaged)
+    assert curve[0] < target and 0.0 < expected <= ETA_CAP
+    assert out["depth_eta"] == expected
+
+
 def test_depth_declares_and_returns_the_control_columns(clean_depth):
     _, out = clean_depth
     for key in ("depth_eta_control", "depth_eta_control_curve"):
