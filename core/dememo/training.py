@@ -138,6 +138,7 @@ def fit(
     weight_decay: float | None = None,
     momentum: float | None = None,
     optimizer: str | None = None,
+    label_smoothing: float | None = None,
     loss: LossFn | None = None,
     paired: Data | None = None,
     parameters: Iterable[nn.Parameter] | None = None,
@@ -150,7 +151,8 @@ def fit(
 ) -> History:
     """Train ``model`` in place on ``data`` and return its history.
 
-    Any keyword left ``None`` takes the recipe's value. ``loss(model, x, y)`` replaces cross-entropy
+    Any keyword left ``None`` takes the recipe's value (``label_smoothing = 0.0`` trains on plain
+    cross-entropy whatever the recipe says). ``loss(model, x, y)`` replaces cross-entropy
     (return the quantity to *minimise*: gradient ascent returns ``-CE``). With ``paired``, every step also
     draws a batch from ``paired`` (cycled independently) and the loss is called as
     ``loss(model, x, y, px, py)``, e.g. retain and forget batches for NegGrad+. ``parameters`` restricts
@@ -168,7 +170,7 @@ def fit(
     momentum = recipe.momentum if momentum is None else momentum
     optimizer = recipe.optimizer if optimizer is None else optimizer
     if loss is None:
-        smoothing = recipe.label_smoothing
+        smoothing = recipe.label_smoothing if label_smoothing is None else label_smoothing
 
         def loss(m: nn.Module, x: torch.Tensor, y: torch.Tensor, *_: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(m(x), y, label_smoothing=smoothing)

@@ -60,7 +60,6 @@ from typing import ClassVar, Literal
 
 import attrs
 import torch
-import torch.nn.functional as F
 
 import dememo
 from dememo.data import Data
@@ -68,9 +67,6 @@ from dememo.hashing import digest
 
 SOURCES = ("retain", "forget", "retain+forget")
 
-
-def _plain_ce(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(model(x), y)
 
 
 def concat(a: Data, b: Data, tag: str) -> Data:
@@ -131,7 +127,7 @@ class Relearn(dememo.Attack):
                 relearn_set = picked if few_shot else concat(task.retain, picked, "relearn-retain+shots")
             attacked = copy.deepcopy(model)
             ctx.fit(attacked, relearn_set, steps=steps, lr=lr, batch_size=batch_size, schedule="constant",
-                    weight_decay=0.0, loss=_plain_ce, desc="relearn")
+                    weight_decay=0.0, label_smoothing=0.0, desc="relearn")
             out.append(attacked)
         return out[0] if self.draws == 1 else out
 

@@ -65,9 +65,6 @@ class _Reached(Exception):
     """Raised from the epoch hook to stop fine-tuning at the first epoch that reaches the target."""
 
 
-def _plain_ce(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(model(x), y)
-
 
 def forget_loss(model: torch.nn.Module, data) -> float:
     """Mean cross-entropy of ``model`` (evaluation mode) on ``data``."""
@@ -122,7 +119,7 @@ class RelearnTime(dememo.Metric):
 
         try:
             ctx.fit(model, forget, epochs=CAP, lr=self.lr, batch_size=self.batch_size, schedule="constant",
-                    optimizer="sgd", momentum=0.9, weight_decay=0.0, loss=_plain_ce, after_epoch=check, desc="relearn")
+                    optimizer="sgd", momentum=0.9, weight_decay=0.0, label_smoothing=0.0, after_epoch=check, desc="relearn")
         except _Reached:
             pass
         return {"relearn_time": float(reached[0]) if reached else float(CAP + 1)}
