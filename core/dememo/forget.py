@@ -162,7 +162,7 @@ def memorization_mask(scores: torch.Tensor, stratum: str, fraction: float, seed:
         raise ValueError("memorization scores must be finite")
     count = max(1, round(fraction * n))
     if count > n:
-        raise UserError(f"a memorization forget set of {count} samples needs more than the {n} training samples")
+        raise UserError(f"a memorization forget set of {count} samples needs more than the {n} training samples; lower the fraction")
     if selection == "rum":
         chosen = rum_selection(scores, stratum, count, seed, middle)
     else:
