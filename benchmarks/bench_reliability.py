@@ -13,10 +13,20 @@ reference run of the same cells:
 - disk-full: disks that fill after N bytes (a fault-injected ENOSPC on dememo's writes), then a re-run;
 - isolation: ``--isolate`` with plugins that segfault, hang, leak memory and call os._exit;
 - numerical: NaN/Inf images and weights, a changed architecture, in-place changes to shared data and models;
+- plugin misbehaviour: plugins that modify what they read in place (the evaluated model, a reference model,
+  memoised predictions, the forget set), change torch's global state or their own parameters, call
+  ``sys.exit``, raise ``KeyboardInterrupt``, ``UserError`` or ``DatasetError``, or a dataset that cannot load
+  (``dememo.testing.misbehaving``), each in its own run on one cache, then a clean run on that cache;
+- hostile bundle: forged copies of the first-party bundle (hash recomputed) under file names that sort first
+  and last, claims on another distribution's plugins and rows, tampered reference rows, markup in names,
+  duplicate content, a redefined column (``faults.hostile_bundles``): the genuine numbers must stay on the
+  board or be held back with the conflict named, never replaced;
 - fuzzing: malformed ``--set`` values, suite files, results.json, bundles and dataset files
   (``dememo.testing.fuzz``).
 
-"lost" counts reference cells whose numbers differ or are missing at the end: it must be 0.
+"lost" counts reference cells whose numbers differ or are missing at the end, "wrong results served" numbers
+served with another value than the reference's where a scenario tells the two apart (plugin misbehaviour,
+hostile bundle; the older scenarios count a differing number as lost): both must be 0.
 """
 
 from __future__ import annotations
@@ -50,12 +60,15 @@ def main() -> None:
     p.add_argument("--fuzz", type=int, default=200, help="hypothesis examples per fuzzed input kind")
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "reliability.json")
+    p.add_argument("--only", action="append", default=[], metavar="CATEGORY",
+                   help="run only this category (repeatable, e.g. --only 'plugin misbehaviour'); its row replaces the "
+                   "one in an existing --json file, the other rows are kept")
     a = p.parse_args()
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from conftest import TINY_SUITE
 
-    from dememo.testing import faults
+    from dememo.testing import faults, misbehaving
 
     rows, started = {}, time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,6 +78,8 @@ def main() -> None:
         reference = faults.reference_run(str(suite), work, EXTRA)
 
         def timed(name, run):
+            if a.only and name not in a.only:
+                return
             t = time.perf_counter()
             tally = run()
             rows[name] = {**tally.to_json(), "seconds": round(time.perf_counter() - t, 1)}
@@ -100,18 +115,30 @@ def main() -> None:
         timed("isolation", lambda: faults.isolation(str(suite), work / "iso", iso_reference, ISOLATED,
                                                     ["segfault", "hang", "leak", "exit"], timeout=6, memory_gib=1.5))
         timed("numerical", lambda: faults.numerical(str(suite), work, reference, EXTRA))
+
+        def misbehaviour():
+            total = misbehaving.misbehaviour(str(suite), work, reference, EXTRA)
+            total.add(misbehaving.dataset_failure(TINY_SUITE, work, reference, EXTRA))
+            return total
+
+        timed("plugin misbehaviour", misbehaviour)
+        timed("hostile bundle", lambda: faults.hostile_bundles(work / "bundles", a.seed))
     try:
         from dememo.testing.fuzz import fuzz_report
     except ImportError:
         fuzz_report = None
-    if fuzz_report is not None:
+    if fuzz_report is not None and (not a.only or any(o.startswith("fuzz") for o in a.only)):
         t = time.perf_counter()
         for kind, tally in fuzz_report(a.fuzz).items():
             rows[f"fuzz: {kind}"] = {**tally, "seconds": None}
         print(f"fuzz: {round(time.perf_counter() - t, 1)} s", file=sys.stderr)
 
-    table = [[name, r["tried"], r["handled"], r["lost"]] for name, r in rows.items()]
-    print(tabulate(table, headers=["category", "cases tried", "handled correctly", "results lost"], tablefmt="github"))
+    if a.only and a.json.exists():  # the other categories' rows of the earlier run, in their order
+        earlier = json.loads(a.json.read_text())["categories"]
+        rows = {name: rows.get(name, r) for name, r in earlier.items()} | rows
+    table = [[name, r["tried"], r["handled"], r["lost"], r.get("wrong", 0)] for name, r in rows.items()]
+    print(tabulate(table, headers=["category", "cases tried", "handled correctly", "results lost", "wrong results served"],
+                   tablefmt="github"))
     for name, r in rows.items():
         for note in r.get("notes", [])[:3]:
             print(f"  {name}: {note}")
@@ -121,7 +148,7 @@ def main() -> None:
                                               "platform": platform.platform()},
                                   "args": {k: str(v) for k, v in vars(a).items()}}, indent=1) + "\n")
     print(f"wrote {a.json}", file=sys.stderr)
-    if any(r["lost"] or r["handled"] != r["tried"] for r in rows.values()):
+    if any(r["lost"] or r.get("wrong") or r["handled"] != r["tried"] for r in rows.values()):
         sys.exit(1)
 
 

@@ -192,7 +192,8 @@ def test_render_shows_failed_cells_with_their_one_line_reason():
     t = main_table(tables(md), "forget acc ≈")
     assert t["neggrad-plus"]["forget acc ≈"] == "FAILED"
     assert t["neggrad-plus"]["test acc ↑"] == "FAILED"
-    assert "FAILED neggrad-plus @none (2 cells): [unlearn] loss became NaN at step 3" in md
+    # Markdown: the reason is results text, escaped (``md_escape``): GitHub shows "[unlearn]"
+    assert "FAILED neggrad-plus @none (2 cells): \\[unlearn\\] loss became NaN at step 3" in md
     assert "Traceback" not in md
     assert t["gradient-ascent"]["forget acc ≈"] == "78.0*"  # the failure changes no other row
 

@@ -25,6 +25,7 @@ from dememo import submission
 from dememo.cli import main
 from dememo.errors import UserError
 from dememo.hashing import digest
+from dememo.testing.faults import third_party
 
 NARROW = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune",
           "--metric", "clean-accuracy", "--metric", "unlearning-accuracy", "--attack", "none"]
@@ -136,6 +137,7 @@ def test_rerun_of_a_cell_no_installed_plugin_reproduces_fails_without_running(ru
     cell["key"] = digest(cell["params"])
     other = next(c for c in b["cells"] if c["track"] == "unlearning" and c["unlearner"] == "finetune")
     other["params"]["unlearner"]["name"] = "finetune-pro"
+    other["unlearner"] = other["method"] = "finetune-pro"  # its labels say so (the labels check)
     other["key"] = digest(other["params"])
     failed = _failed(submission.verify(_rehash(b), keys=[cell["key"], other["key"]],
                                        runner_factory=lambda *a: pytest.fail("nothing may run")))
@@ -248,26 +250,35 @@ def test_build_refuses_other_suites_protocols_and_taken_rows(run, tmp_path):
     future = copy.deepcopy(run["bundle"])
     future["schema"] = "dememo.submission/2"
     (entries / "c-future.json").write_text(json.dumps(future))
-    again = copy.deepcopy(run["bundle"])
-    again["name"] = "Same rows"
-    (entries / "d-same-rows.json").write_text(json.dumps(_rehash(again)))
     (entries / "e-pickle.json").write_bytes(pickle.dumps(run["bundle"]))
     doctored = copy.deepcopy(run["bundle"])
     doctored["name"] = "Doctored"
     _own_ok_cell(doctored)["metrics"]["test_acc"] = 0.1
     (entries / "f-doctored.json").write_text(json.dumps(doctored))
 
+    # without board.json the suite most bundles share is the board's (a third party's bundle shares it)
+    submission.write_bundle(third_party(run["bundle"], "dememo-plugin-x", "x-"), entries / "g-third.json")
     board = submission.build_board(entries, tmp_path / "board")
-    assert [e["file"] for e in board.accepted] == ["a-first-party.json"]
+    assert [e["file"] for e in board.accepted] == ["a-first-party.json", "g-third.json"]
     refused = dict(board.refused)
     assert "differs from the board's" in refused["b-other-suite.json"] and "another suite" in refused["b-other-suite.json"]
     assert "protocol 'dememo.submission/2'" in refused["c-future.json"]
-    assert "already on the board" in refused["d-same-rows.json"] and "First party" in refused["d-same-rows.json"]
     assert "looks like a pickle" in refused["e-pickle.json"]
     assert refused["f-doctored.json"].startswith("content-hash check failed")
     code, stdout, stderr = cli("leaderboard", "build", str(entries), "--out", str(tmp_path / "board2"))
     assert code == 1 and "refused b-other-suite.json: suite 'tiny' fingerprint" in stdout
     assert (tmp_path / "board2" / "leaderboard.md").exists()
+
+    # a second bundle with the same rows: neither is trusted over the other, both are held back (issue 18)
+    same = tmp_path / "same"
+    same.mkdir()
+    (same / "a-first-party.json").write_bytes(run["path"].read_bytes())
+    again = copy.deepcopy(run["bundle"])
+    again["name"] = "Same rows"
+    (same / "d-same-rows.json").write_text(json.dumps(_rehash(again)))
+    with pytest.raises(UserError, match=r"a-first-party.json: held back: a-first-party.json and d-same-rows.json "
+                                         r"conflict \(both are distribution 'dememo'; .*row\(s\) as their own"):
+        submission.build_board(same, tmp_path / "board-same")
 
     # board.json pins the suite: the first-party entry, run under another suite, is refused
     pinned = tmp_path / "pinned"

@@ -23,19 +23,23 @@ An entry is ``objects/<k[:2]>/<key>.json`` (metadata, written last) and, when th
   mixed entry is ever used.
 - **Safe payloads.** Payloads are loaded with ``torch.load(weights_only=True)``: only tensors and plain
   containers, no pickled code.
-- **Disk full.** A failed write raises :class:`~dememo.errors.StorageError` (one line, what to do); the
-  temporary file is removed and no entry is left half-written.
+- **Disk full, permissions.** A failed write raises :class:`~dememo.errors.StorageError` (one line, what
+  to do, chosen by errno); the temporary file is removed and no entry is left half-written.
+- **Shared caches.** Files and lock files are created with mode 0o666 less the umask (0o664 under umask
+  002), so a group can share a cache. An entry this user may not *read* is never taken for corruption (it
+  would be deleted): it is a one-line StorageError saying how to fix the permissions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import logging
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +47,7 @@ from typing import Any
 
 import torch
 
-from .errors import StorageError
+from .errors import StorageError, harness_storage, storage_advice
 
 try:
     import fcntl
@@ -56,11 +60,26 @@ log = logging.getLogger("dememo.cache")
 STALE_TEMPORARY_SECONDS = 3600.0
 
 
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new ``.<name>.<random>.tmp`` beside ``path``, opened for writing with mode 0o666: the kernel applies
+    the umask (and a directory's default ACL), as for any file a program creates. Why not ``mkstemp``: it
+    creates 0o600 whatever the umask, so a cache shared by a group, or a ``leaderboard.html`` a web server
+    should read, would be private to whoever wrote it last."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path.parent))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace``; on failure (e.g. ENOSPC) the
-    temporary is removed and ``path`` is untouched."""
+    temporary is removed and ``path`` is untouched. The file's mode follows the umask (0o644 under 022)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -99,7 +118,8 @@ class Store:
         return base.with_suffix(".json"), base.with_suffix(".pt")
 
     def get(self, key: str) -> tuple[dict[str, Any], Any] | None:
-        """``(meta, payload)`` for ``key``, or None when missing or corrupt (corruption is logged once)."""
+        """``(meta, payload)`` for ``key``, or None when missing or corrupt (corruption is logged once, the
+        entry deleted); a StorageError when this user may not read it (see :meth:`_not_readable`)."""
         found = self._read(key)
         if isinstance(found, str):
             self._discard(key, found)
@@ -113,6 +133,8 @@ class Store:
             meta = json.loads(meta_path.read_bytes())
         except FileNotFoundError:
             return None
+        except PermissionError as exc:
+            raise self._not_readable(exc) from None
         except (OSError, ValueError) as exc:
             return f"unreadable metadata ({exc.__class__.__name__})"
         if not isinstance(meta, dict) or meta.get("key") != key:
@@ -125,6 +147,8 @@ class Store:
                 raw = payload_path.read_bytes()
             except FileNotFoundError:
                 return "payload file is missing"
+            except PermissionError as exc:
+                raise self._not_readable(exc) from None
             except OSError as exc:
                 return f"payload unreadable ({exc.__class__.__name__})"
             if hashlib.sha256(raw).hexdigest() != meta["payload_sha256"]:
@@ -134,6 +158,15 @@ class Store:
             except Exception as exc:
                 return f"payload cannot be loaded ({exc.__class__.__name__})"
         return meta, payload
+
+    def _not_readable(self, exc: OSError) -> StorageError:
+        """An entry this user may not read. Why an error and not "corrupt" (which deletes it) or a miss: the
+        entry is most likely sound and another user's, in a cache shared without group permissions; deleting
+        it would destroy their work, and a silent miss would recompute every stage (and then fail to replace
+        the entry). One line naming the file and both ways out."""
+        return harness_storage(f"cannot read the cache entry {exc.filename or self.root}: permission denied; make the "
+                            f"shared cache readable and writable by your group (chmod -R g+rwX {self.root}, and umask "
+                            "002 for every user of it) or give your own --cache-dir")
 
     def put(self, key: str, meta: dict[str, Any], payload: Any = None) -> None:
         """Store ``payload`` (tensors in plain containers, or None) then its metadata."""
@@ -152,8 +185,8 @@ class Store:
             meta["meta_sha256"] = meta_checksum(meta)
             atomic_write_json(meta_path, meta)
         except OSError as exc:
-            raise StorageError(f"cannot write the cache at {self.root}: {exc.strerror or exc}; free space or give "
-                               "another --cache-dir, then run the same command again (finished cells are kept)") from None
+            raise harness_storage(f"cannot write the cache at {self.root}: {storage_advice(exc, '--cache-dir')}; then run "
+                               "the same command again (finished cells are kept)") from None
         self.writes += 1
 
     @contextlib.contextmanager
@@ -166,10 +199,10 @@ class Store:
         path = self.root / "locks" / key[:2] / f"{key}.lock"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open_lock(path)
         except OSError as exc:
-            raise StorageError(f"cannot create a lock in the cache at {self.root}: {exc.strerror or exc}; free space "
-                               "or give another --cache-dir") from None
+            raise harness_storage(f"cannot create a lock in the cache at {self.root}: "
+                               f"{storage_advice(exc, '--cache-dir')}") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -179,6 +212,17 @@ class Store:
         finally:
             os.close(fd)  # closing releases the lock
 
+    @staticmethod
+    def _open_lock(path: Path) -> int:
+        """The lock file, created with mode 0o666 less the umask (so a group sharing the cache can lock it);
+        one that exists but is not writable by this user is opened read-only, which ``flock`` accepts."""
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:
+            if not path.exists():
+                raise
+            return os.open(path, os.O_RDONLY)
+
     def _discard(self, key: str, why: str) -> None:
         if key not in self.reported:
             self.reported.add(key)
@@ -186,7 +230,7 @@ class Store:
         for path in self._paths(key):
             try:
                 path.unlink()
-            except FileNotFoundError:
+            except OSError:  # gone already, or not this user's to delete: a later put replaces it or says why not
                 pass
 
     def keys(self) -> list[str]:
@@ -194,7 +238,8 @@ class Store:
         return sorted(p.stem for p in (self.root / "objects").glob("*/*.json") if not p.name.startswith("."))
 
     def check(self) -> dict[str, str]:
-        """Every corrupt entry and why (nothing is changed): ``{}`` means the store is sound."""
+        """Every corrupt entry and why (nothing is changed): ``{}`` means the store is sound. An entry this user
+        may not read is a StorageError, as in :meth:`get`: it cannot be judged, and is not corrupt."""
         bad = {}
         for key in self.keys():
             try:
@@ -214,6 +259,6 @@ class Store:
                 if now - path.stat().st_mtime > max_age:
                     path.unlink()
                     removed += 1
-            except FileNotFoundError:
+            except OSError:  # gone already, or another user's in a directory this one may not change
                 pass
         return removed

@@ -15,11 +15,11 @@ from typing import Any
 import attrs
 import torch
 
-from . import leaderboard, plugins, results
+from . import interrupts, leaderboard, plugins, results
 from .cache import Store
 from .environment import fingerprint
-from .errors import StorageError, UserError
-from .params import parse_sets
+from .errors import DatasetError, StorageError, UserError, storage_advice
+from .params import parse_sets, printable
 from .planner import Filters, Planner
 from .progress import Progress
 from .runner import Runner
@@ -71,7 +71,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic kernels only (torch.use_deterministic_algorithms; slower on GPUs): the same "
                    "run on the same machine then gives bit-identical results")
+    p.add_argument("--yes", action="store_true",
+                   help=f"run a plan of more than {LARGE_PLAN:,} cells without asking (it is refused otherwise)")
     return p
+
+
+#: plans above this many cells need --yes (the shipped suites plan 2,000 to 3,000 cells; paper-scale ones a few
+#: thousand): a typo in a suite's variants or seeds should not start a week-long run unannounced
+LARGE_PLAN = 20_000
+
+
+def check_plan_size(cells: list[Any], yes: bool) -> None:
+    """Refuse a plan above ``LARGE_PLAN`` cells unless ``yes``, saying how large it is and how to narrow it."""
+    if len(cells) <= LARGE_PLAN or yes:
+        return
+    datasets = len({c.data.name for c in cells})
+    seeds = len({c.seed for c in cells})
+    methods = len({c.method for c in cells})
+    raise UserError(f"this plan has {len(cells):,} cells ({datasets} dataset(s), {seeds} seed(s), {methods} method(s) and "
+                    f"their attacks), over the {LARGE_PLAN:,} that run without asking; pass --yes to run it, or narrow "
+                    "it with --seeds, --poisoner, --unlearner, --attack or --metric")
 
 
 def set_deterministic() -> None:
@@ -121,16 +140,21 @@ def columns_meta(registry: plugins.Registry) -> dict[str, Any]:
     return out
 
 
-def write_outputs(out: Path, data: dict[str, Any], suite_name: str) -> None:
-    """results.json, then the leaderboards; each written atomically (never half a file). A rendering error
-    costs the HTML page only."""
-    from .cache import atomic_write_bytes
+#: where a partial run writes its results when OUT already holds complete ones (never replaced by partial ones)
+PARTIAL_DIR = "partial"
 
-    results.write_results(out, data)
-    atomic_write_bytes(out / "leaderboard.md", (f"# dememo leaderboard — suite `{suite_name}`\n\n"
-                                                + leaderboard.render(data, "github") + "\n").encode())
-    atomic_write_bytes(out / "leaderboard.csv", leaderboard.to_csv(data).encode())
-    atomic_write_bytes(out / "leaderboard.json", (json.dumps(leaderboard.to_json(data), indent=1, ensure_ascii=False) + "\n").encode())
+
+def output_files(data: dict[str, Any], suite_name: str) -> dict[str, bytes | None]:
+    """results.json and leaderboard.md/.csv/.json/.html, rendered in memory (nothing is written). A rendering
+    error costs the HTML page only: its entry is None, which removes an older page with the set (no page is
+    left that disagrees with the results beside it)."""
+    files: dict[str, bytes | None] = {
+        "results.json": (json.dumps(data, indent=1, sort_keys=True, allow_nan=True) + "\n").encode(),
+        "leaderboard.md": (f"# dememo leaderboard — suite `{suite_name}`\n\n" + leaderboard.render(data, "github")
+                           + "\n").encode(),
+        "leaderboard.csv": leaderboard.to_csv(data).encode(),
+        "leaderboard.json": (json.dumps(leaderboard.to_json(data), indent=1, ensure_ascii=False) + "\n").encode(),
+    }
     try:
         from .leaderboard_html import render_page
 
@@ -138,8 +162,80 @@ def write_outputs(out: Path, data: dict[str, Any], suite_name: str) -> None:
     except Exception as exc:  # noqa: BLE001
         print(f"dememo-bench: warning: leaderboard.html not written ({type(exc).__name__}: {' '.join(str(exc).split())})",
               file=sys.stderr)
-        return
-    atomic_write_bytes(out / "leaderboard.html", page.encode("utf-8"))
+        files["leaderboard.html"] = None
+        return files
+    files["leaderboard.html"] = page.encode("utf-8")
+    return files
+
+
+def _holds_complete_results(out: Path) -> bool:
+    """Whether ``out/results.json`` is a readable, complete (not partial) results file."""
+    try:
+        return not results.is_partial(results.load_results(out / "results.json"))
+    except UserError:
+        return False
+
+
+def write_outputs(out: Path, data: dict[str, Any], suite_name: str) -> Path:
+    """Write results.json and the leaderboards as one set (:func:`dememo.outputs.atomic_write_set`: all new or,
+    on any failure, all as before) and return the directory written. Partial results never replace complete
+    ones: when ``out`` holds a complete results.json they go to ``out/partial/`` instead. A complete set
+    removes a stale ``out/partial/``. Raises ``OSError`` when the set cannot be written."""
+    from .outputs import atomic_write_set
+
+    files = output_files(data, suite_name)
+    target = out / PARTIAL_DIR if results.is_partial(data) and _holds_complete_results(out) else out
+    atomic_write_set(target, files)
+    if not results.is_partial(data):
+        _remove_stale_partial(out / PARTIAL_DIR, files)
+    return target
+
+
+def _remove_stale_partial(where: Path, files: dict[str, bytes | None]) -> None:
+    """Remove a partial set a complete one supersedes (best effort: a leftover is only stale)."""
+    for name in files:
+        try:
+            (where / name).unlink()
+        except OSError:
+            pass
+    try:
+        where.rmdir()
+    except OSError:
+        pass
+
+
+def _saved_note(out: Path, done: int, unsaved: int) -> str:
+    """What is true of the per-cell files (resume relies on them): said only when it is so."""
+    if not done:
+        return "no cell had finished"
+    if not unsaved:
+        return f"the {done} finished cells are saved one file each in {out / 'cells'}"
+    return f"{done - unsaved} of the {done} finished cells are saved in {out / 'cells'} ({unsaved} could not be written)"
+
+
+def _written_note(out: Path, written: Path) -> str:
+    """Where a partial set went, and why not to ``out`` when it did not."""
+    if written == out:
+        return str(out)
+    return f"{written} (the complete results.json of an earlier run in {out} is kept)"
+
+
+def load_datasets(runner: Runner, planner: Planner, suite: Any, cells: list[Any]) -> None:
+    """Load every planned dataset before any work. One that cannot load is named in a warning and its cells
+    fail with that reason while the other datasets run; when none can load, nothing could run: its one-line
+    error (naming the dataset plugin and what to do, e.g. --download) stops the run."""
+    planned = [e for e in suite.datasets if any(c.data.name == e.name for c in cells)]
+    failures: list[tuple[Any, DatasetError]] = []
+    for entry in planned:
+        try:
+            runner.env(planner.dataset_config(entry))
+        except DatasetError as exc:
+            failures.append((entry, exc))
+    if failures and len(failures) == len(planned):
+        raise failures[0][1]
+    for entry, exc in failures:
+        n = sum(c.data.name == entry.name for c in cells)
+        print(f"dememo-bench: warning: {printable(str(exc))}; its {n} cells fail, the other datasets run", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,8 +265,12 @@ def run(args: argparse.Namespace) -> int:
     cells = planner.cells(filters, seeds=args.seeds)
     if not cells:
         raise UserError("the filters leave no cell to run; see 'dememo-bench --list'")
-    out = args.out or Path("dememo-results") / suite.name
-    cache = args.cache_dir or default_cache_dir()
+    check_plan_size(cells, args.yes)
+    # absolute from here on: a plugin that changes the working directory cannot move where results go
+    out = (args.out or Path("dememo-results") / suite.name).absolute()
+    cache = (args.cache_dir or default_cache_dir()).absolute()
+    if args.data_dir is not None:
+        args.data_dir = Path(args.data_dir).absolute()
     store = Store(cache)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -180,8 +280,7 @@ def run(args: argparse.Namespace) -> int:
     store.sweep()  # temporaries of writers killed long ago
     progress = Progress(show=False if args.quiet else None)
     runner = Runner(store, device, progress, data_dir=args.data_dir, download=args.download, planner=planner)
-    for entry in suite.datasets:  # load data up front: a missing dataset is a user error before any work
-        runner.env(planner.dataset_config(entry))
+    load_datasets(runner, planner, suite, cells)
 
     print(f"dememo-bench: suite {suite.name!r}, {len(cells)} cells, device {device}, cache {cache}", file=sys.stderr)
     records: dict[str, dict[str, Any]] = {}
@@ -189,11 +288,18 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     bar = progress.bar(len(cells), "cells")
 
+    unsaved: list[str] = []  # finished cells whose own file could not be written
+
     def finished(record: dict[str, Any]) -> None:
-        results.write_cell(out, record)
-        records[record["key"]] = record
+        records[record["key"]] = record  # in results.json even when its cell file cannot be written
+        try:
+            results.write_cell(out, record)
+        except StorageError:
+            unsaved.append(record["key"])
+            raise
 
     stopped: UserError | None = None
+    crashed: Exception | None = None
     try:
         if args.executor == "ray" or args.isolate:
             from .executors import RunSpec, run_ray
@@ -221,29 +327,47 @@ def run(args: argparse.Namespace) -> int:
         interrupted = True
     except StorageError as exc:  # a full disk: what is finished is on disk; write what can be written, then stop
         stopped = exc
+    except Exception as exc:  # a bug that escaped every cell's guard: keep what finished, then show it
+        crashed = exc
     finally:
         bar.close()
     elapsed = time.perf_counter() - started
-    data = results.assemble(
-        suite=suite.to_json(),
-        environment={**fingerprint(device), "wall_seconds": round(elapsed, 2)},
-        plugins=[i.to_json() for i in registry.all()],
-        columns=columns_meta(registry),
-        cells=list(records.values()),
-        failures=[f.to_json() for f in registry.failures],
-    )
-    try:
-        write_outputs(out, data, suite.name)
-    except OSError as exc:
-        raise StorageError(f"cannot write results to {out}: {exc.strerror or exc}; the {len(records)} finished cells "
-                           f"are saved one file each in {out / 'cells'}; free space and run the same command again "
-                           "(it resumes from the cache)") from None
-    if stopped is not None:
-        raise StorageError(f"{stopped} — results of the {len(records)} cells finished before it are written to {out}")
-    if interrupted:
-        print(f"\ndememo-bench: interrupted after {len(records)} of {len(cells)} cells; finished cells are saved "
-              f"in {out}. Run the same command again to resume.", file=sys.stderr)
-        return 130
+    with interrupts.deferred():  # a second Ctrl-C or a SIGTERM storm waits until the set is written
+        signals = interrupts.pending()
+        partial = interrupted or stopped is not None or crashed is not None
+        data = results.assemble(
+            suite=suite.to_json(),
+            environment={**fingerprint(device), "wall_seconds": round(elapsed, 2)},
+            plugins=[i.to_json() for i in registry.all()],
+            columns=columns_meta(registry),
+            cells=list(records.values()),
+            failures=[f.to_json() for f in registry.failures],
+            partial=(len(records), len(cells)) if partial else None,
+        )
+        try:
+            written = write_outputs(out, data, suite.name)
+        except OSError as exc:
+            raise StorageError(f"cannot write results to {out}: {storage_advice(exc, '--out')}; no results file "
+                               f"there was changed; {_saved_note(out, len(records), len(unsaved))}; then run the same "
+                               "command again (it resumes from the cache)") from None
+        where = _written_note(out, written)
+        if crashed is not None:
+            print(f"dememo-bench: an internal error stopped the run after {len(records)} of {len(cells)} cells; "
+                  f"{_saved_note(out, len(records), len(unsaved))}; partial results are in {where}. Please report "
+                  "the traceback below.", file=sys.stderr)
+            raise crashed
+        if stopped is not None:
+            raise StorageError(f"{stopped} — results of the {len(records)} cells finished before it are written to "
+                               f"{where}; {_saved_note(out, len(records), len(unsaved))}")
+        if interrupted:
+            print(f"\ndememo-bench: interrupted after {len(records)} of {len(cells)} cells; "
+                  f"{_saved_note(out, len(records), len(unsaved))}; partial results are in {where}. Run the same "
+                  "command again to resume.", file=sys.stderr)
+            return 130
+        if interrupts.pending() > signals:
+            print(f"\ndememo-bench: interrupted while writing; all {len(records)} cells finished and their results "
+                  f"are complete in {out}.", file=sys.stderr)
+            return 130
     print(leaderboard.render(data, "simple"))
     failed = [r for r in records.values() if r["status"] == "failed"]
     cached = sum(all(t.get("cached", True) for k, t in r["timings"].items() if k != "metrics") for r in records.values())
@@ -354,7 +478,11 @@ def run_submit(args: argparse.Namespace) -> int:
     from . import submission
 
     data = results.load_results(args.results)
-    b = submission.bundle(data, args.name, args.plugin)
+    if results.is_partial(data):  # a bundle has no place to say so: the board would take it for a full run
+        p = data["partial"]
+        raise UserError(f"{args.results} holds partial results ({p['cells_done']} of {p['cells_planned']} cells, the run "
+                        "was stopped); run the same command again to finish it, then submit")
+    b = submission.bundle(data, args.name, args.plugin)  # which refuses partial results too
     path = submission.write_bundle(b, args.out)
     own = len(b["cells"])
     print(f"dememo-bench: wrote {path}: {own} cells of {b['plugin']['distribution']} {b['plugin']['version']} with "
@@ -407,19 +535,35 @@ def run_verify(args: argparse.Namespace) -> int:
 def leaderboard_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dememo-bench leaderboard", description="Build the public board from submission bundles.")
     sub = p.add_subparsers(dest="action", required=True)
-    b = sub.add_parser("build", description="Merge the accepted bundles in ENTRIES_DIR (schema, content hash and cell keys "
-                       "checked; nothing is run or executed) into results.json, leaderboard.md/.csv/.json/.html in --out. "
-                       "A bundle whose suite or protocol differs from the board's (ENTRIES_DIR/board.json, else the first "
-                       "accepted bundle) is refused with its reason; any refusal exits 1.")
+    b = sub.add_parser("build", description="Merge the accepted bundles in ENTRIES_DIR (every check of 'dememo-bench verify' "
+                       "without re-runs; nothing in a bundle is executed, and nothing is run without --rerun) into results.json, leaderboard.md/.csv/.json/.html in --out. "
+                       "A bundle whose suite or protocol differs from the board's (ENTRIES_DIR/board.json, else the "
+                       "fingerprint most bundles share) is refused with its reason. Each bundle puts only the rows of its "
+                       "own distribution's plugins on the board; a bundle claiming a plugin installed here under another "
+                       "distribution or version is refused alone; two bundles that claim the same distribution, plugin, row, "
+                       "name or content are both held back, naming each other. Any refusal exits 1.")
     b.add_argument("entries", type=Path, metavar="ENTRIES_DIR", help="a directory of *.json bundles")
     b.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write the board")
+    b.add_argument("--rerun", type=int, default=0, metavar="K",
+                   help="re-run K sampled own cells of every entry the board in --out does not record as re-run with at "
+                        "least K (same content SHA-256) with the installed plugins; an entry whose re-run fails is held "
+                        "back (default 0)")
+    b.add_argument("--rerun-seed", type=int, default=None, metavar="S", help="seed of the draw (default: fresh, printed)")
+    b.add_argument("--device", default="auto", help="device of the re-runs")
+    b.add_argument("--data-dir", type=Path, default=None)
     return p
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
     from . import submission
 
-    board = submission.build_board(args.entries, args.out)
+    if args.rerun < 0:
+        raise UserError("--rerun must be at least 0")
+    device = resolve_device(args.device) if args.rerun else "cpu"
+    board = submission.build_board(args.entries, args.out, rerun=args.rerun, rerun_seed=args.rerun_seed,
+                                   device=device, data_dir=args.data_dir)
+    for name, check in board.reruns:  # which cells were re-run, and the seed of the draw
+        print(f"re-ran {name}: {check.line()}")
     for entry in board.accepted:
         print(f"accepted {entry['file']}: {entry['name']} ({entry['distribution']} {entry['version']}, {entry['cells']} cells)")
     for name, reason in board.refused:
@@ -433,6 +577,11 @@ def run_leaderboard(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="dememo-bench: %(levelname)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
+    with interrupts.handling():  # Ctrl-C and SIGTERM are told apart from a plugin raising KeyboardInterrupt
+        return _dispatch(argv)
+
+
+def _dispatch(argv: list[str]) -> int:
     try:
         if argv[:1] == ["tune"]:
             return run_tune(tune_parser().parse_args(argv[1:]))
@@ -453,14 +602,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def entry() -> None:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `dememo-bench --list | head` ends quietly
-    # SIGTERM (a CI time limit, `kill`) stops like Ctrl-C: finished cells are already on disk, and the
-    # partial results.json and leaderboards are written before exiting
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM (a CI time limit, `kill`) stops like Ctrl-C (``interrupts.handling`` in main): finished cells
+    # are already on disk, and the partial results.json and leaderboards are written before exiting
     sys.exit(main())

@@ -42,6 +42,16 @@ class StorageError(UserError):
     Finished cells are on disk already; the run stops with this one line (exit code 74, EX_IOERR)."""
 
     exit_code = 74
+    #: raised by dememo's own storage (``harness_storage``): only these stop a run; a StorageError a plugin
+    #: raises is that plugin's failure like any other exception
+    harness = False
+
+
+def harness_storage(message: str) -> StorageError:
+    """A StorageError of dememo's own cache or results directory (it stops the run)."""
+    error = StorageError(message)
+    error.harness = True
+    return error
 
 
 class BudgetViolation(Exception):
@@ -50,3 +60,23 @@ class BudgetViolation(Exception):
 
 class ContractViolation(Exception):
     """A plugin returned something the harness cannot accept (wrong type, shape, NaN). Fails that cell."""
+
+
+def storage_advice(exc: OSError, option: str) -> str:
+    """What an ``OSError`` from writing or reading the disk means and what to do, as one clause, chosen by
+    errno (``option`` is the flag that picks another place, e.g. ``--out`` or ``--cache-dir``). Why by errno:
+    telling someone to free space when the file is another user's or the mount is read-only sends them the
+    wrong way."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    reason = " ".join(str(exc.strerror or exc).split()) + where
+    code = exc.errno
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"{reason}; free space or give another {option}"
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"{reason}; fix the permissions (e.g. chmod -R g+rwX on a shared directory) "
+                f"or give another {option}")
+    if code == errno.EROFS:
+        return f"{reason}; give another {option} on a writable disk"
+    return f"{reason}; check the disk or give another {option}"

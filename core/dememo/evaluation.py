@@ -44,7 +44,25 @@ class Evaluation:
     _replay: Callable[[Ensemble, Data, torch.Tensor], Ensemble] | None = None
     _references: Callable[[str], nn.Module] | None = None
     _metric: Callable[[str, str], dict[str, float]] | None = None
-    _probs: dict[tuple[int, str], torch.Tensor] = attrs.field(factory=dict)
+    #: memoised probabilities: (id(model), data fingerprint) → (a weak reference to the model, probabilities);
+    #: the reference tells a live model from a later one that reuses a collected model's id
+    _probs: dict[tuple[int, str], tuple[Any, torch.Tensor]] = attrs.field(factory=dict)
+    #: called with every memoised tensor handed out, so the harness can watch it (``guards.Watch.add``)
+    _share: Callable[[str, Any], None] | None = None
+    #: keys this view computed itself (``merge`` shares them with the cell's later metrics)
+    _computed: set[tuple[int, str]] = attrs.field(factory=set)
+
+    def view(self, share: Callable[[str, Any], None] | None = None) -> Evaluation:
+        """This evaluation as one metric sees it: its own copies of the plain-Python fields (history, cell,
+        costs) and of the memo (its tensors shared with the cell's other metrics and reported to ``share``)."""
+        import copy
+
+        return attrs.evolve(self, history=copy.deepcopy(self.history), cell=copy.deepcopy(self.cell),
+                            costs=dict(self.costs), share=share, probs=dict(self._probs), computed=set())
+
+    def merge(self, view: Evaluation) -> None:
+        """Share the predictions ``view`` computed (after its metric passed every check) with later metrics."""
+        self._probs.update({k: view._probs[k] for k in view._computed if k in view._probs})
 
     def reference(self, name: str) -> nn.Module:
         """A reference model: ``original``, ``retrained`` or ``clean`` (declare it in ``Metric.needs``)."""
@@ -74,10 +92,16 @@ class Evaluation:
 
     def probs(self, model: nn.Module, data: Data) -> torch.Tensor:
         """Softmax probabilities of ``model`` on ``data`` (memoised per model object and data)."""
+        import weakref
+
         key = (id(model), data.fingerprint)
-        if key not in self._probs:
-            self._probs[key] = predict(model, data.x).softmax(dim=1)
-        return self._probs[key]
+        held = self._probs.get(key)
+        if held is None or held[0]() is not model:
+            held = self._probs[key] = (weakref.ref(model), predict(model, data.x).softmax(dim=1))
+            self._computed.add(key)
+        if self._share is not None:
+            self._share("ev.probs", held[1])
+        return held[1]
 
     def accuracy(self, model: nn.Module, data: Data) -> float:
         if len(data) == 0:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .errors import StorageError, UserError
+from .errors import UserError, harness_storage
 from .executors import RunSpec, prepare
 
 #: how often the parent checks the worker's memory and clock
@@ -45,8 +45,14 @@ POLL_SECONDS = 0.1
 
 def _worker(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], conn: Connection) -> None:
     """The worker's body: plan, then run the cells the parent sends until it sends None."""
+    from . import interrupts
     from .runner import StageFailure
 
+    with interrupts.handling():  # a plugin's own KeyboardInterrupt fails its stage, as in-process
+        _serve(spec, keys, failed, conn, StageFailure)
+
+
+def _serve(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], conn: Connection, StageFailure: type) -> None:
     try:
         planned, runner = prepare(spec, keys)
         for key, (stage, message) in failed.items():
@@ -144,7 +150,7 @@ class Isolated:
                     if message[0] == "user-error":
                         _, kind, text, code = message
                         if kind == "StorageError":
-                            raise StorageError(text)
+                            raise harness_storage(text)
                         error = UserError(text)
                         error.exit_code = code
                         raise error

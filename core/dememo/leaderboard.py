@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import statistics
 from collections import defaultdict
 from typing import Any
@@ -18,6 +19,51 @@ from typing import Any
 from tabulate import tabulate
 
 ARROWS = {"higher": "↑", "lower": "↓", "match": "≈"}
+
+#: characters with a meaning in (GitHub) Markdown, backslash-escaped in text that comes from results or bundles
+MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")
+
+
+def md_escape(text: Any) -> Any:
+    """``text`` as Markdown that shows it literally: line breaks and other unprintable characters become
+    spaces (a table row stays one row), ``&``, ``<`` and ``>`` become entities (no raw HTML), Markdown's
+    punctuation is backslash-escaped (``|`` cannot add a table column, ``![x](url)`` is no image, ``*``/``_``
+    no emphasis) and ``://`` is written with entities (no automatic link). None stays None (an empty cell).
+    Names and labels in a bundle are untrusted data; this keeps them text on the board."""
+    if text is None:
+        return None
+    out = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    out = out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MD_SPECIAL.sub(r"\\\1", out).replace("://", ":&#47;&#47;")
+
+
+#: first characters that make a spreadsheet read a CSV field as a formula (OWASP "CSV injection")
+CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: Any) -> Any:
+    """A label for a CSV field: text a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``@SUM``,
+    ``+cmd``, ``-2+3``) gets a leading ``'``, as OWASP advises, so it stays text. Numbers are written apart
+    (a negative mean stays a number); labels come from results and bundles, untrusted data."""
+    return "'" + text if isinstance(text, str) and text.startswith(CSV_FORMULA) else text
+
+
+def md_code(text: str) -> str:
+    """``text`` as inline code when it is a plain name (letters, digits, ``.-_`` and spaces), else escaped
+    text: a backtick in a suite name must not end the code span."""
+    return f"`{text}`" if re.fullmatch(r"[\w.\- ]+", text) else md_escape(text)
+
+
+def _same(text: Any) -> Any:
+    return text
+
+
+def _escaped_table(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """A table with its results-supplied text escaped for Markdown: every header (column and attack labels)
+    and the label columns (method, params); the numbers are formatted here and left as they are."""
+    labels = [i for i, h in enumerate(header) if h in LABEL_COLUMNS]
+    return ([md_escape(h) for h in header],
+            [[md_escape(v) if i in labels else v for i, v in enumerate(row)] for row in rows])
 
 
 DIGITS = {"fraction": 1, "number": 3, "seconds": 2, "epochs": 1, "count": 0}
@@ -224,14 +270,16 @@ def _selections(cells: list[dict[str, Any]]) -> dict[str, str]:
     return {m: "/".join(sorted(v)) for m, v in out.items()}
 
 
-def tuning_note(results: dict[str, Any]) -> str | None:
-    """One line saying how tuned parameters were chosen (from the suite's tuning record)."""
+def tuning_note(results: dict[str, Any], esc: Any = None) -> str | None:
+    """One line saying how tuned parameters were chosen (from the suite's tuning record); ``esc`` escapes
+    the suite's text in it (``md_escape`` for Markdown)."""
     tuned = (results.get("suite") or {}).get("tuned")
     if not tuned:
         return None
     seeds = tuned.get("seeds") or []
     span = f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else ", ".join(map(str, seeds))
-    return (f"params: tuned = chosen by `dememo-bench tune` ({(results.get('suite') or {}).get('tuning')}): smallest Avg Gap "
+    how = (results.get("suite") or {}).get("tuning")
+    return (f"params: tuned = chosen by `dememo-bench tune` ({esc(how) if esc else how}): smallest Avg Gap "
             f"to retrain on the validation split over tuning seeds {span} (disjoint from the seeds reported here); "
             "suite = set in the suite file; default = the plugin's defaults. The search log is in results.json "
             "(suite.tuned).")
@@ -385,11 +433,16 @@ def split_columns(header: list[str], rows: list[list[str]], width: int = MAX_PRI
 
 
 def render(results: dict[str, Any], fmt: str = "simple") -> str:
-    """All tables in one text, as tabulate format ``fmt`` (``simple`` for the terminal, ``github`` for Markdown)."""
+    """All tables in one text, as tabulate format ``fmt`` (``simple`` for the terminal, ``github`` for Markdown);
+    partial results open with their :func:`partial_note`."""
     parts = []
     md = fmt == "github"
+    esc = md_escape if md else _same  # bundle and results text is data: in Markdown it must stay text
+    partial = partial_note(results)
+    if partial:
+        parts += [f"**{partial}**" if md else partial, ""]
     for (track, dataset, forget), cells in sorted_groups(results):
-        parts.append(("### " if md else "== ") + title(track, dataset, forget, cells) + ("" if md else " =="))
+        parts.append(("### " if md else "== ") + esc(title(track, dataset, forget, cells)) + ("" if md else " =="))
         for table in build_tables(results, cells):
             pieces = split_columns(table["header"], table["rows"])
             for i, (header, rows) in enumerate(pieces):
@@ -397,21 +450,39 @@ def render(results: dict[str, Any], fmt: str = "simple") -> str:
                 if len(pieces) > 1:
                     caption = f"{caption or 'Metrics'} (part {i + 1} of {len(pieces)})"
                 if caption:
-                    parts.append(("\n*" + caption + "*\n") if md else "\n" + caption + ":")
+                    parts.append(("\n*" + esc(caption) + "*\n") if md else "\n" + caption + ":")
                 elif md:
                     parts.append("")
+                if md:
+                    header, rows = _escaped_table(header, rows)
                 parts.append(tabulate(rows, headers=header, tablefmt=fmt, disable_numparse=True))
             if table.get("rule"):
                 parts.append(("\n_" + table["rule"] + "_") if md else "  " + table["rule"])
             for note in table.get("notes", []):
-                parts.append(("- " if md else "  ") + note)
+                parts.append(("- " if md else "  ") + esc(note))
         parts.append("")
     if parts:
         parts.append(LEGEND)
-        note = tuning_note(results) if any(t != "unlearnability" for t, _, _ in groups(results)) else None
+        note = tuning_note(results, esc) if any(t != "unlearnability" for t, _, _ in groups(results)) else None
         if note:
             parts.append(note)
     return "\n".join(parts)
+
+
+def partial_note(results: dict[str, Any]) -> str | None:
+    """The line every format of partial results carries ("PARTIAL: n of m cells"), or None when the results
+    are complete (no ``partial`` field)."""
+    p = results.get("partial")
+    if not isinstance(p, dict):
+        return None
+    return (f"PARTIAL: {p.get('cells_done')} of {p.get('cells_planned')} cells (the run was stopped before the "
+            "end; run the same command again to finish it)")
+
+
+def _partial_cell(results: dict[str, Any]) -> str:
+    """The CSV's ``partial`` column: empty for complete results, else "n/m" (cells done of planned)."""
+    p = results.get("partial")
+    return f"{p.get('cells_done')}/{p.get('cells_planned')}" if isinstance(p, dict) else ""
 
 
 def to_json(results: dict[str, Any]) -> dict[str, Any]:
@@ -424,13 +495,16 @@ def to_json(results: dict[str, Any]) -> dict[str, Any]:
                    "rank": t.get("rank") or {}, "notes": t.get("notes", [])} for t in build_tables(results, cells)]
         out.append({"track": track, "dataset": dataset, "forget": forget,
                     "title": title(track, dataset, forget, cells), "tables": tables})
-    return {"schema": "dememo.leaderboard/1", "legend": LEGEND, "tuning": tuning_note(results), "groups": out}
+    return {"schema": "dememo.leaderboard/1", "legend": LEGEND, "tuning": tuning_note(results),
+            "partial": results.get("partial") if isinstance(results.get("partial"), dict) else None, "groups": out}
 
 
 def to_csv(results: dict[str, Any]) -> str:
-    """Long format: one row per (table, method, column, attack) with mean, std and the number of seeds."""
+    """Long format: one row per (table, method, column, attack) with mean, std and the number of seeds. The
+    last column, ``partial``, is empty for complete results and "n/m" (cells done of planned) on every row of
+    partial ones: CSV has no comment line a reader would keep, and a per-row value survives filtering."""
     buf = io.StringIO()
-    writer = csv.writer(buf)
+    writer = _PartialWriter(csv.writer(buf), _partial_cell(results))
     writer.writerow(["track", "dataset", "forget", "method", "attack", "column", "direction", "mean", "std", "n", "failed_cells"])
     for (track, dataset, forget), cells in sorted_groups(results):
         columns_meta = results.get("columns", {}).get(track, {})
@@ -443,16 +517,27 @@ def to_csv(results: dict[str, Any]) -> str:
                 values[(c["method"], c["attack"], col)].append(v)
         for (method, attack, col), vals in sorted(values.items()):
             mean, std, n = _stats(vals)
-            writer.writerow([track, dataset, forget or "", method, attack, col,
-                             columns_meta.get(col, {}).get("direction", ""),
+            writer.writerow([*map(csv_text, (track, dataset, forget or "", method, attack, col,
+                                             columns_meta.get(col, {}).get("direction", ""))),
                              "" if mean is None else repr(mean), "" if std is None else repr(std), n,
                              failed.get((method, attack), 0)])
         for (method, attack), count in sorted(failed.items()):
             if not any(k[0] == method and k[1] == attack for k in values):
-                writer.writerow([track, dataset, forget or "", method, attack, "", "", "", "", 0, count])
+                writer.writerow([*map(csv_text, (track, dataset, forget or "", method, attack)), "", "", "", "", 0, count])
         for (method, label, col), vals in sorted(curve_values(results, cells).items()):
             mean, std, n = _stats(vals)
-            writer.writerow([track, dataset, forget or "", method, label, f"{col}_auc",
-                             columns_meta.get(col, {}).get("direction", ""),
+            writer.writerow([*map(csv_text, (track, dataset, forget or "", method, label, f"{col}_auc",
+                                             columns_meta.get(col, {}).get("direction", ""))),
                              "" if mean is None else repr(mean), "" if std is None else repr(std), n, 0])
     return buf.getvalue()
+
+
+class _PartialWriter:
+    """A ``csv.writer`` that appends the ``partial`` column to every row (its header first)."""
+
+    def __init__(self, writer: Any, value: str):
+        self.writer, self.value, self.header = writer, value, True
+
+    def writerow(self, row: list[Any]) -> None:
+        self.writer.writerow([*row, "partial" if self.header else self.value])
+        self.header = False

@@ -63,7 +63,7 @@ NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:75em;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:1.05em}
-.env,.legend,.notes,figcaption,.hint{font-size:.85em;color:#555}code{background:#f4f4f4;padding:0 .2em}
+.env,.legend,.notes,figcaption,.hint{font-size:.85em;color:#555}.partial{color:#a00;border:1px solid #a00;padding:.3em .5em}code{background:#f4f4f4;padding:0 .2em}
 table.lb{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.85em}
 table.lb caption{text-align:left;font-style:italic;padding:.2em 0}
 table.lb th,table.lb td{border:1px solid #ddd;padding:.2em .5em;text-align:right;white-space:nowrap}
@@ -328,6 +328,9 @@ def render_page(results: Mapping[str, Any]) -> str:
     body = [f"<h1>dememo leaderboard — suite <code>{_e(name)}</code></h1>"]
     if suite.get("description"):
         body.append(f"<p>{_e(suite['description'])}</p>")
+    partial = leaderboard.partial_note(results)  # type: ignore[arg-type]
+    if partial:
+        body.append(f'<p class="partial"><strong>{_e(partial)}</strong></p>')
     body.append(f'<p class="env">{_e(report._environment(results))}</p>')
     groups = sorted_groups(results)  # type: ignore[arg-type]
     nav = [f'<li><a href="#g{i}">{_e(title(t, d, f, cells))}</a></li>' for i, ((t, d, f), cells) in enumerate(groups)]

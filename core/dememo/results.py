@@ -1,7 +1,9 @@
 """``results.json`` (schema ``dememo.results/1``, binding) and the per-cell files written as cells finish.
 
 Each finished cell is written at once to ``<out>/cells/<key>.json`` (atomically), so an interrupted run
-loses no finished cell; ``results.json`` is assembled from them at the end of every run.
+loses no finished cell; ``results.json`` is assembled from them at the end of every run. A run stopped
+before its end (Ctrl-C, SIGTERM, a full disk) writes ``"partial": {"cells_done": n, "cells_planned": m}``,
+which the leaderboards show and ``submit`` refuses; complete results have no such field.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import atomic_write_json
-from .errors import StorageError, UserError
+from .errors import StorageError, harness_storage, UserError, storage_advice
 
 SCHEMA = "dememo.results/1"
 
@@ -29,11 +31,12 @@ def clean_number(value: Any) -> Any:
 
 
 def write_cell(out: Path, record: dict[str, Any]) -> None:
-    """Write a finished cell at once (atomically); a full disk is a one-line StorageError."""
+    """Write a finished cell at once (atomically); a full disk or a permission error is a one-line
+    StorageError."""
     try:
         atomic_write_json(out / "cells" / f"{record['key']}.json", clean_number(record))
     except OSError as exc:
-        raise StorageError(f"cannot write results to {out}: {exc.strerror or exc}; free space and run the same "
+        raise harness_storage(f"cannot write results to {out}: {storage_advice(exc, '--out')}; then run the same "
                            "command again (it resumes from the cache)") from None
 
 
@@ -50,8 +53,11 @@ def read_cells(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def assemble(suite: dict[str, Any], environment: dict[str, Any], plugins: list[dict[str, Any]],
-             columns: dict[str, Any], cells: list[dict[str, Any]], failures: list[dict[str, Any]]) -> dict[str, Any]:
-    return clean_number({
+             columns: dict[str, Any], cells: list[dict[str, Any]], failures: list[dict[str, Any]],
+             partial: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The results document; ``partial`` = (cells done, cells planned) for a run stopped before its end, which
+    every reader then shows as partial (the field is absent from complete results)."""
+    data = {
         "schema": SCHEMA,
         "suite": suite,
         "environment": environment,
@@ -59,7 +65,15 @@ def assemble(suite: dict[str, Any], environment: dict[str, Any], plugins: list[d
         "plugin_load_failures": failures,
         "columns": columns,
         "cells": cells,
-    })
+    }
+    if partial is not None:
+        data["partial"] = {"cells_done": partial[0], "cells_planned": partial[1]}
+    return clean_number(data)
+
+
+def is_partial(data: dict[str, Any]) -> bool:
+    """Whether results come from a run stopped before its end (they carry a ``partial`` field)."""
+    return data.get("partial") is not None
 
 
 def write_results(out: Path, results: dict[str, Any]) -> Path:
@@ -264,6 +278,12 @@ def shape_problem(data: dict[str, Any]) -> str | None:
             for k in ("wall_clock", "detail", "signed"):
                 if not isinstance(m.get(k), (bool, type(None))):
                     return f"{where}.{k} is not true, false or null"
+    partial = data.get("partial")
+    if partial is not None and not (
+            isinstance(partial, dict) and all(isinstance(partial.get(k), int) and not isinstance(partial[k], bool)
+                                              for k in ("cells_done", "cells_planned"))
+            and 0 <= partial["cells_done"] <= partial["cells_planned"]):
+        return "'partial' is not {cells_done, cells_planned} with 0 <= cells_done <= cells_planned"
     cells = data.get("cells")
     if not isinstance(cells, list):
         return "'cells' is not a list"

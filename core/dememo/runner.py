@@ -11,34 +11,45 @@ Stages and what their key hashes (besides the dataset, architecture, recipe and 
 - ``metric``   metric spec, evaluated model key, reference keys and the specs of metrics it uses.
 
 A plugin exception fails the stage; every cell that needs that stage fails with the same one-line reason
-and its traceback, and all other cells go on.
+and its traceback, and all other cells go on. That holds for whatever a plugin raises or calls: a
+``dememo.UserError`` (an error of the plugin's, not of this run's input), ``sys.exit()``, a
+``KeyboardInterrupt`` that no signal caused (``dememo.interrupts``); only a full disk (``StorageError``)
+and the user's Ctrl-C stop the run. A dataset that fails to load fails that dataset's cells.
+
+What a plugin may not change (each stage is guarded, and the guard names the plugin):
+- shared tensors, in place: its inputs and everything the harness hands it while it runs (``guards``);
+  once a guard fires, everything held in memory is reloaded from the cache, for later cells and for the
+  same cell's remaining metrics;
+- its own parameters (they are the cache key, and the object is shared by the cells of its row);
+- torch's process-wide settings and RNG states (``globalstate``: restored after every stage).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import attrs
 import torch
 from torch import nn
 
-from . import forget
+from . import forget, globalstate, interrupts
 from .budget import Budget, check_poison
 from .cache import Store
 from .context import Context, seeded_generator, standard_training
 from .data import Data, Splits, Task
-from .errors import BudgetViolation, ContractViolation, DatasetError, UserError
+from .errors import BudgetViolation, ContractViolation, DatasetError, StorageError, UserError
 from .evaluation import Evaluation
 from .families import AttackData, LearnerData, Metric, Series
 from .ensemble import Ensemble, fit_many
-from .guards import InputMutated, unchanged, watched
+from .guards import InputMutated, Watch, unchanged
 from .hashing import derive_seed, digest, tensor_digest
 from .params import parse_label
 from .planner import Cell, Configured, DatasetConfig, Planner
@@ -75,11 +86,74 @@ def mean_series(draws: list[Series]) -> Series:
 
 
 class StageFailure(Exception):
-    """A stage raised: one-line ``message`` and the full ``trace``; shared by every cell that needs it."""
+    """A stage raised: one-line ``message`` and the full ``trace``; shared by every cell that needs it.
+    ``mutated``: the plugin modified shared data in place (what is held in memory was dropped)."""
 
-    def __init__(self, stage: str, message: str, trace: str):
+    def __init__(self, stage: str, message: str, trace: str, mutated: bool = False):
         super().__init__(f"{stage}: {message}")
-        self.stage, self.message, self.trace = stage, message, trace
+        self.stage, self.message, self.trace, self.mutated = stage, message, trace, mutated
+
+
+def escaped(exc: BaseException, who: str) -> str | None:
+    """The one-line reason for an exception that is not an ordinary plugin bug but must still fail only the
+    plugin's stage (None for an ordinary ``Exception``)."""
+    if isinstance(exc, SystemExit):
+        return f"{who} called sys.exit({exc.code!r}); a plugin must raise an exception instead of ending the process"
+    if isinstance(exc, KeyboardInterrupt):
+        return f"{who} raised KeyboardInterrupt, and no Ctrl-C or SIGTERM was received"
+    if isinstance(exc, UserError):
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{who} raised {type(exc).__name__}: {text}"
+    if not isinstance(exc, Exception):
+        return f"{who} raised {type(exc).__name__}"
+    return None
+
+
+def user_stop(exc: BaseException) -> bool:
+    """Whether an exception stops the run rather than failing a stage: dememo's own cache or results
+    directory cannot be written, or the user's interrupt."""
+    return (isinstance(exc, StorageError) and exc.harness) or (isinstance(exc, KeyboardInterrupt)
+                                                               and interrupts.from_user(exc))
+
+
+def needs_of(metric: Configured, track: str, quiet: bool = False) -> tuple[str, ...]:
+    """The references ``metric`` declares for ``track``; a declaration that raises fails that metric (a
+    StageFailure naming it), or with ``quiet`` counts as none (its own stage then fails)."""
+    try:
+        return tuple(type(metric.obj).needs_on(track))  # type: ignore[attr-defined]
+    except BaseException as exc:
+        if user_stop(exc):
+            raise
+        if quiet:
+            return ()
+        who = f"metric {metric.name!r}.needs_on()"
+        raise StageFailure(f"metric:{metric.name}", escaped(exc, who) or f"{who} raised {one_line(exc)}",
+                           traceback.format_exc()) from None
+
+
+def _copy(value: Any) -> Any:
+    """``value`` itself when immutable (most parameters: numbers, strings, tuples of them), else a deep copy."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, (tuple, frozenset)) and all(_copy(v) is v for v in value):
+        return value
+    return copy.deepcopy(value)
+
+
+def _state(obj: Any) -> str:
+    """A digest of an attrs object's fields (a plugin's parameters, the training recipe)."""
+    return digest(attrs.asdict(obj, recurse=True))
+
+
+class Subject(NamedTuple):
+    """What a cell's metrics read: the loaded dataset, the task, the training data and the model(s) under
+    evaluation (one per model-stage attack draw)."""
+
+    env: DatasetEnv
+    task: Task | None
+    train_data: Data | None
+    history: list | None
+    draws: list[tuple[nn.Module, str]]
 
 
 def one_line(exc: BaseException) -> str:
@@ -159,6 +233,13 @@ class Runner:
         self._replays = False
         #: the current interplay cell's owner share, clean images (``Evaluation.owner_share``)
         self._owner_share: Data | None = None
+        #: the watches of the plugin calls in progress (innermost last): stage outputs handed out meanwhile
+        #: are added to each (``guards.Watch``)
+        self._watches: list[Watch] = []
+        #: (plugin, torch setting) pairs already warned about in this run (``globalstate.preserved``)
+        self._warned: set[tuple[str, str]] = set()
+        #: datasets that failed to load: config key → the error (their cells fail without retrying)
+        self.bad_envs: dict[str, DatasetError] = {}
         #: called with (key, stage name, True) before a stage is computed (not when read from the cache) and
         #: (key, stage name, False) after: lets an isolating parent know which stage a crashed worker was in
         self.on_stage: Callable[[str, str, bool], None] | None = None
@@ -166,22 +247,37 @@ class Runner:
     # -- datasets ----------------------------------------------------------------------------------
 
     def env(self, config: DatasetConfig) -> DatasetEnv:
+        """The loaded dataset of ``config``; a DatasetError naming the dataset and its plugin when it cannot be
+        loaded (remembered: the dataset's later cells fail at once)."""
         key = digest(config.spec())
+        if key in self.bad_envs:
+            raise self.bad_envs[key]
         if key not in self.envs:
             from pathlib import Path
 
             source = config.dataset.obj
             data_dir = Path(self.data_dir) if self.data_dir else Path.home() / ".cache" / "dememo" / "data"
+            who = f"dataset plugin {config.dataset.label!r}"
+            step = "failed to load"
             try:
-                splits = source.load(data_dir, self.download)  # type: ignore[attr-defined]
-            except UserError:
-                raise
-            except Exception as exc:
-                raise DatasetError(f"dataset {config.name!r} failed to load: {one_line(exc)}") from exc
-            splits = splits.to(self.device)
-            fp = digest([config.dataset.spec(), splits.train.fingerprint, splits.val.fingerprint, splits.test.fingerprint])
-            env = DatasetEnv(config, splits, fp, self.device)
-            env.template = {k: tuple(v.shape) for k, v in env.build().state_dict().items()}
+                with globalstate.preserved(who, self._warned):
+                    splits = source.load(data_dir, self.download)  # type: ignore[attr-defined]
+                if not isinstance(splits, Splits):
+                    raise ContractViolation(f"{who} returned {type(splits).__name__}, expected a dememo.Splits")
+                splits = splits.to(self.device)
+                fp = digest([config.dataset.spec(), splits.train.fingerprint, splits.val.fingerprint, splits.test.fingerprint])
+                env = DatasetEnv(config, splits, fp, self.device)
+                step, who = "cannot build its model", f"architecture plugin {config.architecture.label!r}"
+                with globalstate.preserved(who, self._warned):
+                    env.template = {k: tuple(v.shape) for k, v in env.build().state_dict().items()}
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt) and interrupts.from_user(exc):
+                    raise
+                text = str(exc).strip().splitlines()[0] if isinstance(exc, UserError) and str(exc).strip() else \
+                    (escaped(exc, "it") or one_line(exc))
+                error = DatasetError(f"dataset {config.name!r} ({who}) {step}: {text}")
+                self.bad_envs[key] = error
+                raise error from exc
             self.envs[key] = env
         return self.envs[key]
 
@@ -217,7 +313,16 @@ class Runner:
     # -- the generic stage ---------------------------------------------------------------------------
 
     def _stage(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-               decode: Callable[[dict[str, Any], Any], Any]) -> tuple[Any, dict[str, Any], StageInfo]:
+               decode: Callable[[dict[str, Any], Any], Any], who: str | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
+        """A stage's output, from memory, the cache or ``compute`` (run as plugin ``who``, default the stage
+        name). The output is shared: while a plugin runs, it is added to the plugin's watch."""
+        value, meta, info = self._get(key, name, compute, decode, who or name)
+        for watch in self._watches:
+            watch.add(f"{name} output", value)
+        return value, meta, info
+
+    def _get(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
+             decode: Callable[[dict[str, Any], Any], Any], who: str) -> tuple[Any, dict[str, Any], StageInfo]:
         if key in self.failed:
             raise self.failed[key]
         if key in self.mem:
@@ -229,7 +334,7 @@ class Runner:
             with self.store.claim(key):  # another process computing this stage: wait for it, then read its entry
                 hit = self.store.get(key)
                 if hit is None:
-                    value, meta, info = self._compute(key, name, compute)
+                    value, meta, info = self._compute(key, name, compute, who)
         if hit is not None:
             meta, payload = hit
             value = decode(meta, payload)
@@ -242,30 +347,55 @@ class Runner:
             self._mem_total -= self._mem_sizes.pop(old)
         return value, meta, info
 
-    def _compute(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]]) -> tuple[Any, dict[str, Any], StageInfo]:
-        """Compute a stage and store it (the caller holds its claim)."""
+    def _compute(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
+                 who: str) -> tuple[Any, dict[str, Any], StageInfo]:
+        """Compute a stage and store it (the caller holds its claim). Whatever the plugin raises fails the
+        stage (``escaped``), except a full disk and the user's interrupt."""
         if self.on_stage is not None:
             self.on_stage(key, name, True)
         start = time.perf_counter()
         outer, self._borrowed = self._borrowed, 0.0
+        signals = interrupts.pending()
         try:
             value, payload, extra = compute()
-        except (StageFailure, UserError):
+        except StageFailure as exc:
+            if interrupts.pending() > signals:  # the user's Ctrl-C, swallowed by a plugin: still the user's
+                raise KeyboardInterrupt from exc
             raise
-        except Exception as exc:
-            failure = StageFailure(name, one_line(exc), traceback.format_exc())
+        except BaseException as exc:
+            if user_stop(exc):
+                raise
+            if interrupts.pending() > signals:
+                raise KeyboardInterrupt from exc
+            mutated = isinstance(exc, InputMutated)
+            failure = StageFailure(name, escaped(exc, who) or one_line(exc), traceback.format_exc(), mutated)
             self.failed[key] = failure
-            if isinstance(exc, InputMutated):
+            if mutated:
                 self.drop_shared()
             raise failure from exc
         finally:
             borrowed, self._borrowed = self._borrowed, outer
             if self.on_stage is not None:
                 self.on_stage(key, name, False)
+        if interrupts.pending() > signals:
+            raise KeyboardInterrupt
+        self._refuse_tainted(name)
         seconds = time.perf_counter() - start + borrowed
         meta = {"stage": name, "seconds": seconds, **extra}
         self.store.put(key, meta, payload)
         return value, meta, StageInfo(seconds, False)
+
+    def _refuse_tainted(self, name: str) -> None:
+        """A stage computed for a plugin that had already modified shared data (``ctx.train`` on a retain set
+        it changed, ``ev.metric`` on a model it scaled) is computed from the wrong inputs under the right key:
+        it is not stored, and fails (not remembered as this key's failure: the key itself is sound); the
+        plugin's own guard then fails the plugin."""
+        for watch in self._watches:
+            changed = watch.changed()
+            if changed:
+                self.drop_shared()
+                raise StageFailure(name, f"not stored: {watch.who} had modified {changed[0]} in place before "
+                                         "asking for it", "", mutated=True)
 
     def drop_shared(self) -> None:
         """Forget every dataset and stage output held in memory (after a plugin modified one in place):
@@ -309,7 +439,34 @@ class Runner:
         def decode(meta, payload):
             return [self._load(env, s) for s in payload["models"]]
 
-        return self._stage(key, name, compute, decode)
+        return self._stage(key, name, compute, decode, who)
+
+    @contextlib.contextmanager
+    def _guard(self, who: str, plugin: Any, env: DatasetEnv, **shared: Any) -> Iterator[Watch]:
+        """A plugin call: ``shared`` (and every stage output handed out meanwhile) must not change in place,
+        nor may the parameters of the plugin or of the dataset's architecture and source (``ctx.architecture``):
+        they are cache keys, and the objects serve every cell of their rows, so a change is undone and fails
+        the stage. Torch's global settings are restored as soon as it returns, before the harness builds
+        anything from its output."""
+        objects = {id(o): o for o in (plugin, env.config.architecture.obj, env.config.dataset.obj, env.config.entry.recipe)}
+        saved = {i: ({f.name: _copy(getattr(o, f.name)) for f in attrs.fields(type(o))}, _state(o))
+                 for i, o in objects.items()}
+        moved: list[Any] = []
+        try:
+            with unchanged(who, shared, self._watches) as watch, globalstate.preserved(who, self._warned):
+                yield watch
+        finally:
+            for i, o in objects.items():
+                fields, before = saved[i]
+                if _state(o) != before:
+                    moved.append(o)
+                    for name, value in fields.items():
+                        object.__setattr__(o, name, value)
+        if moved:
+            whose = "its own parameters" if moved[0] is plugin else \
+                f"the parameters of {getattr(type(moved[0]), 'name', '') or type(moved[0]).__name__!r}"
+            raise ContractViolation(f"{who} changed {whose} while running (they are cache keys, shared by other "
+                                    "cells): keep working state in local variables")
 
     # -- stages ------------------------------------------------------------------------------------
 
@@ -323,13 +480,16 @@ class Runner:
         key = self.train_key(env, data, seed)
         history: dict[str, Any] = {}
 
+        who = f"architecture {env.config.architecture.label!r}"
+
         def produce():
             ctx = self.context(env, seed, key)
-            model, hist = standard_training(ctx, data, eval_data=env.splits.test)
+            with self._guard(who, env.config.architecture.obj, env, data=data, splits=env.splits):
+                model, hist = standard_training(ctx, data, eval_data=env.splits.test)
             history["history"] = hist.to_json()
             return model
 
-        models, meta, info = self._models_stage(env, key, "train", produce, "training", extra=lambda: history)
+        models, meta, info = self._models_stage(env, key, "train", produce, who, extra=lambda: history)
         return models[0], key, info, meta
 
     def ensemble(self, env: DatasetEnv, data: Data, subsets: torch.Tensor, seeds: tuple[int, ...], seed: int) -> Ensemble:
@@ -338,12 +498,15 @@ class Runner:
         key = digest({**env.base(seed), "stage": "ensemble", "data": data.fingerprint, "seeds": list(seeds),
                       "subsets": tensor_digest(masks.to(torch.uint8))})
 
+        who = f"architecture {env.config.architecture.label!r}"
+
         def compute():
-            ens = fit_many(self.context(env, seed, key), data, masks.to(data.device), seeds, desc=f"ensemble of {len(seeds)}")
+            with self._guard(who, env.config.architecture.obj, env, data=data, splits=env.splits):
+                ens = fit_many(self.context(env, seed, key), data, masks.to(data.device), seeds, desc=f"ensemble of {len(seeds)}")
             return ens, ens.to_payload(), {"members": len(seeds)}
 
         ens, _, _ = self._stage(key, "ensemble", compute,
-                                lambda meta, payload: Ensemble.from_payload(payload, env.build(), self.device))
+                                lambda meta, payload: Ensemble.from_payload(payload, env.build(), self.device), who)
         ens.key = key
         return ens
 
@@ -362,17 +525,18 @@ class Runner:
         ratio = own if ratio is None else ratio
         key = digest({**env.base(cell.seed), "stage": "poison", "poisoner": spec, "budget": attrs.asdict(budget)})
         clean = env.splits.train
+        who = f"poisoner {cell.poisoner.label!r}"
 
         def compute():
             ctx = self.context(env, cell.seed, key, budget)
             given = attrs.evolve(clean, x=clean.x.clone(), y=clean.y.clone())  # its own copy to work on
-            with unchanged(f"poisoner {cell.poisoner.label!r}", watched(splits=env.splits)):  # type: ignore[union-attr]
+            with self._guard(who, poisoner, env, splits=env.splits):
                 out = poisoner.poison(given, ctx)  # type: ignore[attr-defined]
             check_poison(clean.x, out, budget)
             delta = (out.to(clean.x.dtype) - clean.x).to("cpu")
             return delta, {"delta": delta}, {"budget": attrs.asdict(budget)}
 
-        delta, meta, info = self._stage(key, "poison", compute, lambda meta, payload: payload["delta"])
+        delta, meta, info = self._stage(key, "poison", compute, lambda meta, payload: payload["delta"], who)
         delta = delta.to(self.device)
         tag: list[Any] = ["poisoned", key]
         subset = None
@@ -399,7 +563,7 @@ class Runner:
 
         def produce():
             ctx = self.context(env, cell.seed, key)
-            with unchanged(who, watched(data=data, splits=env.splits)):
+            with self._guard(who, attack.obj, env, data=data, splits=env.splits):
                 out = attack.obj.train(LearnerData(data, env.splits.val, env.splits.test), ctx)  # type: ignore[attr-defined]
             if isinstance(out, tuple):
                 if len(out) != 2 or not isinstance(out[1], History):
@@ -422,8 +586,11 @@ class Runner:
         key = digest({**env.base(seed), "stage": "scores", "scorer": scorer.spec(), "data": env.splits.train.fingerprint})
         train = env.splits.train
 
+        who = f"scorer {name!r}"
+
         def compute():
-            out = scorer.obj.score(train, self.context(env, seed, key))  # type: ignore[attr-defined]
+            with self._guard(who, scorer.obj, env, train=train, splits=env.splits):
+                out = scorer.obj.score(train, self.context(env, seed, key))  # type: ignore[attr-defined]
             if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(train),):
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                 raise ContractViolation(f"scorer {name!r} returned {shape}, expected one score per training sample ({len(train)},)")
@@ -432,7 +599,7 @@ class Runner:
                 raise ContractViolation(f"scorer {name!r} returned non-finite scores")
             return values, {"scores": values}, {}
 
-        values, _, info = self._stage(key, f"scores:{name}", compute, lambda meta, payload: payload["scores"])
+        values, _, info = self._stage(key, f"scores:{name}", compute, lambda meta, payload: payload["scores"], who)
         if info.cached:  # like a reused training: a stage that reads the scores is billed their cost
             self._borrowed += info.seconds
         return values
@@ -508,8 +675,13 @@ class Runner:
         try:  # the plugins it composes enter its key; an unknown one fails this cell, as it would when called
             called = [[family, label, self._single(env, "metric" if family == "scorer" else family, *parse_label(label)).spec()]
                       for family, label in unlearner.obj.called()] if self.planner else []  # type: ignore[attr-defined]
-        except UserError as exc:
-            raise StageFailure("unlearn", str(exc), "") from None
+        except BaseException as exc:  # the unlearner's own declaration failed: its cells fail, named
+            if user_stop(exc):
+                raise
+            raise StageFailure("unlearn", str(exc) if isinstance(exc, UserError) else
+                               escaped(exc, f"unlearner {unlearner.label!r}.called()") or
+                               f"unlearner {unlearner.label!r}.called() raised {one_line(exc)}",
+                               traceback.format_exc()) from None
         seed = cell.seed if seed is None else seed
         key = digest({**env.base(seed), "stage": "unlearn", "unlearner": unlearner.spec(), "original": okey,
                       "forget": task.forget.fingerprint, **({"calls": called} if called else {})})
@@ -522,7 +694,8 @@ class Runner:
             if not type(unlearner.obj).reads_forget:  # type: ignore[attr-defined]
                 empty = task.forget.subset(torch.zeros(0, dtype=torch.int64), "withheld")
                 given = Task(task.retain, empty, task.val)
-            with unchanged(f"unlearner {unlearner.label!r}", watched(task=task, original=original, splits=env.splits)):
+            with self._guard(f"unlearner {unlearner.label!r}", unlearner.obj, env, task=task, original=original,
+                             splits=env.splits):
                 out = unlearner.obj.unlearn(copy.deepcopy(original), given, ctx)  # type: ignore[attr-defined]
             record = getattr(out, "dememo_record", None)
             if record is not None:
@@ -546,7 +719,7 @@ class Runner:
 
         def produce():
             ctx = self.context(env, cell.seed, key)
-            with unchanged(f"attack {attack.label!r}", watched(model=model, splits=env.splits, task=task)):
+            with self._guard(f"attack {attack.label!r}", attack.obj, env, model=model, splits=env.splits, task=task):
                 return attack.obj.attack(copy.deepcopy(model), AttackData(env.splits, task), ctx)  # type: ignore[attr-defined]
 
         models, meta, info = self._models_stage(env, key, "attack", produce, f"attack {attack.label!r}")
@@ -576,7 +749,7 @@ class Runner:
         cls: type[Metric] = type(metric.obj)  # type: ignore[assignment]
         original = train_data if cell.track == "interplay" else None
         refs = self.references(env, cell, task, original)
-        needs = cls.needs_on(cell.track)
+        needs = needs_of(metric, cell.track)
         missing = [n for n in needs if n not in refs]
         if missing:
             raise StageFailure(f"metric:{metric.name}", f"needs reference {missing[0]!r}, not available on the {cell.track} track", "")
@@ -600,8 +773,11 @@ class Runner:
             ev = self._evals[model_key]
             outer, self._replays = self._replays, replays
             try:
-                with unchanged(f"metric {metric.name!r}", watched(model=model, splits=env.splits, task=task, train=train_data)):
-                    values = metric.obj.compute(ev, ctx)  # type: ignore[attr-defined]
+                with self._guard(f"metric {metric.name!r}", metric.obj, env, model=model, splits=env.splits, task=task,
+                                 train=train_data, owner_share=self._owner_share) as watch:
+                    view = ev.view(watch.add)
+                    values = metric.obj.compute(view, ctx)  # type: ignore[attr-defined]
+                ev.merge(view)
             finally:
                 self._replays = outer
             values = self._check_metric(metric, values)
@@ -612,14 +788,17 @@ class Runner:
             return {k: Series.from_json(v) if isinstance(v, dict) else (math.nan if v is None else v)
                     for k, v in meta["values"].items()}
 
-        values, _, _ = self._stage(key, f"metric:{metric.name}", compute, decode)
+        values, _, _ = self._stage(key, f"metric:{metric.name}", compute, decode, f"metric {metric.name!r}")
         return values
 
     def _evaluation(self, env, cell, model, model_key, task, train_data, history, metrics, refs) -> Evaluation:
         def reference(name: str) -> nn.Module:
             if name not in refs:
                 raise KeyError(f"unknown reference {name!r}; available: {sorted(refs)}")
-            return refs[name]()[0]
+            model = refs[name]()[0]
+            for watch in self._watches:  # shared with every cell of the seed: watched under its own name
+                watch.add(f"reference {name!r}", model, rename=True)
+            return model
 
         def other(name: str, on: str) -> dict[str, float]:
             if name not in metrics:
@@ -686,76 +865,93 @@ class Runner:
         """Run one cell; plugin failures are captured in the returned record, never raised."""
         self._evals, self._costs, self._owner_share = {}, {}, None
         record = self.blank_record(cell)
-        timings: dict[str, dict[str, Any]] = record["timings"]
         try:
-            env = self.env(cell.data)
-            task: Task | None = None
-            train_data: Data | None = None
-            history = None
-            if cell.poisoner is not None:  # unlearnability, and interplay's owner share
-                train_data, info, subset = self.poisoned(env, cell, ratio=cell.owner.share if cell.owner else None)
-                timings["poison"] = info.to_json()
-                record["budget"] = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[attr-defined]
-                if subset is not None:
-                    record["poison_subset"] = subset
-            if cell.track == "unlearnability":
-                assert train_data is not None
-                model, model_key, info, history = self.trained(env, cell, train_data)
-                timings["train"] = info.to_json()
-            else:
-                original_data = None
-                if cell.track == "interplay":
-                    assert train_data is not None
-                    task, self._owner_share = self.interplay_task(env, cell, train_data)
-                    original_data = train_data
-                    record["interplay_target"] = cell.target
-                else:
-                    task = self.task(env, cell)
-                _, _, info, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
-                timings["train"] = info.to_json()
-                retrain = self.standard(env, task.retain, cell.seed)[2]  # the paired retrain: every gap's reference
-                timings["reference:retrained"] = retrain.to_json()
-                model, model_key, info = self.unlearned(env, cell, task, original_data)
-                timings["unlearn"] = info.to_json()
-                if self._unlearn_record is not None:
-                    record["unlearn_record"] = self._unlearn_record
-                self._costs = {"unlearn_seconds": info.seconds, "retrain_seconds": retrain.seconds}
-                record["forget_size"] = len(task.forget)
-            draws, info = self.attacked(env, cell, model, model_key, task)
-            timings["attack"] = info.to_json()
-            if len(draws) > 1:
-                record["draws"] = len(draws)
-            by_name = {m.name: m for m in cell.metrics}
-            ref_data = self.reference_data(env, task, train_data if cell.track == "interplay" else None)
-            needed = sorted({n for m in cell.metrics for n in type(m.obj).needs_on(cell.track) if n in ref_data})  # type: ignore[attr-defined]
-            for name in needed:  # train shared references up front, so their cost is not billed to a metric
-                timings[f"reference:{name}"] = self.standard(env, ref_data[name], cell.seed)[2].to_json()
-            start = time.perf_counter()
-            errors = []
-            for metric in cell.metrics:
-                per_draw = []
-                for m, k in draws:
-                    try:
-                        per_draw.append(self.metric(env, cell, metric, m, k, task, train_data, history, by_name))
-                    except StageFailure as exc:
-                        errors.append(exc)
-                        break
-                else:
-                    try:
-                        for column, first in per_draw[0].items():
-                            vals = [d[column] for d in per_draw]
-                            if isinstance(first, Series):
-                                record.setdefault("series", {})[column] = mean_series(vals).to_json()
-                            else:
-                                record["metrics"][column] = sum(vals) / len(vals)
-                    except ContractViolation as exc:  # a plugin bug fails this cell, never the run
-                        errors.append(StageFailure(f"metric:{metric.name}", str(exc), traceback.format_exc()))
-            timings["metrics"] = {"seconds": round(time.perf_counter() - start, 4)}
-            if errors:
-                raise errors[0]
+            subject = self._subject(cell, record, record["timings"])
+            self._metrics(cell, subject, record)
         except StageFailure as exc:
             record["status"] = "failed"
             record["error"] = {"stage": exc.stage, "message": exc.message, "traceback": exc.trace}
-        except UserError:
-            raise
         return record
+
+    def _load_env(self, config: DatasetConfig) -> DatasetEnv:
+        try:
+            return self.env(config)
+        except DatasetError as exc:  # that dataset's cells fail; the run goes on
+            raise StageFailure("dataset", str(exc), "") from None
+
+    def _subject(self, cell: Cell, record: dict[str, Any], timings: dict[str, Any]) -> Subject:
+        """Every stage up to the model(s) under evaluation, recording into ``record`` and ``timings``."""
+        env = self._load_env(cell.data)
+        task: Task | None = None
+        train_data: Data | None = None
+        history = None
+        if cell.poisoner is not None:  # unlearnability, and interplay's owner share
+            train_data, info, subset = self.poisoned(env, cell, ratio=cell.owner.share if cell.owner else None)
+            timings["poison"] = info.to_json()
+            record["budget"] = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[attr-defined]
+            if subset is not None:
+                record["poison_subset"] = subset
+        if cell.track == "unlearnability":
+            assert train_data is not None
+            model, model_key, info, history = self.trained(env, cell, train_data)
+            timings["train"] = info.to_json()
+        else:
+            original_data = None
+            if cell.track == "interplay":
+                assert train_data is not None
+                task, self._owner_share = self.interplay_task(env, cell, train_data)
+                original_data = train_data
+                record["interplay_target"] = cell.target
+            else:
+                task = self.task(env, cell)
+            _, _, info, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
+            timings["train"] = info.to_json()
+            retrain = self.standard(env, task.retain, cell.seed)[2]  # the paired retrain: every gap's reference
+            timings["reference:retrained"] = retrain.to_json()
+            model, model_key, info = self.unlearned(env, cell, task, original_data)
+            timings["unlearn"] = info.to_json()
+            if self._unlearn_record is not None:
+                record["unlearn_record"] = self._unlearn_record
+            self._costs = {"unlearn_seconds": info.seconds, "retrain_seconds": retrain.seconds}
+            record["forget_size"] = len(task.forget)
+        draws, info = self.attacked(env, cell, model, model_key, task)
+        timings["attack"] = info.to_json()
+        if len(draws) > 1:
+            record["draws"] = len(draws)
+        ref_data = self.reference_data(env, task, train_data if cell.track == "interplay" else None)
+        needed = sorted({n for m in cell.metrics for n in needs_of(m, cell.track, quiet=True) if n in ref_data})
+        for name in needed:  # train shared references up front, so their cost is not billed to a metric
+            timings[f"reference:{name}"] = self.standard(env, ref_data[name], cell.seed)[2].to_json()
+        return Subject(env, task, train_data, history, draws)
+
+    def _metrics(self, cell: Cell, subject: Subject, record: dict[str, Any]) -> None:
+        """The cell's metrics on every draw, averaged into ``record``; raises the first failure after all ran.
+        A metric that modified shared data fails, and the rest run on pristine copies reloaded from the cache."""
+        by_name = {m.name: m for m in cell.metrics}
+        start = time.perf_counter()
+        errors: list[StageFailure] = []
+        for metric in cell.metrics:
+            per_draw = []
+            for m, k in subject.draws:
+                try:
+                    per_draw.append(self.metric(subject.env, cell, metric, m, k, subject.task, subject.train_data,
+                                                subject.history, by_name))
+                except StageFailure as exc:
+                    errors.append(exc)
+                    if exc.mutated:  # nothing more is computed from the objects it touched
+                        self._evals = {}
+                        subject = self._subject(cell, {}, {})
+                    break
+            else:
+                try:
+                    for column, first in per_draw[0].items():
+                        vals = [d[column] for d in per_draw]
+                        if isinstance(first, Series):
+                            record.setdefault("series", {})[column] = mean_series(vals).to_json()
+                        else:
+                            record["metrics"][column] = sum(vals) / len(vals)
+                except ContractViolation as exc:  # a plugin bug fails this cell, never the run
+                    errors.append(StageFailure(f"metric:{metric.name}", str(exc), traceback.format_exc()))
+        record["timings"]["metrics"] = {"seconds": round(time.perf_counter() - start, 4)}
+        if errors:
+            raise errors[0]

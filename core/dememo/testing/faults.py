@@ -42,13 +42,16 @@ from ..cache import Store
 
 @attrs.define
 class Tally:
-    """Cases tried, handled correctly and results lost in one fault category."""
+    """Cases tried, handled correctly, results lost and wrong results served in one fault category. Where a
+    scenario tells the two apart, ``lost`` counts reference numbers missing and ``wrong`` numbers served
+    with another value; the older scenarios count both as ``lost``."""
 
     category: str
     tried: int = 0
     handled: int = 0
     lost: int = 0
     notes: list[str] = attrs.field(factory=list)
+    wrong: int = 0
 
     def case(self, ok: bool, note: str = "") -> None:
         self.tried += 1
@@ -59,10 +62,12 @@ class Tally:
     def add(self, other: Tally) -> None:
         """Count ``other``'s cases in this tally (rounds of one scenario)."""
         self.tried, self.handled, self.lost = self.tried + other.tried, self.handled + other.handled, self.lost + other.lost
+        self.wrong += other.wrong
         self.notes += other.notes
 
     def to_json(self) -> dict[str, Any]:
-        return {"tried": self.tried, "handled": self.handled, "lost": self.lost, "notes": self.notes[:10]}
+        return {"tried": self.tried, "handled": self.handled, "lost": self.lost, "wrong": self.wrong,
+                "notes": self.notes[:10]}
 
 
 def command(*args: str) -> list[str]:
@@ -544,3 +549,405 @@ def numerical(suite: str, workdir: Path, reference: dict[str, Any], extra: list[
 def slot(cell: dict[str, Any]) -> tuple:
     """What a cell is, independent of which metrics ran (its key also hashes the metric set)."""
     return tuple(cell.get(k) for k in ("track", "dataset", "poisoner", "train_attack", "unlearner", "forget", "attack", "seed"))
+
+
+# -- hostile bundles --------------------------------------------------------------------------------
+#
+# ``hostile bundle``: a case is one set of hostile bundles put next to a genuine first-party bundle (and a
+# benign third-party one) in a board's entries directory. Handled: the board keeps the genuine entry's
+# numbers exactly and shows no forged value, or holds the genuine entry back with a message naming the
+# hostile file (a conflict: neither is trusted over the other); and its Markdown shows no raw markup. Cases
+# the board must settle alone (a label that is not its config's, a look-alike name, a failing verify check,
+# --set on the suite's data, a claim on an installed plugin) are handled only when the hostile file is
+# refused and the genuine entry kept; others carry their own check (every number on the board drawable by
+# re-runs, no formula in leaderboard.csv). Lost: genuine cells missing from the board or shown with other
+# numbers while the genuine entry is accepted (or all of them, when it is held back without naming the
+# hostile file).
+
+GENUINE_BUNDLE = Path(__file__).resolve().parents[3] / "leaderboard" / "entries" / "dememo.json"
+MARKUP = "A | B <img src=x onerror=alert(1)> ![t](http://e/x.png) *x* `y`"
+
+
+def rehash(b: dict[str, Any]) -> dict[str, Any]:
+    """The bundle with its content hash recomputed, as a determined tamperer would."""
+    from .. import submission
+
+    b["content_sha256"] = submission.content_hash(b)
+    return b
+
+
+def tamper(b: dict[str, Any], rng: random.Random, n: int) -> int:
+    """Change up to ``n`` fraction values of the bundle's finished non-reference cells (still in range), as
+    a forger making an entry look better; the number changed."""
+    from .. import submission
+
+    refs = b["suite"].get("references", {})
+    values = [(c, col) for c in b["cells"] if c["status"] == "ok" and not submission._is_reference(c, refs)
+              for col, v in sorted(c["metrics"].items())
+              if isinstance(v, float) and b["columns"][c["track"]].get(col, {}).get("unit") == "fraction"]
+    for c, col in rng.sample(values, min(n, len(values))):
+        v = c["metrics"][col]
+        c["metrics"][col] = round(v - 0.25 if v > 0.5 else v + 0.25, 6)
+    return min(n, len(values))
+
+
+def third_party(genuine: dict[str, Any], dist: str, prefix: str, name: str | None = None) -> dict[str, Any]:
+    """A third-party bundle made from the genuine one: the rows of one of its non-reference plugins, renamed
+    ``prefix + name`` and claimed by distribution ``dist``, with the reference rows of their tables as
+    context (what ``dememo-bench submit`` makes for a plugin of another distribution)."""
+    from .. import submission
+    from ..hashing import digest
+
+    refs = genuine["suite"].get("references", {})
+    used = {fn for c in genuine["cells"] if not submission._is_reference(c, refs) for fn in submission._row_plugins(c)}
+    reference = {(f, n) for f, names in refs.items() for n in names} | {("attack", "none")}
+    family, plugin = sorted((fn for fn in used if fn not in reference), key=lambda fn: (fn[0] != "unlearner", fn))[0]
+    new = prefix + plugin
+    own, tables = [], set()
+    for c in genuine["cells"]:
+        fields = [f for f, fam in submission.CELL_FAMILIES.items()
+                  if fam == family and (c["params"].get(f) or {}).get("name") == plugin]
+        if not fields:
+            continue
+        c = json.loads(json.dumps(c))
+        for f in fields:
+            c["params"][f]["name"] = new
+            old_label = c.get(f) if f != "attack" else c["attack"]
+            if isinstance(old_label, str) and old_label.startswith(plugin):
+                label = new + old_label[len(plugin):]
+                c["method"] = c["method"].replace(old_label, label)
+                c[f] = label
+        c["key"] = digest(c["params"])
+        own.append(c)
+        tables.add(submission._table(c))
+    context = [json.loads(json.dumps(c)) for c in genuine["cells"]
+               if submission._table(c) in tables and submission._is_reference(c, refs)]
+    version = next(p["version"] for p in genuine["plugins"] if (p["family"], p["name"]) == (family, plugin))
+    tracks = sorted({c["track"] for c in own + context})
+    b = {**json.loads(json.dumps({k: v for k, v in genuine.items() if k != "cells"})),
+         "name": name or f"{dist} entry", "plugin": {"distribution": dist, "version": "0.1"},
+         "plugins": [{"family": family, "name": new, "version": version}],
+         "columns": {t: json.loads(json.dumps(genuine["columns"][t])) for t in tracks},
+         "seeds": sorted({c["seed"] for c in own + context}),
+         "cells": sorted(own + context, key=lambda c: c["key"])}
+    return rehash(b)
+
+
+def _own(b: dict[str, Any]) -> list[dict[str, Any]]:
+    from .. import submission
+
+    return submission.own_cells(b)
+
+
+def _rekey(c: dict[str, Any]) -> dict[str, Any]:
+    from ..hashing import digest
+
+    c["key"] = digest(c["params"])
+    return c
+
+
+def relabelled(genuine: dict[str, Any], label: str | None = None) -> dict[str, Any]:
+    """A third party's rows shown under another row's label (item 13): distribution ``dememo-evil`` owns
+    unlearner ``evil-…`` but labels its cells ``label`` (default: the reference unlearner ``retrain``, so
+    that they would average into the first-party row), on a seed the genuine entry does not have."""
+    b = third_party(genuine, "dememo-evil", "evil-", name="Evil")
+    refs = genuine["suite"]["references"]
+    label = label or refs.get("unlearner", ["retrain"])[-1]
+    seed = max(genuine["seeds"]) + 1
+    for c in _own(b):
+        old = c["unlearner"]
+        c["unlearner"], c["method"] = label, c["method"].replace(old, label)
+        c["seed"] = c["params"]["seed"] = seed
+        _rekey(c)
+    b["seeds"] = sorted({*b["seeds"], seed})
+    return rehash(b)
+
+
+def lookalike(genuine: dict[str, Any]) -> dict[str, Any]:
+    """A third party whose plugin's name is a look-alike of a first-party one (item 13): its first letter in
+    full width (``ｆinetune`` for ``finetune``), NFKC-equal to it; labels consistent with its params."""
+    b = third_party(genuine, "dememo-lookalike", "", name="Look-alike")
+    old = b["plugins"][0]["name"]
+    new = chr(ord(old[0]) - ord("a") + 0xFF41) + old[1:] if "a" <= old[0] <= "z" else "\ufb01" + old[2:]
+    b["plugins"][0]["name"] = new
+    fields = ("unlearner", "poisoner", "train_attack", "attack")
+    for c in b["cells"]:
+        if not any((c["params"].get(f) or {}).get("name") == old for f in fields):
+            continue
+        for f in fields:
+            if (c["params"].get(f) or {}).get("name") == old:
+                c["params"][f]["name"] = new
+                c[f] = new + c[f][len(old):]
+                c["method"] = c["method"].replace(old, new, 1)
+        _rekey(c)
+    return rehash(b)
+
+
+def out_of_range(genuine: dict[str, Any]) -> dict[str, Any]:
+    """A third party that fails ``verify``'s metrics and suite checks (item 14): a fraction metric of 3.0
+    and a training recipe of 500 epochs, hashes recomputed."""
+    b = third_party(genuine, "dememo-range", "range-", name="Range")
+    for c in _own(b):
+        meta = b["columns"][c["track"]]
+        col = next((k for k in sorted(c["metrics"]) if meta.get(k, {}).get("unit") == "fraction"), None)
+        if col is not None:
+            c["metrics"][col] = 3.0
+        c["params"]["data"]["recipe"]["epochs"] = 500
+        _rekey(c)
+    return rehash(b)
+
+
+def failed_with_numbers(genuine: dict[str, Any]) -> dict[str, Any]:
+    """A third party whose own cells say ``failed`` but carry (forged) numbers the board shows (item 15)."""
+    b = third_party(genuine, "dememo-failed", "failed-", name="Failed")
+    for c in _own(b):
+        c["status"], c["error"] = "failed", {"stage": "metric:x", "message": "failed late"}
+        c["metrics"] = {k: (0.999 if isinstance(v, float) and 0 <= v <= 1 else v) for k, v in c["metrics"].items()}
+    return rehash(b)
+
+
+def deviant_data(genuine: dict[str, Any]) -> dict[str, Any]:
+    """A third party run with ``--set`` on the suite's dataset and architecture (item 16): another test split
+    or model, keys recomputed; only a bundle's own plugins may differ from the suite's plan."""
+    b = third_party(genuine, "dememo-deviant", "deviant-", name="Deviant")
+    for c in _own(b):
+        for part in ("dataset", "architecture"):
+            params = c["params"]["data"][part]["params"]
+            k = next((k for k in sorted(params) if isinstance(params[k], int) and not isinstance(params[k], bool)), None)
+            if k is not None:
+                params[k] += 7
+        _rekey(c)
+    return rehash(b)
+
+
+def claims_reference(genuine: dict[str, Any], family: str, name: str) -> dict[str, Any]:
+    """A third party that also claims a first-party (installed) plugin, e.g. ``attack none`` or ``unlearner
+    retrain`` (item 18): it must be refused alone, never take the first-party entry off the board."""
+    b = third_party(genuine, "dememo-claims", "claims-", name="Claims")
+    version = next((p["version"] for p in genuine["plugins"] if (p["family"], p["name"]) == (family, name)), "1")
+    b["plugins"].append({"family": family, "name": name, "version": version})
+    return rehash(b)
+
+
+def formula_column(genuine: dict[str, Any]) -> dict[str, Any]:
+    """A third party whose own cells carry a column named like a spreadsheet formula (item D)."""
+    b = third_party(genuine, "dememo-formula", "formula-", name="=HYPERLINK(\"http://e.vil\",\"x\")")
+    b["columns"] = json.loads(json.dumps(b["columns"]))  # third_party shares the genuine's column dicts
+    col = "-2-3"  # the column names a bundle may declare: ``^[A-Za-z0-9_.@-]+$``, so ``-`` or ``@`` first
+    for track in b["columns"]:
+        b["columns"][track][col] = {"label": "@SUM(1+1)", "direction": "info", "unit": "count"}
+    for c in _own(b):
+        c["metrics"][col] = 1.0
+    return rehash(b)
+
+
+def _refused_alone(hostile: list[str]) -> Any:
+    """A check for cases the board settles alone: each hostile file refused, the genuine entry accepted."""
+    def check(out: Path, board: Any) -> str:
+        refused = dict(board.refused) if board is not None else {}
+        if "dememo.json" in refused or board is None:
+            return "the genuine entry is held back: " + (refused.get("dememo.json") or "no board")
+        missing = [h for h in hostile if h not in refused]
+        return f"accepted {missing}" if missing else ""
+    return check
+
+
+def _all_drawable(out: Path, board: Any) -> str:
+    """Every own cell of an accepted entry that carries a number can be drawn by re-runs (item 15)."""
+    from .. import submission
+
+    for path in sorted(out.parent.joinpath("entries").glob("*.json")):
+        if path.name == "board.json" or path.name in dict(board.refused if board else []):
+            continue
+        b = submission.load_bundle(path)
+        pool = {c["key"] for c in submission.pick_cells(b, len(b["cells"]), 0)}
+        shown = [c for c in submission.own_cells(b) if c["key"] not in pool
+                 and any(v is not None for v in c["metrics"].values())]
+        if shown:
+            return f"{path.name}: {len(shown)} own cells with numbers on the board that no re-run can draw"
+    return ""
+
+
+def _no_formula(out: Path, board: Any) -> str:
+    """No field of the board's CSV starts like a spreadsheet formula (item D)."""
+    import csv
+    import io
+
+    if board is None:
+        return ""
+    rows = list(csv.reader(io.StringIO((out / "leaderboard.csv").read_text(encoding="utf-8"))))
+    bad = [f for r in rows for f in r if f[:1] in ("=", "+", "@") or (f[:1] == "-" and not _number(f))]
+    return f"formula fields in leaderboard.csv, e.g. {bad[0]!r}" if bad else ""
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _hostile_cases(g: dict[str, Any], rng: random.Random) -> list[tuple]:
+    """(case name, {file name: bundle}) of every hostile case; each file is written next to the genuine
+    ``dememo.json`` and the benign third-party ``third.json``."""
+    from .. import submission
+
+    def copy(b: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps(b))
+
+    def forged(**fields: Any) -> dict[str, Any]:
+        b = copy(g)
+        tamper(b, rng, rng.randint(1, 60))
+        b.update(fields)
+        return rehash(b)
+
+    evil = third_party(g, "dememo-evil", "evil-")
+    claims = copy(evil)
+    claims["plugins"].append(next(p for p in g["plugins"] if (p["family"], p["name"]) in
+                                  {fn for c in submission.own_cells(g) for fn in submission._row_plugins(c)}
+                                  and p["name"] not in ("none", "original", "retrain")))
+    foreign = copy(evil)
+    stolen = copy(next(c for c in g["cells"] if c["status"] == "ok" and not submission._is_reference(c, g["suite"]["references"])))
+    stolen["metrics"] = {k: (round(1 - v, 6) if isinstance(v, float) and 0 <= v <= 1 else v) for k, v in stolen["metrics"].items()}
+    foreign["cells"].append(stolen)
+    foreign["columns"], foreign["seeds"] = copy(g["columns"]), copy(g["seeds"])
+    refs = copy(evil)
+    for c in refs["cells"]:
+        if not submission.is_own(c, submission.claimed_plugins(refs)):
+            c["metrics"] = {k: (round(1 - v, 6) if isinstance(v, float) and 0 <= v <= 1 else v) for k, v in c["metrics"].items()}
+    markup = third_party(g, "dememo-markup", "mk-", name=MARKUP)
+    for c in markup["cells"]:
+        if submission.is_own(c, submission.claimed_plugins(markup)):
+            c["method"] = MARKUP + " " + c["method"]
+    partial = copy(g)
+    partial["cells"] = rng.sample(copy(g)["cells"], max(1, len(g["cells"]) // 3))
+    tamper(partial, rng, 10)
+    have = {c["key"] for c in partial["cells"]}
+    partial["cells"] += [c for c in copy(evil)["cells"] if c["key"] not in have]
+    partial["plugins"] = g["plugins"] + evil["plugins"]
+    partial["plugin"] = {"distribution": "dememo-partial", "version": "0.1"}
+    partial["name"] = "Partial"
+    flipped = copy(evil)
+    track = sorted(flipped["columns"])[0]
+    col = next(k for k, m in flipped["columns"][track].items() if m.get("direction") in ("higher", "lower"))
+    flipped["columns"][track][col] = {**flipped["columns"][track][col],
+                                      "direction": "lower" if flipped["columns"][track][col]["direction"] == "higher" else "higher"}
+    same_name = copy(evil)
+    same_name["name"] = g["name"]
+    return [
+        ("forged copy, name sorting first", {"0000-dememo.json": forged()}),
+        ("forged copy, name sorting last", {"zzzz-dememo.json": forged()}),
+        ("forged copy under another entry name", {"aaa.json": forged(name="Better first party")}),
+        ("forged copy under another distribution", {"aab.json": forged(name="Evil", plugin={"distribution": "dememo-evil", "version": "9"})},
+         _refused_alone(["aab.json"])),
+        ("claims another distribution's plugin", {"0-claims.json": rehash(claims)}, _refused_alone(["0-claims.json"])),
+        ("carries another distribution's row", {"0-foreign.json": rehash(foreign)}, _refused_alone(["0-foreign.json"])),
+        ("tampered reference rows", {"0-refs.json": rehash(refs)}),
+        ("markup in name and labels", {"0-markup.json": rehash(markup)}, _refused_alone(["0-markup.json"])),
+        ("duplicate content", {"0000-copy.json": copy(g)}),
+        ("partial copy with own rows", {"0-partial.json": rehash(partial)}, _refused_alone(["0-partial.json"])),
+        ("redefines a column", {"0-columns.json": rehash(flipped)}, _refused_alone(["0-columns.json"])),
+        ("takes the genuine entry's name", {"0-name.json": rehash(same_name)}, _refused_alone(["0-name.json"])),
+        ("forged copies first and last", {"0000-dememo.json": forged(), "zzzz-dememo.json": forged()}),
+        # cases the board settles alone (the hostile file refused, the genuine entry kept) or checks beyond it
+        ("labels another row's name", {"0-relabel.json": relabelled(g)}, _refused_alone(["0-relabel.json"])),
+        ("look-alike plugin name", {"0-lookalike.json": lookalike(g)}, _refused_alone(["0-lookalike.json"])),
+        ("fails the metrics and suite checks", {"0-range.json": out_of_range(g)}, _refused_alone(["0-range.json"])),
+        ("failed cells with numbers", {"0-failed.json": failed_with_numbers(g)}, _all_drawable),
+        ("--set on the suite's dataset and architecture", {"0-deviant.json": deviant_data(g)},
+         _refused_alone(["0-deviant.json"])),
+        ("claims attack none", {"0-none.json": claims_reference(g, "attack", "none")}, _refused_alone(["0-none.json"])),
+        ("claims a reference unlearner", {"0-retrain.json": claims_reference(g, "unlearner", "retrain")},
+         _refused_alone(["0-retrain.json"])),
+        ("distribution dememo at another version", {"0-version.json": forged(plugin={**g["plugin"], "version": "9.9"})},
+         _refused_alone(["0-version.json"])),
+        ("formula in a column name", {"0-formula.json": formula_column(g)}, _no_formula),
+    ]
+
+
+def _board_check(g: dict[str, Any], out: Path, board: Any, hostile: list[str],
+                 error: str = "") -> tuple[bool, int, int, str]:
+    """(handled, genuine rows missing, genuine rows shown with other values, why not) of one built board (or
+    the ``error`` of a build that accepted nothing) against the genuine bundle ``g`` (``dememo.json``)."""
+    from .. import submission
+
+    own = submission.own_cells(g)
+    if board is None:  # everything held back: the one-line error must say why, naming the hostile files
+        named = "dememo.json: held back" in error and all(h in error for h in hostile)
+        return named, 0 if named else len(own), 0, "" if named else f"no board, and the error does not name {hostile}: {error}"
+    refused = dict(board.refused)
+    on_board = {submission._slot(c): c for c in json.loads((out / "results.json").read_text())["cells"]}
+    if "dememo.json" in refused:
+        named = any(h in refused["dememo.json"] for h in hostile) and all(h in refused for h in hostile)
+        shown = [s for s in map(submission._slot, own) if s in on_board]
+        ok = named and not shown
+        return ok, 0 if named else len(own), 0, "" if ok else f"held back without naming {hostile}: {refused['dememo.json']}"
+    missing = [c for c in own if submission._slot(c) not in on_board]
+    changed = [c for c in own if submission._slot(c) in on_board and
+               any(on_board[submission._slot(c)].get(k) != c.get(k) for k in ("key", "status", "metrics", "series"))]
+    lost = len(missing) + len(changed)
+    md = (out / "leaderboard.md").read_text(encoding="utf-8")
+    ok = lost == 0 and not raw_markdown(md) and not ragged_tables(md)
+    why = "" if ok else (f"{len(missing)} genuine rows missing, {len(changed)} shown with other values, raw markup "
+                         f"{raw_markdown(md)}, ragged tables {ragged_tables(md)}")
+    return ok, len(missing), len(changed), why
+
+
+def raw_markdown(md: str) -> list[str]:
+    """Markup in a Markdown text that is not escaped: HTML tags, images, links."""
+    import re
+
+    return re.findall(r"<[A-Za-z/!][^>]*>|(?<!\\)!\[|(?<!\\)\]\(", md)
+
+
+def ragged_tables(md: str) -> list[str]:
+    """Rows of a Markdown table with another number of (unescaped) column separators than its header."""
+    import re
+
+    bad = []
+    for block in md.split("\n\n"):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        if rows and any(len(re.findall(r"(?<!\\)\|", r)) != len(re.findall(r"(?<!\\)\|", rows[0])) for r in rows):
+            bad.append(rows[0])
+    return bad
+
+
+def hostile_bundles(workdir: Path, seed: int, genuine: Path | None = None) -> Tally:
+    """Hostile bundles against a genuine first-party bundle (``genuine``, default the committed
+    ``leaderboard/entries/dememo.json``; the board build re-runs nothing, so no run is needed): forged
+    copies with recomputed hashes under names sorting first and last, claims on another distribution's
+    plugins, rows of other plugins, tampered reference rows, markup in names and labels, duplicate content,
+    a partial copy, a redefined column, a taken entry name; labels of another row and look-alike names,
+    bundles failing the metrics and suite checks, failed cells with numbers, ``--set`` on the suite's data,
+    claims on installed reference plugins or the first-party distribution at another version, a formula
+    in a column name. ``seed`` draws which values are forged."""
+    from .. import submission
+    from ..errors import UserError
+
+    tally = Tally("hostile bundle")
+    path = Path(genuine) if genuine is not None else GENUINE_BUNDLE
+    if not path.is_file():
+        raise FileNotFoundError(f"no genuine bundle at {path}: pass genuine=PATH (a bundle from 'dememo-bench submit')")
+    g = submission.load_bundle(path)
+    t = third_party(g, "dememo-third", "third-")
+    rng = random.Random(seed)
+    for i, (name, files, *extra) in enumerate(_hostile_cases(g, rng)):
+        entries, out = Path(workdir) / f"hostile-{i}" / "entries", Path(workdir) / f"hostile-{i}" / "board"
+        entries.mkdir(parents=True, exist_ok=True)
+        (entries / "dememo.json").write_bytes(path.read_bytes())
+        submission.write_bundle(t, entries / "third.json")
+        for fname, b in files.items():
+            submission.write_bundle(b, entries / fname)
+        try:
+            board, error = submission.build_board(entries, out), ""
+        except UserError as exc:
+            board, error = None, str(exc)
+        ok, lost, wrong, why = _board_check(g, out, board, sorted(files), error)
+        if ok and extra:  # a case with its own check beyond the genuine entry's numbers
+            why = extra[0](out, board)
+            ok = not why
+        tally.case(ok, f"{name}: {why}")
+        tally.lost += lost  # genuine rows missing from the board
+        tally.wrong += wrong  # genuine rows shown with other values
+    return tally
