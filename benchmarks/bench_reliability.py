@@ -2,7 +2,7 @@
 
     python benchmarks/bench_reliability.py [--kills 30] [--corrupt 40] [--fuzz 200] [--json benchmarks/results/reliability.json]
 
-Runs the scenarios of ``dememo.testing.faults`` (the same code tests/test_chaos.py runs with fewer cases)
+Runs the scenarios of ``tests/qa/faults.py`` (the same code tests/test_chaos.py runs with fewer cases)
 on a slice of the tiny test suite (digits, both tracks, 14 cells), each against one uninterrupted
 reference run of the same cells:
 
@@ -16,13 +16,13 @@ reference run of the same cells:
 - plugin misbehaviour: plugins that modify what they read in place (the evaluated model, a reference model,
   memoised predictions, the forget set), change torch's global state or their own parameters, call
   ``sys.exit``, raise ``KeyboardInterrupt``, ``UserError`` or ``DatasetError``, or a dataset that cannot load
-  (``dememo.testing.misbehaving``), each in its own run on one cache, then a clean run on that cache;
+  (``tests/qa/misbehaving.py``), each in its own run on one cache, then a clean run on that cache;
 - hostile bundle: forged copies of the first-party bundle (hash recomputed) under file names that sort first
   and last, claims on another distribution's plugins and rows, tampered reference rows, markup in names,
   duplicate content, a redefined column (``faults.hostile_bundles``): the genuine numbers must stay on the
   board or be held back with the conflict named, never replaced;
 - fuzzing: malformed ``--set`` values, suite files, results.json, bundles and dataset files
-  (``dememo.testing.fuzz``).
+  (``tests/qa/fuzz.py``).
 
 "lost" counts reference cells whose numbers differ or are missing at the end, "wrong results served" numbers
 served with another value than the reference's where a scenario tells the two apart (plugin misbehaviour,
@@ -68,7 +68,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from conftest import TINY_SUITE
 
-    from dememo.testing import faults, misbehaving
+    from qa import faults, misbehaving
 
     rows, started = {}, time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +124,7 @@ def main() -> None:
         timed("plugin misbehaviour", misbehaviour)
         timed("hostile bundle", lambda: faults.hostile_bundles(work / "bundles", a.seed))
     try:
-        from dememo.testing.fuzz import fuzz_report
+        from qa.fuzz import fuzz_report
     except ImportError:
         fuzz_report = None
     if fuzz_report is not None and (not a.only or any(o.startswith("fuzz") for o in a.only)):

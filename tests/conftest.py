@@ -168,7 +168,7 @@ def slow_plugin_env(tmp_path: Path) -> dict[str, str]:
 
 def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``dememo-bench`` as a user would, in a fresh process."""
-    from dememo.testing import faults
+    from qa import faults
 
     return faults.bench(list(args), env, timeout)
 

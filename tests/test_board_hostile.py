@@ -2,7 +2,7 @@
 
 One narrowed tiny-suite run made with ``--set finetune.epochs=2`` supplies the genuine first-party bundle
 (distribution ``dememo``); third-party and hostile bundles are made from it by
-``dememo.testing.faults`` (renamed plugins, forged values with recomputed hashes, markup in labels). The
+``tests/qa/faults.py`` (renamed plugins, forged values with recomputed hashes, markup in labels). The
 board build re-runs nothing unless asked, so most tests take well under a second each; the run and the two
 real re-runs take about half a minute on 2 shared CPU cores.
 """
@@ -25,7 +25,7 @@ from dememo import submission
 from dememo.cli import main
 from dememo.errors import UserError
 from dememo.hashing import digest
-from dememo.testing import faults
+from qa import faults
 
 SET = ["--set", "finetune.epochs=2"]
 NARROW = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune",

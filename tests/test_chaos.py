@@ -2,7 +2,7 @@
 entries, a full disk, and plugins that crash the interpreter, hang or leak (with --isolate). Numerical
 faults (NaN, changed architectures, in-place changes) are tested in-process in test_failures.py.
 
-Each scenario (``dememo.testing.faults``) compares the final results, cell for cell and number for number
+Each scenario (``tests/qa/faults.py``) compares the final results, cell for cell and number for number
 (wall-clock columns aside), with one uninterrupted run of the same cells. benchmarks/bench_reliability.py
 runs the same scenarios with more cases and prints the README's figures.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_SUITE
-from dememo.testing import faults
+from qa import faults
 
 #: a slice of the tiny suite with both tracks, a model-stage attack and metrics that use other metrics
 EXTRA = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune", "--unlearner", "gradient-ascent",

@@ -113,7 +113,7 @@ def test_crashing_metric_fails_the_cell_but_keeps_other_metrics(tiny_suite, tmp_
 
 # -- issue 9: numerical and contract faults are caught with a named reason -----------------------------
 
-from dememo.testing.faults import NumericalFaults  # noqa: E402
+from qa.faults import NumericalFaults  # noqa: E402
 
 
 def test_numerical_and_mutation_faults_fail_only_their_cells_with_named_reasons(tiny_suite, tmp_path, capsys):

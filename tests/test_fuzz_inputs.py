@@ -1,7 +1,7 @@
 """Hostile and malformed input (issue 9): every input edge fuzzed with hypothesis, plus the findings as
 explicit regressions.
 
-The case generators and the per-case checks are ``dememo.testing.fuzz`` (``fuzz_report`` runs the same
+The case generators and the per-case checks are ``tests/qa/fuzz.py`` (``fuzz_report`` runs the same
 properties for the README's figures). One property per edge:
 
 - ``--set`` values: ``parse_sets``/``parse_label``, planning a suite with them, and ``dememo-bench --set``;
@@ -36,7 +36,7 @@ from dememo.errors import DatasetError, ParameterError, SuiteError, UserError
 from dememo.params import build, parse_sets, parse_value
 from dememo.results import load_results
 from dememo.suite import load_suite
-from dememo.testing import fuzz
+from qa import fuzz
 from dememo.training import Recipe
 
 pytest.importorskip("torchvision")

@@ -1,6 +1,6 @@
 """A plugin that misbehaves fails only its own cells, named, and cannot change another plugin's numbers.
 
-Each case of ``dememo.testing.misbehaving.CASES`` runs a narrow slice of the tiny suite with one
+Each case of ``qa.misbehaving.CASES`` runs a narrow slice of the tiny suite with one
 misbehaving plugin registered; every other number must equal a run of the slice on a fresh cache without
 it (wall-clock columns aside), and, since the damage could have been cached, a second run on the same cache
 without the plugin must equal it too.
@@ -17,7 +17,7 @@ import torch
 
 from dememo import cli
 from dememo.testing import registered
-from dememo.testing.misbehaving import CASES, FIELD, StateChanger, dataset_failure, differences, is_own, misbehaviour, \
+from qa.misbehaving import CASES, FIELD, StateChanger, dataset_failure, differences, is_own, misbehaviour, \
     numbers, plugin_of
 
 SLICE = ["--poisoner", "none", "--unlearner", "finetune", "--unlearner", "original", "--attack", "none",
@@ -78,7 +78,7 @@ def test_the_scenario_counts_every_case_handled_and_nothing_lost(reference, tiny
 def test_a_dataset_that_cannot_load_fails_its_own_cells_and_the_others_run(reference, tmp_path, capsys):
     from conftest import TINY_SUITE
 
-    from dememo.testing.misbehaving import MissingData, with_missing_dataset
+    from qa.misbehaving import MissingData, with_missing_dataset
 
     suite = tmp_path / "two.toml"
     suite.write_text(with_missing_dataset(TINY_SUITE))
@@ -106,7 +106,7 @@ def test_global_torch_state_a_plugin_changes_is_restored_and_the_plugin_named(ti
 
 
 def test_a_plugin_that_changes_its_own_parameters_is_put_back(tiny_suite, tmp_path):
-    from dememo.testing.misbehaving import SelfTuner
+    from qa.misbehaving import SelfTuner
 
     with registered(plugin_of("unlearners", SelfTuner), name="self-tuner"):
         bench(tiny_suite, tmp_path / "out", tmp_path / "cache", "--unlearner", "self-tuner")
@@ -142,7 +142,7 @@ def test_a_very_large_plan_needs_yes(tiny_suite, tmp_path, capsys, monkeypatch):
 def test_when_no_planned_dataset_can_load_the_run_stops_with_one_line_naming_the_plugin(tmp_path, capsys):
     from conftest import TINY_SUITE
 
-    from dememo.testing.misbehaving import MissingData
+    from qa.misbehaving import MissingData
 
     suite = tmp_path / "only-missing.toml"
     suite.write_text(TINY_SUITE.replace('name = "digits"', 'name = "missing-data"', 1))
@@ -156,7 +156,7 @@ def test_when_no_planned_dataset_can_load_the_run_stops_with_one_line_naming_the
 
 
 def test_relative_output_paths_survive_a_plugin_that_changes_the_working_directory(tiny_suite, tmp_path, monkeypatch):
-    from dememo.testing.misbehaving import ProcessChanger
+    from qa.misbehaving import ProcessChanger
 
     monkeypatch.chdir(tmp_path)
     with registered(plugin_of("metrics", ProcessChanger), name="process-changer"):

@@ -25,7 +25,7 @@ from dememo import submission
 from dememo.cli import main
 from dememo.errors import UserError
 from dememo.hashing import digest
-from dememo.testing.faults import third_party
+from qa.faults import third_party
 
 NARROW = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune",
           "--metric", "clean-accuracy", "--metric", "unlearning-accuracy", "--attack", "none"]

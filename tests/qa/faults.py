@@ -37,7 +37,7 @@ from typing import Any
 
 import attrs
 
-from ..cache import Store
+from dememo.cache import Store
 
 
 @attrs.define
@@ -249,7 +249,7 @@ def disk_of(capacity: int) -> Iterator[Callable[[], int]]:
     """Within the block, dememo's atomic writes behave as on a disk with ``capacity`` bytes free: the write
     that would exceed it fails with ENOSPC, as ``write(2)`` does, and so does every later one. Yields a
     function that returns the bytes written so far."""
-    from .. import cache
+    from dememo import cache
 
     original = cache.atomic_write_bytes
     used = [0]
@@ -273,7 +273,7 @@ def disk_full(suite: str, workdir: Path, reference: dict[str, Any], capacities: 
     import contextlib
     import io
 
-    from .. import cli
+    from dememo import cli
 
     tally = Tally("disk-full")
     total = len(reference["cells"])
@@ -517,8 +517,8 @@ def numerical(suite: str, workdir: Path, reference: dict[str, Any], extra: list[
     import contextlib
     import io
 
-    from .. import cli
-    from .fixtures import registered
+    from dememo import cli
+    from dememo.testing.fixtures import registered
 
     tally = Tally("numerical")
     out = workdir / "numerical"
@@ -564,13 +564,13 @@ def slot(cell: dict[str, Any]) -> tuple:
 # numbers while the genuine entry is accepted (or all of them, when it is held back without naming the
 # hostile file).
 
-GENUINE_BUNDLE = Path(__file__).resolve().parents[3] / "leaderboard" / "entries" / "dememo.json"
+GENUINE_BUNDLE = Path(__file__).resolve().parents[2] / "leaderboard" / "entries" / "dememo.json"
 MARKUP = "A | B <img src=x onerror=alert(1)> ![t](http://e/x.png) *x* `y`"
 
 
 def rehash(b: dict[str, Any]) -> dict[str, Any]:
     """The bundle with its content hash recomputed, as a determined tamperer would."""
-    from .. import submission
+    from dememo import submission
 
     b["content_sha256"] = submission.content_hash(b)
     return b
@@ -579,7 +579,7 @@ def rehash(b: dict[str, Any]) -> dict[str, Any]:
 def tamper(b: dict[str, Any], rng: random.Random, n: int) -> int:
     """Change up to ``n`` fraction values of the bundle's finished non-reference cells (still in range), as
     a forger making an entry look better; the number changed."""
-    from .. import submission
+    from dememo import submission
 
     refs = b["suite"].get("references", {})
     values = [(c, col) for c in b["cells"] if c["status"] == "ok" and not submission._is_reference(c, refs)
@@ -595,8 +595,8 @@ def third_party(genuine: dict[str, Any], dist: str, prefix: str, name: str | Non
     """A third-party bundle made from the genuine one: the rows of one of its non-reference plugins, renamed
     ``prefix + name`` and claimed by distribution ``dist``, with the reference rows of their tables as
     context (what ``dememo-bench submit`` makes for a plugin of another distribution)."""
-    from .. import submission
-    from ..hashing import digest
+    from dememo import submission
+    from dememo.hashing import digest
 
     refs = genuine["suite"].get("references", {})
     used = {fn for c in genuine["cells"] if not submission._is_reference(c, refs) for fn in submission._row_plugins(c)}
@@ -634,13 +634,13 @@ def third_party(genuine: dict[str, Any], dist: str, prefix: str, name: str | Non
 
 
 def _own(b: dict[str, Any]) -> list[dict[str, Any]]:
-    from .. import submission
+    from dememo import submission
 
     return submission.own_cells(b)
 
 
 def _rekey(c: dict[str, Any]) -> dict[str, Any]:
-    from ..hashing import digest
+    from dememo.hashing import digest
 
     c["key"] = digest(c["params"])
     return c
@@ -754,7 +754,7 @@ def _refused_alone(hostile: list[str]) -> Any:
 
 def _all_drawable(out: Path, board: Any) -> str:
     """Every own cell of an accepted entry that carries a number can be drawn by re-runs (item 15)."""
-    from .. import submission
+    from dememo import submission
 
     for path in sorted(out.parent.joinpath("entries").glob("*.json")):
         if path.name == "board.json" or path.name in dict(board.refused if board else []):
@@ -791,7 +791,7 @@ def _number(text: str) -> bool:
 def _hostile_cases(g: dict[str, Any], rng: random.Random) -> list[tuple]:
     """(case name, {file name: bundle}) of every hostile case; each file is written next to the genuine
     ``dememo.json`` and the benign third-party ``third.json``."""
-    from .. import submission
+    from dememo import submission
 
     def copy(b: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps(b))
@@ -870,7 +870,7 @@ def _board_check(g: dict[str, Any], out: Path, board: Any, hostile: list[str],
                  error: str = "") -> tuple[bool, int, int, str]:
     """(handled, genuine rows missing, genuine rows shown with other values, why not) of one built board (or
     the ``error`` of a build that accepted nothing) against the genuine bundle ``g`` (``dememo.json``)."""
-    from .. import submission
+    from dememo import submission
 
     own = submission.own_cells(g)
     if board is None:  # everything held back: the one-line error must say why, naming the hostile files
@@ -922,8 +922,8 @@ def hostile_bundles(workdir: Path, seed: int, genuine: Path | None = None) -> Ta
     bundles failing the metrics and suite checks, failed cells with numbers, ``--set`` on the suite's data,
     claims on installed reference plugins or the first-party distribution at another version, a formula
     in a column name. ``seed`` draws which values are forged."""
-    from .. import submission
-    from ..errors import UserError
+    from dememo import submission
+    from dememo.errors import UserError
 
     tally = Tally("hostile bundle")
     path = Path(genuine) if genuine is not None else GENUINE_BUNDLE

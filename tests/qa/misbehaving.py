@@ -30,7 +30,7 @@ import torch
 
 import dememo
 
-from .faults import Tally, load, run_args
+from qa.faults import Tally, load, run_args
 
 _NEVER = {"never": dememo.Column("never", "info", "never produced")}
 
@@ -482,7 +482,7 @@ def is_own(cell: dict[str, Any], family: str, cls: type) -> bool:
 
 
 def run_quietly(argv: list[str]) -> int:
-    from .. import cli
+    from dememo import cli
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         return cli.main(argv)
@@ -492,7 +492,7 @@ def misbehaviour(suite: str, workdir: Path, reference: dict[str, Any], extra: li
                  cases: list[tuple[str, type, str, str | None]] | None = None) -> Tally:
     """Run each misbehaving plugin of ``cases`` (default :data:`CASES`) in its own in-process run of the
     slice ``extra`` on one cache, then the slice alone on that cache; see the module docstring."""
-    from .fixtures import registered
+    from dememo.testing.fixtures import registered
 
     tally = Tally("plugin misbehaviour")
     cache = workdir / "misbehaviour-cache"
@@ -537,7 +537,7 @@ def dataset_failure(suite_text: str, workdir: Path, reference: dict[str, Any], e
     """A suite of the reference's dataset plus :class:`MissingData`: a case is one cell. Handled: the
     missing dataset's cells fail naming its plugin and saying what to do, the other dataset's equal the
     reference."""
-    from .fixtures import registered
+    from dememo.testing.fixtures import registered
 
     tally = Tally("plugin misbehaviour")
     suite = workdir / "two-datasets.toml"

@@ -15,7 +15,7 @@ The same strategies and runners serve the tests (``tests/test_fuzz_inputs.py``, 
 ``@given``) and :func:`fuzz_report`, which runs each group's property programmatically (derandomized, so
 the figures are reproducible) and counts cases tried, handled and lost per group::
 
-    python -m dememo.testing.fuzz 200
+    cd tests && python -m qa.fuzz 200
 
 Inputs stay bounded: a mutation adds at most a few thousand list items or :data:`GROW_BYTES` of JSON,
 nesting goes up to 100,000 levels (deep nesting is a case of its own), and the one oversized file is a
@@ -48,7 +48,7 @@ from typing import Any
 import attrs
 from hypothesis import strategies as st
 
-from ..errors import UserError
+from dememo.errors import UserError
 
 GROUPS = ("set-values", "suite-files", "results-json", "bundles", "dataset-files")
 #: a case that runs longer than this is counted as a hang
@@ -124,7 +124,7 @@ def attempt(fn: Callable[[], Any]) -> Outcome:
 
 def cli(argv: list[str]) -> tuple[int | None, str, str, Outcome | None]:
     """``dememo-bench ARGV`` in this process: exit code, stdout, stderr, and an Outcome if it raised."""
-    from ..cli import main
+    from dememo.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     rc: int | None = None
@@ -688,8 +688,8 @@ class FuzzEnv:
 
     @classmethod
     def create(cls, root: Path | str) -> "FuzzEnv":
-        from .. import plugins, submission
-        from ..results import load_results
+        from dememo import plugins, submission
+        from dememo.results import load_results
 
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -710,7 +710,7 @@ class FuzzEnv:
                 families.setdefault(name, family)
                 cls_ = registry.get(family, name)
                 targets += [f"{name}.{f.name}" for f in attrs.fields(cls_)]
-        from ..training import Recipe
+        from dememo.training import Recipe
 
         targets += [f"recipe.{f.name}" for f in attrs.fields(Recipe)]
         return cls(root=root, registry=registry, results_dir=root / "run", results=results,
@@ -760,9 +760,9 @@ def run_set_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     """parse_label, parse_sets, then planning a suite with the values (each target's plugin selected by a
     filter, so its values are structured), and the same through ``dememo-bench --set`` (which stops when
     loading the suite's dataset, whose files are absent)."""
-    from ..params import parse_label, parse_sets
-    from ..planner import Filters, Planner
-    from ..suite import load_suite
+    from dememo.params import parse_label, parse_sets
+    from dememo.planner import Filters, Planner
+    from dememo.suite import load_suite
 
     items = _set_items(env, case)
     wanted: dict[str, list[str]] = {"poisoner": ["none"]}
@@ -837,8 +837,8 @@ def _suite_path(env: FuzzEnv, case: dict[str, Any], d: Path) -> str:
 def run_suite_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     """load_suite on the file, then planning it with every installed plugin; and ``dememo-bench --suite``
     with an unknown unlearner (the command stops after reading the suite)."""
-    from ..planner import Planner
-    from ..suite import load_suite
+    from dememo.planner import Planner
+    from dememo.suite import load_suite
 
     d = env.case_dir()
     where = _suite_path(env, case, d)
@@ -911,8 +911,8 @@ def _results_file(env: FuzzEnv, case: dict[str, Any], run: Path) -> None:
 
 
 def _readers(path: Path) -> None:
-    from .. import leaderboard, report, submission
-    from ..results import load_results
+    from dememo import leaderboard, report, submission
+    from dememo.results import load_results
 
     data = load_results(path)
     leaderboard.render(data, "simple")
@@ -925,7 +925,7 @@ def _readers(path: Path) -> None:
 
 def _bundle_readable(path: Path) -> Callable[[int, str], str | None]:
     def check(rc: int, out: str) -> str | None:
-        from ..submission import check_bundle, load_bundle
+        from dememo.submission import check_bundle, load_bundle
 
         try:
             schema = check_bundle(load_bundle(path))[0]
@@ -980,8 +980,8 @@ BUNDLE_CASES = st.one_of(
 def _rehash(doc: Any, keys: bool = False) -> Any:
     """The content hash recomputed (as a naive tamperer would); with ``keys`` also every cell key and the
     suite fingerprint, so that mutations reach the checks behind the hashes."""
-    from ..hashing import digest
-    from ..submission import content_hash
+    from dememo.hashing import digest
+    from dememo.submission import content_hash
 
     if not isinstance(doc, dict):
         return doc
@@ -997,7 +997,7 @@ def _rehash(doc: Any, keys: bool = False) -> Any:
 
 
 def _bundle_file(env: FuzzEnv, case: dict[str, Any], entries: Path) -> Path:
-    from ..submission import MAX_BYTES
+    from dememo.submission import MAX_BYTES
 
     entries.mkdir()
     path = entries / "entry.json"
@@ -1050,7 +1050,7 @@ def _checks_printed(rc: int, out: str) -> str | None:
 
 def _board_complete(out: Path) -> Callable[[int, str], str | None]:
     def check(rc: int, stdout: str) -> str | None:
-        from ..results import load_results
+        from dememo.results import load_results
 
         if not all((out / n).is_file() for n in ("results.json", "leaderboard.md", "leaderboard.csv")):
             return "leaderboard build exited normally but wrote no complete board"
@@ -1066,7 +1066,7 @@ def run_bundle_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     """load_bundle, check_bundle (and for some cases a re-run of one cell), ``dememo-bench verify`` and
     ``dememo-bench leaderboard build`` on a directory holding the bundle (and sometimes a genuine one):
     every check line one line, exit 0/1 or 2 with one line and no board written."""
-    from ..submission import check_bundle, load_bundle, verify
+    from dememo.submission import check_bundle, load_bundle, verify
 
     d = env.case_dir()
     path = _bundle_file(env, case, d / "entries")
@@ -1373,7 +1373,7 @@ def write_dataset(dataset: str, root: Path, structure: int, file_index: int, ops
 
 def _dataset_class(name: str) -> Any:
     """The installed dataset plugin ``name``, found through the entry-point group like any plugin."""
-    from .. import plugins
+    from dememo import plugins
 
     return plugins.get_registry().get("dataset", name)
 
@@ -1397,7 +1397,7 @@ def run_dataset_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     """Tiny files in the dataset's real format, mutated, read through the plugin's ``load`` (torchvision's
     readers, the checksums set to the mutated files so that the parsers see them): the data loads and is
     well-formed, or a one-line DatasetError."""
-    from ..errors import DatasetError
+    from dememo.errors import DatasetError
 
     d = env.case_dir()
     name = case["dataset"]
