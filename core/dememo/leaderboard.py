@@ -18,6 +18,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from .numbers import finite
+
 ARROWS = {"higher": "↑", "lower": "↓", "match": "≈"}
 
 #: characters with a meaning in (GitHub) Markdown, backslash-escaped in text that comes from results or bundles
@@ -82,15 +84,7 @@ def _fmt(mean: float | None, std: float | None, unit: str, cap: float | None = N
     return text
 
 
-def _finite(v: Any) -> float | None:
-    """``v`` as a finite float; None for null, NaN, ±inf, booleans, non-numbers and numbers beyond floats."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    try:
-        f = float(v)
-    except OverflowError:
-        return None
-    return f if math.isfinite(f) else None
+_finite = finite
 
 
 def _stats(values: list[float]) -> tuple[float | None, float | None, int]:

@@ -41,6 +41,7 @@ from typing import Any
 import attrs
 
 from .errors import UserError
+from .numbers import finite
 from .leaderboard import sorted_groups, without_param, reference_rows
 
 #: the depth series, their x axis and what the recovered accuracy is on each track
@@ -83,14 +84,7 @@ class Curve:
     seeds: int
 
 
-def _number(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+_number = finite
 
 
 def aggregate(per_seed: Iterable[Mapping[float, float | None]]) -> Curve:

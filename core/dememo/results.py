@@ -15,6 +15,7 @@ from typing import Any
 
 from .cache import atomic_write_json
 from .errors import StorageError, harness_storage, UserError, storage_advice
+from .numbers import finite
 
 SCHEMA = "dememo.results/1"
 
@@ -148,9 +149,11 @@ def _depth(value: Any) -> int:
 
 
 def _number(v: Any, null: bool = True) -> bool:
+    """A finite number within ``MAX_MAGNITUDE`` (or null, when ``null``)."""
     if v is None:
         return null
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE
+    f = finite(v)
+    return f is not None and -MAX_MAGNITUDE <= f <= MAX_MAGNITUDE
 
 
 def _strings(v: Any) -> bool:

@@ -61,6 +61,7 @@ import attrs
 from . import results as results_mod
 from .errors import UserError
 from .hashing import digest
+from .numbers import finite
 
 SCHEMA = "dememo.submission/1"
 BOARD_SCHEMA = "dememo.board/1"
@@ -409,12 +410,7 @@ def _shape_errors(b: dict[str, Any]) -> list[str]:
 
 def _finite(v: Any) -> bool:
     """A finite number (booleans and integers beyond the float range are not)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
+    return finite(v) is not None
 
 
 def _few(items: list[str], n: int = 3) -> str:

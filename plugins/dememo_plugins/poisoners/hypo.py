@@ -41,17 +41,8 @@ from typing import ClassVar
 import attrs
 
 import dememo
+from dememo import validate
 from dememo.pgd import cross_entropy_loss, pgd_dataset
-
-
-def _positive(instance, attribute, value) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
-
-
-def _fraction(instance, attribute, value) -> None:
-    if not 0 < value <= 1:
-        raise ValueError(f"{attribute.name} is the PGD step as a fraction of ε and must be in (0, 1], got {value}")
 
 
 @attrs.define
@@ -61,11 +52,11 @@ class HypocriticalPerturbation(dememo.Poisoner):
     name: ClassVar[str] = "hypo"
     version: ClassVar[str] = "1"
     norm: ClassVar[str] = "linf"
-    steps: int = attrs.field(default=100, validator=_positive)
-    step_fraction: float = attrs.field(default=0.2, validator=_fraction)
-    crafting_epochs: int | None = attrs.field(default=None, validator=_positive)
+    steps: int = attrs.field(default=100, validator=validate.at_least_field(1))
+    step_fraction: float = attrs.field(default=0.2, validator=validate.step_fraction_field)
+    crafting_epochs: int | None = attrs.field(default=None, validator=validate.at_least_field(1))
     random_start: bool = False
-    batch_size: int = attrs.field(default=512, validator=_positive)
+    batch_size: int = attrs.field(default=512, validator=validate.at_least_field(1))
 
     def crafting_model(self, data, ctx):
         """The fixed model the perturbations are crafted on (see ``crafting_epochs``)."""

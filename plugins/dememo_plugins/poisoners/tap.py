@@ -47,17 +47,8 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 from dememo.pgd import cross_entropy_loss, pgd_dataset
-
-
-def _positive(instance, attribute, value) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
-
-
-def _fraction(instance, attribute, value) -> None:
-    if not 0 < value <= 1:
-        raise ValueError(f"{attribute.name} is the PGD step as a fraction of ε and must be in (0, 1], got {value}")
 
 
 @attrs.define
@@ -67,10 +58,10 @@ class TargetedAdversarialPoisoning(dememo.Poisoner):
     name: ClassVar[str] = "tap"
     version: ClassVar[str] = "1"
     norm: ClassVar[str] = "linf"
-    steps: int = attrs.field(default=250, validator=_positive)
-    step_fraction: float = attrs.field(default=0.1, validator=_fraction)
-    shift: int = attrs.field(default=1, validator=_positive)
-    batch_size: int = attrs.field(default=512, validator=_positive)
+    steps: int = attrs.field(default=250, validator=validate.at_least_field(1))
+    step_fraction: float = attrs.field(default=0.1, validator=validate.step_fraction_field)
+    shift: int = attrs.field(default=1, validator=validate.at_least_field(1))
+    batch_size: int = attrs.field(default=512, validator=validate.at_least_field(1))
 
     def targets(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
         """The permuted labels g(y) = (y + shift) mod K the adversarial examples are pushed toward."""
