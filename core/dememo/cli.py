@@ -17,6 +17,7 @@ import torch
 
 from . import interrupts, leaderboard, plugins, results
 from .cache import Store
+from .devices import resolve_device, set_deterministic  # noqa: F401 (also their old home, for callers)
 from .environment import fingerprint
 from .errors import DatasetError, StorageError, UserError, storage_advice
 from .params import parse_sets, printable
@@ -91,25 +92,6 @@ def check_plan_size(cells: list[Any], yes: bool) -> None:
     raise UserError(f"this plan has {len(cells):,} cells ({datasets} dataset(s), {seeds} seed(s), {methods} method(s) and "
                     f"their attacks), over the {LARGE_PLAN:,} that run without asking; pass --yes to run it, or narrow "
                     "it with --seeds, --poisoner, --unlearner, --attack or --metric")
-
-
-def set_deterministic() -> None:
-    """Deterministic kernels everywhere (CUDA's cuBLAS needs a fixed workspace, set before it starts)."""
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
-    return device
 
 
 def list_plugins(registry: plugins.Registry, fmt: str) -> str:

@@ -62,7 +62,7 @@ def prepare(spec: RunSpec, keys: list[str]) -> tuple[dict[str, Any], Any]:
 
     from . import plugins
     from .cache import Store
-    from .cli import resolve_device, set_deterministic
+    from .devices import resolve_device, set_deterministic
     from .planner import Filters, Planner
     from .progress import Progress
     from .runner import Runner

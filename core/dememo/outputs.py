@@ -116,3 +116,20 @@ def _remove(path: Path | None) -> None:
             path.unlink()
         except OSError:  # gone already; a leftover .tmp is harmless
             pass
+
+
+def write_files(out_dir: Path, files: dict[str, str | bytes], what: str = "the board") -> list[Path]:
+    """Write ``files`` (name → text or bytes) into ``out_dir`` as one set (:func:`dememo.outputs.atomic_write_set`):
+    when one cannot be written, every previous file is left as it was (an earlier board stays whole) and the
+    error is one line. An interrupt that arrives while the set is written stops the program after it."""
+    from .errors import UserError, storage_advice
+
+    before = interrupts.pending()
+    try:
+        written = atomic_write_set(out_dir, files)
+    except OSError as exc:
+        raise UserError(f"cannot write {what} to {out_dir}: {storage_advice(exc, '--out')}; the previous files there "
+                        "are unchanged") from None
+    if interrupts.pending() > before:  # held off while the set was written
+        raise KeyboardInterrupt
+    return written

@@ -691,7 +691,7 @@ def write_report(results: Mapping[str, Any], out: Path) -> list[Path]:
     Everything is drawn before anything is written, and each file is written atomically, so a failure
     leaves no partial report. Raises :class:`UserError` when there is nothing to plot or ``out`` cannot be
     written."""
-    from .submission import write_files
+    from .outputs import write_files
 
     figs = figures(results)
     if not figs:

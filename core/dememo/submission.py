@@ -62,6 +62,7 @@ from . import results as results_mod
 from .errors import UserError
 from .hashing import digest
 from .numbers import finite
+from .outputs import write_files  # noqa: F401 (also its old home, for callers)
 
 SCHEMA = "dememo.submission/1"
 BOARD_SCHEMA = "dememo.board/1"
@@ -1438,25 +1439,6 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
         files["leaderboard.html"] = render_page(merged)
     board.written += write_files(out_dir, files)
     return board
-
-
-def write_files(out_dir: Path, files: dict[str, str | bytes], what: str = "the board") -> list[Path]:
-    """Write ``files`` (name → text or bytes) into ``out_dir`` as one set (:func:`dememo.outputs.atomic_write_set`):
-    when one cannot be written, every previous file is left as it was (an earlier board stays whole) and the
-    error is one line. An interrupt that arrives while the set is written stops the program after it."""
-    from . import interrupts
-    from .errors import storage_advice
-    from .outputs import atomic_write_set
-
-    before = interrupts.pending()
-    try:
-        written = atomic_write_set(out_dir, files)
-    except OSError as exc:
-        raise UserError(f"cannot write {what} to {out_dir}: {storage_advice(exc, '--out')}; the previous files there "
-                        "are unchanged") from None
-    if interrupts.pending() > before:  # held off while the set was written
-        raise KeyboardInterrupt
-    return written
 
 
 def entries_table(entries: list[dict[str, Any]]) -> str:
