@@ -327,7 +327,7 @@ class Planner:
     def unlearners_for(self, entry: DatasetEntry, spec: ForgetSpec, name: str) -> list[tuple[Configured, dict[str, Any]]]:
         """The configured variants of unlearner ``name`` for one forget set, with the suite's tuned values
         (``Suite.tuned``) applied, each with the record of how its parameters were chosen."""
-        from .tuning import chosen
+        from .tuning_record import chosen
 
         entry_tuned = chosen(self.suite.tuned, entry.name, spec.label(), name)
         extra = dict(entry_tuned["chosen"]) if entry_tuned else {}

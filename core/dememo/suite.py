@@ -278,7 +278,7 @@ def load_suite(name_or_path: str, apply_tuning: bool = True) -> Suite:
     if suite.seeds > MAX_SEEDS:
         raise SuiteError(f"suite {origin}: seeds must be ≤ {MAX_SEEDS} (each seed is a full set of trainings)")
     if apply_tuning and suite.tuning and suite.tuned is None:
-        from .tuning import load
+        from .tuning_record import load
 
         where = path.parent / suite.tuning if from_file else resources.files("dememo.suites").joinpath(suite.tuning)
         if Path(str(where)).exists() and not where.is_file():  # a directory, or a device read forever

@@ -22,7 +22,6 @@ test set) and leaves its baselines at defaults. dememo fixes one protocol and re
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import time
 from pathlib import Path
@@ -37,8 +36,8 @@ from .hashing import digest, generator_for
 from .planner import Cell, Configured, Planner
 from .runner import Runner, StageFailure
 from .suite import ForgetSpec, Suite
+from .tuning_record import SCHEMA, chosen, load  # noqa: F401 (also their old home, for callers)
 
-SCHEMA = "dememo.tuning/1"
 SEED_BASE = 1000
 OBJECTIVE = ("avg-gap", "avg_gap")
 PROTOCOL = ("grid over each unlearner's search_space (seeded sample above --trials); tuning seeds 1000+i, disjoint "
@@ -169,14 +168,6 @@ class Tuner:
         }
 
 
-def chosen(tuning: dict[str, Any] | None, dataset: str, forget: str, unlearner: str) -> dict[str, Any] | None:
-    """The tuned entry for (dataset, forget label, unlearner), or None."""
-    for entry in (tuning or {}).get("entries", []):
-        if (entry.get("dataset"), entry.get("forget"), entry.get("unlearner")) == (dataset, forget, unlearner) and entry.get("chosen") is not None:
-            return entry
-    return None
-
-
 def summary(tuning: dict[str, Any]) -> str:
     """A readable account of a tuning run: per entry the chosen values and their objective vs the base."""
     from tabulate import tabulate
@@ -198,16 +189,3 @@ def write(out: Path, tuning: dict[str, Any]) -> Path:
     path = out / "tuning.json"
     atomic_write_json(path, clean_number(tuning))
     return path
-
-
-def load(path: Path) -> dict[str, Any]:
-    """Read a tuning file; a clear error when it is missing or is not one."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"tuning file {path} not found; create it with 'dememo-bench tune --out DIR'") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"tuning file {path} is not readable JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("entries"), list):
-        raise UserError(f"{path} is not a {SCHEMA} file")
-    return data
