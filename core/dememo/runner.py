@@ -102,8 +102,7 @@ def escaped(exc: BaseException, who: str) -> str | None:
     if isinstance(exc, KeyboardInterrupt):
         return f"{who} raised KeyboardInterrupt, and no Ctrl-C or SIGTERM was received"
     if isinstance(exc, UserError):
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return f"{who} raised {type(exc).__name__}: {text}"
+        return f"{who} raised {type(exc).__name__}: {first_line(exc)}"
     if not isinstance(exc, Exception):
         return f"{who} raised {type(exc).__name__}"
     return None
@@ -156,8 +155,14 @@ class Subject(NamedTuple):
     draws: list[tuple[nn.Module, str]]
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(exc)
     if isinstance(exc, (BudgetViolation, ContractViolation)):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -273,7 +278,7 @@ class Runner:
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt) and interrupts.from_user(exc):
                     raise
-                text = str(exc).strip().splitlines()[0] if isinstance(exc, UserError) and str(exc).strip() else \
+                text = first_line(exc) if isinstance(exc, UserError) and first_line(exc) else \
                     (escaped(exc, "it") or one_line(exc))
                 error = DatasetError(f"dataset {config.name!r} ({who}) {step}: {text}")
                 self.bad_envs[key] = error
