@@ -29,8 +29,8 @@ import torch
 from dememo import plugins
 from dememo.context import Context, seeded_generator, standard_training
 from dememo.ensemble import fit_many
-from dememo.planner import Planner
-from dememo.suite import load_suite
+from dememo.plan.planner import Planner
+from dememo.plan.suite import load_suite
 
 
 def context(config, splits, device: torch.device) -> Context:

@@ -43,8 +43,8 @@ from dememo.data import Data
 from dememo.environment import fingerprint
 from dememo.hashing import derive_seed
 from dememo.params import build, parse_sets
-from dememo.planner import Planner
-from dememo.suite import load_suite
+from dememo.plan.planner import Planner
+from dememo.plan.suite import load_suite
 
 CIFAR_BUDGETS = {"linf": 8 / 255, "l2": 1.0, "l0": 1.0, "none": float("inf")}
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_SUITE, bench
+from qa import faults
 
-from dememo import submission
+from dememo.board import submission
 from dememo.cli import main
 from dememo.errors import UserError
 from dememo.hashing import digest
-from qa import faults
 
 SET = ["--set", "finetune.epochs=2"]
 NARROW = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune",
@@ -289,7 +289,7 @@ def test_names_and_labels_cannot_inject_markup(run, tmp_path):
 
 
 def test_md_escape():
-    from dememo.leaderboard import md_code, md_escape
+    from dememo.board.leaderboard import md_code, md_escape
 
     assert md_escape("a|b\nc") == "a\\|b c" and md_escape(None) is None
     assert md_escape("<script>") == "&lt;script&gt;" and md_escape("![a](b)") == "\\!\\[a\\](b)"
@@ -492,7 +492,7 @@ def test_no_bundle_can_take_the_installed_entry_off_the_board(run, tmp_path):
 
 
 def test_csv_fields_are_never_formulas(run, tmp_path):
-    from dememo.leaderboard import csv_text
+    from dememo.board.leaderboard import csv_text
 
     assert csv_text("=1+1") == "'=1+1" and csv_text("@SUM(A1)") == "'@SUM(A1)" and csv_text("-2+3") == "'-2+3"
     assert csv_text("+x") == "'+x" and csv_text("finetune") == "finetune" and csv_text(None) is None

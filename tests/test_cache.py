@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from dememo import cache
-from dememo.cache import Store, atomic_write_bytes, atomic_write_json
 from dememo.hashing import digest
+from dememo.run import cache
+from dememo.files import atomic_write_bytes, atomic_write_json
+from dememo.run.cache import Store
 
 KEY = digest("stage-a")
 OTHER = digest("stage-b")
@@ -204,7 +205,7 @@ def test_store_writes_only_under_its_root(tmp_path):
 def test_runner_memory_is_bounded_by_bytes_and_falls_back_to_disk(tmp_path):
     import torch
 
-    from dememo.runner import Runner
+    from dememo.run.runner import Runner
 
     runner = Runner(Store(tmp_path), torch.device("cpu"), memory_bytes=1000)
     big = torch.zeros(200)  # 800 bytes: two of them exceed the budget
@@ -322,7 +323,7 @@ def test_claim_is_released_when_its_holder_is_killed(store):
     import sys
     import time
 
-    code = ("import sys, time; from dememo.cache import Store; s = Store(sys.argv[1]); "
+    code = ("import sys, time; from dememo.run.cache import Store; s = Store(sys.argv[1]); "
             "c = s.claim(sys.argv[2]); c.__enter__(); print('held', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(store.root), KEY], stdout=subprocess.PIPE, text=True)
     try:

@@ -18,13 +18,12 @@ from hypothesis import strategies as st
 
 from dememo import plugins
 from dememo.evaluation import Evaluation
-from dememo.planner import Planner
-from dememo.suite import ForgetSpec, load_suite
+from dememo.plan.planner import Planner
+from dememo.plan.suite import ForgetSpec, load_suite
 from dememo.training import accuracy
 from dememo_plugins.metrics.certified_learnability import CertifiedLearnability
 from dememo_plugins.metrics.depth import ETA_CAP, SIGMA_CAP, Depth, first_reaching
 from tests.unlearning_kit import setting
-
 
 # --- the rule -----------------------------------------------------------------------------------------------
 

@@ -149,10 +149,10 @@ def test_numerical_and_mutation_faults_fail_only_their_cells_with_named_reasons(
 
 def test_a_caught_mutation_drops_the_damaged_shared_data(tiny_suite, tmp_path):
     """The runner reloads what a plugin damaged in place, so later cells see the dataset as it is on disk."""
-    from dememo.cache import Store
-    from dememo.planner import Filters, Planner
-    from dememo.runner import Runner
-    from dememo.suite import load_suite
+    from dememo.plan.planner import Filters, Planner
+    from dememo.plan.suite import load_suite
+    from dememo.run.cache import Store
+    from dememo.run.runner import Runner
 
     with registered(NumericalFaults(), name="numerical") as registry:
         planner = Planner(registry, load_suite(str(tiny_suite)))

@@ -21,22 +21,21 @@ about 30 s for the file, 4 s of it the tiny seed run.
 
 from __future__ import annotations
 
-import math
-
 import copy
 import json
+import math
 import os
 import pickle
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from qa import fuzz
 
-from dememo import leaderboard, report, submission
+from dememo.board import leaderboard, report, submission
 from dememo.errors import DatasetError, ParameterError, SuiteError, UserError
 from dememo.params import build, parse_sets, parse_value
+from dememo.plan.suite import load_suite
 from dememo.results import load_results
-from dememo.suite import load_suite
-from qa import fuzz
 from dememo.training import Recipe
 
 pytest.importorskip("torchvision")
@@ -233,8 +232,8 @@ def test_a_device_is_neither_a_tuning_file_nor_results(tmp_path):
 
 
 def test_seed_limits_agree():
-    from dememo import results, suite
-
+    from dememo import results
+    from dememo.plan import suite
     assert results.MAX_SEEDS == suite.MAX_SEEDS
 
 
@@ -314,7 +313,7 @@ def test_report_draws_everything_before_writing(env, tmp_path, monkeypatch):
 
 
 def test_board_renders_everything_before_writing(env, tmp_path, monkeypatch):
-    import dememo.leaderboard_html as html
+    import dememo.board.html as html
 
     (tmp_path / "entries").mkdir()
     (tmp_path / "entries" / "entry.json").write_bytes(env.bundle_bytes)

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 import dememo
 from dememo import cli
-from dememo.leaderboard import area_under, curve_values, render
-from dememo.planner import Filters, Planner
-from dememo.runner import describe_subset, poison_subset
-from dememo.suite import Curve, Grid, load_suite
+from dememo.board.leaderboard import area_under, curve_values, render
+from dememo.plan.planner import Filters, Planner
+from dememo.plan.suite import Curve, Grid, load_suite
+from dememo.run.runner import describe_subset, poison_subset
 from dememo.testing import registered
 
 

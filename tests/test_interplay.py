@@ -12,15 +12,14 @@ import math
 
 import pytest
 import torch
+from conftest import bench, load
 
 from dememo import plugins
+from dememo.board.leaderboard import reference_rows, render
 from dememo.errors import SuiteError
-from dememo.leaderboard import reference_rows, render
-from dememo.planner import Planner
-from dememo.runner import poison_subset
-from dememo.suite import Interplay, load_suite
-
-from conftest import bench, load
+from dememo.plan.planner import Planner
+from dememo.plan.suite import Interplay, load_suite
+from dememo.run.runner import poison_subset
 
 SUITE = """
 name = "interplay-tiny"
@@ -134,7 +133,7 @@ def test_leaderboard_has_interplay_tables_with_reference_rows(interplay_run):
 def test_interplay_needs_both_filters_to_run_with_others():
     """A poisoner filter alone selects the unlearnability track, an unlearner filter alone the unlearning
     track; both (or none) keep the interplay track."""
-    from dememo.planner import Filters
+    from dememo.plan.planner import Filters
 
     suite = load_suite("quick")
     planner = Planner(plugins.get_registry(), suite)

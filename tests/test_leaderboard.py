@@ -10,7 +10,7 @@ import statistics
 
 import pytest
 
-from dememo.leaderboard import render, to_csv
+from dememo.board.leaderboard import render, to_csv
 
 WN = "weight-noise(sigma=0.03)"
 
@@ -251,6 +251,6 @@ def test_rows_never_attacked_stay_out_of_the_under_attack_table():
 
 
 def test_count_columns_render_as_integers():
-    from dememo.leaderboard import _fmt
+    from dememo.board.leaderboard import _fmt
 
     assert _fmt(512.0, 0.0, "count") == "512"

@@ -34,12 +34,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_leaderboard import FAILED, WN, cells_for
+from test_leaderboard import results as board_results
 
-from dememo import cli, report
-from dememo.leaderboard import LEGEND, build_tables, sorted_groups
-from dememo.leaderboard_html import render_page, sort_value
+from dememo import cli
+from dememo.board import report
+from dememo.board.html import render_page, sort_value
+from dememo.board.leaderboard import LEGEND, build_tables, sorted_groups
 from dememo.results import load_results
-from test_leaderboard import FAILED, WN, cells_for, results as board_results
 
 METRICS = {("unlearnability", "test_acc"): "clean-accuracy", ("unlearnability", "train_acc"): "clean-accuracy",
            ("unlearnability", "peak_epoch"): "peak-accuracy", ("unlearning", "forget_acc"): "unlearning-accuracy",
@@ -268,12 +270,12 @@ def test_a_run_writes_the_page_and_survives_a_rendering_error(tiny_suite, tmp_pa
     data = load_results(tmp_path / "a")
     assert page.count("<table") == len(expected_tables(data)) > 3
 
-    import dememo.leaderboard_html
+    from dememo.board import html as leaderboard_html
 
     def broken(results):
         raise ValueError("boom\nsecond line")
 
-    monkeypatch.setattr(dememo.leaderboard_html, "render_page", broken)
+    monkeypatch.setattr(leaderboard_html, "render_page", broken)
     assert cli.main([*args, "--out", str(tmp_path / "b")]) == 0  # the run's own code, from the cache
     err = capsys.readouterr().err
     assert "dememo-bench: warning: leaderboard.html not written (ValueError: boom second line)" in err

@@ -6,9 +6,9 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from dememo.leaderboard import RANK_RULE, average_ranks, composite_rank, render, to_json
 from test_leaderboard import main_table, results, tables
+
+from dememo.board.leaderboard import RANK_RULE, average_ranks, composite_rank, render, to_json
 
 
 def test_average_ranks_share_ties_and_put_missing_rows_last():
@@ -62,7 +62,7 @@ def test_json_tables_are_the_printed_tables():
 
 
 def test_wide_tables_print_in_parts_that_keep_every_value():
-    from dememo.leaderboard import split_columns
+    from dememo.board.leaderboard import split_columns
 
     header = ["method", "params", "rank ↓"] + [f"c{i}" for i in range(25)] + ["seeds"]
     rows = [[f"m{r}", "tuned", "1.0"] + [f"{r}.{i}" for i in range(25)] + ["3"] for r in range(4)]

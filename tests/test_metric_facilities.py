@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import dememo
-from dememo import cli, leaderboard
+from dememo import cli
+from dememo.board import leaderboard
 from dememo.testing import registered
 
 CLASS_FORGET = """
@@ -167,8 +168,8 @@ def test_replaying_the_unlearner_on_shadows(tiny_suite, tmp_path):
 def test_a_metric_filter_brings_along_the_metrics_it_uses():
     """--metric avg-gap alone used to fail every cell (avg-gap reads mia-efficacy and unlearning-accuracy)."""
     from dememo import plugins
-    from dememo.planner import Planner
-    from dememo.suite import load_suite
+    from dememo.plan.planner import Planner
+    from dememo.plan.suite import load_suite
 
     planner = Planner(plugins.get_registry(), load_suite("quick"))
     assert planner._names("metric", ("avg-gap",)) == ["avg-gap", "mia-efficacy", "unlearning-accuracy"]

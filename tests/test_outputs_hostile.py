@@ -15,9 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from dememo import cache, cli, interrupts, leaderboard, outputs, results, submission
-from dememo.cache import Store, atomic_write_bytes
+from dememo import cli, interrupts, results
+from dememo import files as outputs
+from dememo.board import leaderboard, submission, writer
 from dememo.errors import StorageError, UserError, storage_advice
+from dememo.run import cache
+from dememo.files import atomic_write_bytes
+from dememo.run.cache import Store
 
 KEYS = [f"{i:02x}" + "a" * 62 for i in range(3)]
 
@@ -194,14 +198,14 @@ def fail_replacing(monkeypatch, final: Path) -> None:
 
 def fail_writing(monkeypatch, name: str, code: int = errno.ENOSPC) -> None:
     """dememo's atomic write of ``name`` (or of a temporary staged for it) fails with ``code``."""
-    real = cache.atomic_write_bytes
+    real = outputs.atomic_write_bytes
 
     def write(path: Path, data: bytes) -> None:
         if path.name == name or path.name.startswith(f".{name}."):
             raise OSError(code, os.strerror(code), str(path))
         real(path, data)
 
-    monkeypatch.setattr(cache, "atomic_write_bytes", write)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", write)
 
 
 OLD = {"a.txt": "old a", "b.bin": b"old b", "c.txt": "old c"}
@@ -278,12 +282,12 @@ def tiny_results(wall: float, partial: tuple[int, int] | None = None) -> dict:
 
 
 def test_a_run_whose_last_output_fails_keeps_the_previous_outputs(tmp_path, monkeypatch):
-    cli.write_outputs(tmp_path, tiny_results(1.0), "t")
+    writer.write_outputs(tmp_path, tiny_results(1.0), "t")
     before = snapshot(tmp_path)
     assert set(before) == {"results.json", "leaderboard.md", "leaderboard.csv", "leaderboard.json", "leaderboard.html"}
     fail_writing(monkeypatch, "leaderboard.html")
     with pytest.raises(OSError):
-        cli.write_outputs(tmp_path, tiny_results(2.0), "t")
+        writer.write_outputs(tmp_path, tiny_results(2.0), "t")
     assert snapshot(tmp_path) == before and set(p.name for p in tmp_path.iterdir()) == set(before)
 
 
@@ -323,7 +327,7 @@ def interrupt_after_first_cell(monkeypatch) -> None:
 
 def interrupt_twice_while_writing(monkeypatch, name: str = "leaderboard.csv") -> None:
     """Two more Ctrl-Cs (or SIGTERMs) arrive while the output set is written."""
-    real = cache.atomic_write_bytes
+    real = outputs.atomic_write_bytes
 
     def write(path: Path, data: bytes) -> None:
         if path.name == name or path.name.startswith(f".{name}."):
@@ -333,7 +337,7 @@ def interrupt_twice_while_writing(monkeypatch, name: str = "leaderboard.csv") ->
                 pass
         real(path, data)
 
-    monkeypatch.setattr(cache, "atomic_write_bytes", write)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", write)
 
 
 @pytest.mark.parametrize("storm", [False, True], ids=["one-interrupt", "more-while-writing"])
@@ -386,7 +390,7 @@ def test_interrupts_while_writing_a_complete_run_leave_it_complete(tmp_path, tin
     assert code == 130 and "Traceback" not in err and "interrupted while writing" in err, err
     data = results.load_results(out)
     assert not results.is_partial(data) and len(data["cells"]) == 3
-    assert {p.name for p in out.iterdir() if p.is_file()} == set(cli.output_files(data, "tiny"))
+    assert {p.name for p in out.iterdir() if p.is_file()} == set(writer.output_files(data, "tiny"))
 
 
 def test_malformed_partial_fields_are_refused():
@@ -432,14 +436,14 @@ def test_cache_and_cell_write_errors_name_the_real_cause(tmp_path, monkeypatch):
 
 def test_cells_are_said_saved_only_when_they_were(tmp_path, tiny_run, monkeypatch):
     out = tmp_path / "out"
-    real = cache.atomic_write_bytes
+    real = outputs.atomic_write_bytes
 
     def write(path: Path, data: bytes) -> None:  # nothing under --out can be written; the cache can
         if str(path).startswith(str(out)):
             raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         real(path, data)
 
-    monkeypatch.setattr(cache, "atomic_write_bytes", write)
+    monkeypatch.setattr(outputs, "atomic_write_bytes", write)
     code, err = tiny_run(out)
     lines = [line for line in err.splitlines() if line.startswith("dememo-bench: error:")]
     assert code == 74 and len(lines) == 1 and "Traceback" not in err, err

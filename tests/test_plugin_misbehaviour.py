@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from qa.misbehaving import (CASES, FIELD, StateChanger, dataset_failure, differences, is_own, misbehaviour, numbers,
+                            plugin_of)
 
 from dememo import cli
+from dememo.plan.planner import Filters
+from dememo.run.cache import Store
+from dememo.run.runner import Runner
 from dememo.testing import registered
-from qa.misbehaving import CASES, FIELD, StateChanger, dataset_failure, differences, is_own, misbehaviour, \
-    numbers, plugin_of
 
 SLICE = ["--poisoner", "none", "--unlearner", "finetune", "--unlearner", "original", "--attack", "none",
          "--metric", "clean-accuracy", "--metric", "unlearning-accuracy"]
@@ -77,7 +80,6 @@ def test_the_scenario_counts_every_case_handled_and_nothing_lost(reference, tiny
 
 def test_a_dataset_that_cannot_load_fails_its_own_cells_and_the_others_run(reference, tmp_path, capsys):
     from conftest import TINY_SUITE
-
     from qa.misbehaving import MissingData, with_missing_dataset
 
     suite = tmp_path / "two.toml"
@@ -111,12 +113,12 @@ def test_a_plugin_that_changes_its_own_parameters_is_put_back(tiny_suite, tmp_pa
     with registered(plugin_of("unlearners", SelfTuner), name="self-tuner"):
         bench(tiny_suite, tmp_path / "out", tmp_path / "cache", "--unlearner", "self-tuner")
         from dememo import plugins
-        from dememo.planner import Planner
-        from dememo.suite import load_suite
+        from dememo.plan.planner import Planner
+        from dememo.plan.suite import load_suite
 
         planner = Planner(plugins.get_registry(), load_suite(str(tiny_suite)), {})
-        runner = cli.Runner(cli.Store(tmp_path / "cache"), torch.device("cpu"), planner=planner)
-        cell = next(c for c in planner.cells(cli.Filters((), ("self-tuner",), ("none",), ("unlearning-accuracy",)))
+        runner = Runner(Store(tmp_path / "cache"), torch.device("cpu"), planner=planner)
+        cell = next(c for c in planner.cells(Filters((), ("self-tuner",), ("none",), ("unlearning-accuracy",)))
                     if c.unlearner is not None and c.unlearner.name == "self-tuner")
         record = runner.run_cell(cell)
         assert record["status"] == "failed" and "changed its own parameters" in record["error"]["message"]
@@ -141,7 +143,6 @@ def test_a_very_large_plan_needs_yes(tiny_suite, tmp_path, capsys, monkeypatch):
 
 def test_when_no_planned_dataset_can_load_the_run_stops_with_one_line_naming_the_plugin(tmp_path, capsys):
     from conftest import TINY_SUITE
-
     from qa.misbehaving import MissingData
 
     suite = tmp_path / "only-missing.toml"
@@ -169,7 +170,7 @@ def test_relative_output_paths_survive_a_plugin_that_changes_the_working_directo
 def test_an_internal_error_escaping_the_cells_keeps_the_finished_ones_as_partial_results(tiny_suite, tmp_path,
                                                                                         monkeypatch, capsys):
     calls = []
-    real = cli.Runner.run_cell
+    real = Runner.run_cell
 
     def flaky(self, cell):
         calls.append(cell.key)
@@ -177,7 +178,7 @@ def test_an_internal_error_escaping_the_cells_keeps_the_finished_ones_as_partial
             raise RuntimeError("a harness bug")
         return real(self, cell)
 
-    monkeypatch.setattr(cli.Runner, "run_cell", flaky)
+    monkeypatch.setattr(Runner, "run_cell", flaky)
     with pytest.raises(RuntimeError, match="a harness bug"):
         cli.main(["--all", "--suite", str(tiny_suite), "--out", str(tmp_path / "out"), "--cache-dir",
                   str(tmp_path / "cache"), "--quiet", *SLICE])

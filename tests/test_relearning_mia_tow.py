@@ -26,14 +26,14 @@ import copy
 
 import pytest
 import torch
+import unlearning_kit as kit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import unlearning_kit as kit
 from dememo import plugins
+from dememo.board.leaderboard import _fmt
 from dememo.evaluation import Evaluation
 from dememo.families import AttackData
-from dememo.leaderboard import _fmt
 from dememo.testing import tiny_class_task, tiny_context, tiny_splits, tiny_task
 from dememo.training import accuracy
 from dememo_plugins.attacks.prototype_relearn import PrototypeRelearn

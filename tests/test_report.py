@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from dememo import cli
+from dememo.board.report import (Figure, aggregate, figures, interplay_matrix, render_html, series_by_method, slug,
+                                 sweep_by_method, write_report)
 from dememo.errors import UserError
-from dememo.report import (Figure, aggregate, figures, interplay_matrix, render_html, series_by_method, slug,
-                           sweep_by_method, write_report)
 from dememo.results import assemble
 
 ETAS = [0.0, 0.5, 1.0]
@@ -337,7 +337,7 @@ def test_cli_user_errors(tmp_path, capsys):
 
 
 def test_matplotlib_is_imported_only_when_a_report_is_drawn():
-    code = "import sys, dememo.cli, dememo.report; print('matplotlib' in sys.modules)"
+    code = "import sys, dememo.cli, dememo.board.report; print('matplotlib' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
@@ -374,7 +374,7 @@ def weight_noise_cells(track, column, forget=None):
 
 
 def test_weight_noise_curves_read_the_tracks_column_along_sigma():
-    from dememo.report import weight_noise_curves
+    from dememo.board.report import weight_noise_curves
 
     curves = weight_noise_curves(weight_noise_cells("unlearnability", "test_acc"), "unlearnability")
     assert set(curves) == {"none", "em"}
@@ -399,7 +399,7 @@ def scatter_cells():
 
 
 def test_forgetting_utility_pairs_each_seed_with_its_retrain():
-    from dememo.report import forgetting_utility
+    from dememo.board.report import forgetting_utility
 
     axis, points = forgetting_utility(scatter_cells(), {"original", "retrain"})
     assert axis == "forget_gap"

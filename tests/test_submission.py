@@ -20,12 +20,12 @@ import torch
 from conftest import TINY_SUITE, bench, load
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from qa.faults import third_party
 
-from dememo import submission
+from dememo.board import submission
 from dememo.cli import main
 from dememo.errors import UserError
 from dememo.hashing import digest
-from qa.faults import third_party
 
 NARROW = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune",
           "--metric", "clean-accuracy", "--metric", "unlearning-accuracy", "--attack", "none"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dememo.errors import SuiteError, UserError
-from dememo.suite import ForgetSpec, Suite, load_suite, shipped
+from dememo.plan.suite import ForgetSpec, Suite, load_suite, shipped
 from dememo.training import Recipe
 
 MINIMAL = """\
@@ -151,7 +151,7 @@ def test_suite_constructs_from_python():
 
 def test_a_variants_with_table_sets_that_row_only_and_stays_out_of_its_label(tmp_path):
     from dememo import plugins
-    from dememo.planner import Planner
+    from dememo.plan.planner import Planner
 
     tables = ('[[variants.poisoner.em]]\nmode = "sample"\nwith = { pgd_steps = 7, train_steps = 3 }\n'
               '[[variants.poisoner.em]]\nmode = "class"\n')
@@ -164,7 +164,7 @@ def test_a_variants_with_table_sets_that_row_only_and_stays_out_of_its_label(tmp
 
 def test_a_variants_with_value_that_is_not_a_table_is_a_user_error(tmp_path):
     from dememo import plugins
-    from dememo.planner import Planner
+    from dememo.plan.planner import Planner
 
     tables = '[[variants.poisoner.em]]\nmode = "sample"\nwith = 3\n[[variants.poisoner.em]]\nmode = "class"\n'
     planner = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables)))
@@ -175,7 +175,7 @@ def test_a_variants_with_value_that_is_not_a_table_is_a_user_error(tmp_path):
 @pytest.mark.parametrize("value", ["[]", '""', "0", "false"])
 def test_a_falsy_with_value_that_is_not_a_table_is_a_user_error_too(tmp_path, value):
     from dememo import plugins
-    from dememo.planner import Planner
+    from dememo.plan.planner import Planner
 
     tables = f'[[variants.poisoner.em]]\nmode = "sample"\nwith = {value}\n[[variants.poisoner.em]]\nmode = "class"\n'
     planner = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables)))
@@ -185,7 +185,7 @@ def test_a_falsy_with_value_that_is_not_a_table_is_a_user_error_too(tmp_path, va
 
 def test_variants_that_differ_only_in_with_are_a_user_error_not_a_dropped_row(tmp_path):
     from dememo import plugins
-    from dememo.planner import Planner
+    from dememo.plan.planner import Planner
 
     tables = ('[[variants.poisoner.em]]\nmode = "sample"\nwith = { pgd_steps = 7 }\n'
               '[[variants.poisoner.em]]\nmode = "sample"\nwith = { pgd_steps = 9 }\n')
@@ -196,7 +196,7 @@ def test_variants_that_differ_only_in_with_are_a_user_error_not_a_dropped_row(tm
 
 def test_an_unknown_key_inside_with_names_the_with_table(tmp_path):
     from dememo import plugins
-    from dememo.planner import Planner
+    from dememo.plan.planner import Planner
 
     tables = '[[variants.poisoner.em]]\nmode = "sample"\nwith = { pgd_stepz = 7 }\n[[variants.poisoner.em]]\nmode = "class"\n'
     planner = Planner(plugins.get_registry(), load_suite(write(tmp_path, tables=tables)))

@@ -10,15 +10,16 @@ from typing import ClassVar
 import attrs
 import pytest
 import torch
+from conftest import bench, load
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dememo
-from conftest import bench, load
-from dememo import forget, tuning
+from dememo import forget
 from dememo.errors import ParameterError, UserError
 from dememo.params import parse_label
-from dememo.suite import ForgetSpec
+from dememo.plan.suite import ForgetSpec
+from dememo.run import tuner as tuning
 from dememo.testing import registered, tiny_context, tiny_splits, tiny_task
 
 # -- forget sets -----------------------------------------------------------------------------------
@@ -228,10 +229,10 @@ def test_tune_writes_its_log_and_a_suite_applies_and_records_it(tmp_path: Path):
 def test_tuning_never_reads_the_test_split(tmp_path: Path):
     """The same search with the test split replaced by noise gives the identical log."""
     from dememo import plugins
-    from dememo.cache import Store
-    from dememo.planner import Planner
-    from dememo.runner import Runner
-    from dememo.suite import load_suite
+    from dememo.plan.planner import Planner
+    from dememo.plan.suite import load_suite
+    from dememo.run.cache import Store
+    from dememo.run.runner import Runner
 
     (tmp_path / "s.toml").write_text(TUNE_SUITE)
     suite = load_suite(str(tmp_path / "s.toml"))
@@ -315,10 +316,10 @@ class SpyPlugin:
 
 def test_methods_that_must_not_read_the_forget_set_get_an_empty_one_from_the_harness(tmp_path: Path):
     from dememo import plugins
-    from dememo.cache import Store
-    from dememo.planner import Filters, Planner
-    from dememo.runner import Runner
-    from dememo.suite import load_suite
+    from dememo.plan.planner import Filters, Planner
+    from dememo.plan.suite import load_suite
+    from dememo.run.cache import Store
+    from dememo.run.runner import Runner
 
     for name in ("finetune", "eu-k", "cf-k", "l1-sparse", "retrain"):
         assert plugins.get_registry().get("unlearner", name).reads_forget is False
@@ -335,8 +336,8 @@ def test_methods_that_must_not_read_the_forget_set_get_an_empty_one_from_the_har
 
 def _tuned(dataset: str, forget_label: str, name: str):
     from dememo import plugins
-    from dememo.planner import Planner
-    from dememo.suite import load_suite
+    from dememo.plan.planner import Planner
+    from dememo.plan.suite import load_suite
 
     suite = load_suite("quick")
     entry = tuning.chosen(suite.tuned, dataset, forget_label, name)

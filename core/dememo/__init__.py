@@ -5,18 +5,28 @@ The public plugin API: the hook markers ``hookimpl``/``hookspec``, the family ba
 ``Splits``, ``AttackData``, ``LearnerData``, ``Evaluation``, ``Budget``, ``Recipe``).
 """
 
-from .budget import Budget
-from .context import Context
-from .data import Data, Splits, Task
-from .errors import BudgetViolation, ContractViolation, DatasetError, UserError
-from .evaluation import Evaluation
-from .families import (Architecture, Attack, AttackData, Column, DatasetSource, LearnerData, Metric, Poisoner, Scorer,
-                       Series, Unlearner)
-from .hookspecs import hookimpl, hookspec
-from .training import History, Recipe
+from dememo.budget import Budget
+from dememo.context import Context
+from dememo.data import Data, Splits, Task
+from dememo.errors import BudgetViolation, ContractViolation, DatasetError, UserError
+from dememo.evaluation import Evaluation
+from dememo.families import (Architecture, Attack, AttackData, Column, DatasetSource, LearnerData, Metric, Poisoner,
+                             Scorer, Series, Unlearner)
+from dememo.hookspecs import hookimpl, hookspec
+from dememo.training import History, Recipe
+
+#: the modules plugins may import besides this package (tests/core/test_layout.py checks the first-party ones)
+PUBLIC_MODULES = ("budget", "context", "data", "ensemble", "errors", "evaluation", "families", "forget", "hashing",
+                  "hookspecs", "models", "numbers", "params", "pgd", "testing", "training", "validate")
 
 __all__ = [
     "Architecture", "Attack", "AttackData", "Budget", "BudgetViolation", "Column", "Context",
     "ContractViolation", "Data", "DatasetError", "DatasetSource", "Evaluation", "History", "LearnerData", "Metric",
     "Poisoner", "Recipe", "Scorer", "Series", "Splits", "Task", "Unlearner", "UserError", "hookimpl", "hookspec",
 ]
+
+from dememo import (budget, context, data, ensemble, errors, evaluation, families, forget, hashing,  # noqa: E402
+                    hookspecs, models, numbers, params, pgd, training, validate)
+from dememo import _moved  # noqa: E402
+
+_moved.install()

@@ -11,7 +11,7 @@ from typing import Literal
 import attrs
 import torch
 
-from .errors import BudgetViolation
+from dememo.errors import BudgetViolation
 
 Norm = Literal["linf", "l2", "l0", "none"]
 

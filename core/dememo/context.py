@@ -14,17 +14,17 @@ import attrs
 import torch
 from torch import nn
 
-from . import training
-from .budget import Budget
-from .data import Data
-from .families import Architecture, Plugin
-from .hashing import derive_seed
-from .params import parse_label
-from .progress import Progress
-from .training import History, Recipe
+from dememo import training
+from dememo.budget import Budget
+from dememo.data import Data
+from dememo.families import Architecture, Plugin
+from dememo.hashing import derive_seed
+from dememo.params import parse_label
+from dememo.progress import Progress
+from dememo.training import History, Recipe
 
 if TYPE_CHECKING:
-    from .ensemble import Ensemble
+    from dememo.ensemble import Ensemble
 
 T = TypeVar("T")
 
@@ -103,7 +103,7 @@ class Context:
             seeds = [derive_seed(self.seed, "ensemble-member", k) % (2**62) for k in range(len(subsets))]
         seeds = tuple(int(s) for s in seeds)
         if self.ensembler is None:
-            from .ensemble import fit_many
+            from dememo.ensemble import fit_many
 
             return fit_many(self, data, subsets, seeds)
         return self.ensembler(data, subsets, seeds)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from .hashing import digest, tensor_digest
+from dememo.hashing import digest, tensor_digest
 
 
 @attrs.frozen(eq=False)

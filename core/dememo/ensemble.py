@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .data import Data, Task
-from .training import Recipe, lr_factor
+from dememo.data import Data, Task
+from dememo.training import Recipe, lr_factor
 
 #: activation memory one chunk of members may use while training (bytes, estimated by a probe forward)
 CHUNK_BYTES = 512 * 2**20

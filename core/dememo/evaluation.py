@@ -17,11 +17,11 @@ import attrs
 import torch
 from torch import nn
 
-from .data import Data, Splits, Task
-from .training import predict
+from dememo.data import Data, Splits, Task
+from dememo.training import predict
 
 if TYPE_CHECKING:
-    from .ensemble import Ensemble
+    from dememo.ensemble import Ensemble
 
 
 @attrs.define(eq=False)

@@ -15,13 +15,13 @@ import attrs
 import torch
 from torch import nn
 
-from .budget import Norm
+from dememo.budget import Norm
 
 if TYPE_CHECKING:
-    from .context import Context
-    from .data import Data, Splits, Task
-    from .evaluation import Evaluation
-    from .training import History
+    from dememo.context import Context
+    from dememo.data import Data, Splits, Task
+    from dememo.evaluation import Evaluation
+    from dememo.training import History
 
 Track = Literal["unlearnability", "unlearning", "interplay"]
 #: the default ``tracks`` of an attack or metric. The interplay track (poisoned share, then unlearned) is
@@ -76,7 +76,7 @@ class Poisoner(Plugin):
     ``ratio`` (every poisoner has it; ``--set em.ratio=0.2``) is partial poisoning, handled by the
     harness: the poisoner always perturbs the whole training set, the harness stores the perturbation δ
     and applies it only to a fixed, seeded subset of ``round(ratio·n)`` samples (the same subset for
-    every poisoner, nested across ratios; see ``dememo.runner.poison_subset``). So a ratio sweep reuses
+    every poisoner, nested across ratios; see ``dememo.run.runner.poison_subset``). So a ratio sweep reuses
     one poison, and the subset is recorded in each result.
     """
 

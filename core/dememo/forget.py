@@ -1,6 +1,6 @@
 """Forget sets: which training samples an unlearning task removes.
 
-Kinds (``dememo.suite.ForgetSpec``):
+Kinds (``dememo.plan.suite.ForgetSpec``):
 
 - ``random``: ``round(fraction·n)`` samples, the first positions of a permutation seeded by the spec and
   the seed (SalUn's 10 % random forgetting).
@@ -51,9 +51,9 @@ from __future__ import annotations
 
 import torch
 
-from .data import Data, Task
-from .errors import UserError
-from .hashing import digest, generator_for
+from dememo.data import Data, Task
+from dememo.errors import UserError
+from dememo.hashing import digest, generator_for
 
 STRATA = ("low", "mid", "high", "mix")
 SELECTIONS = ("rum", "tertile")

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .data import Data
-from .hashing import digest
+from dememo.data import Data
+from dememo.hashing import digest
 
 
 @contextlib.contextmanager

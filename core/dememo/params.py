@@ -14,7 +14,7 @@ import attrs
 import cattrs
 import cattrs.v
 
-from .errors import ParameterError
+from dememo.errors import ParameterError
 
 T = TypeVar("T")
 
@@ -155,7 +155,7 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
 def parse_label(label: str) -> tuple[str, dict[str, Any]]:
     """``"neggrad-plus(alpha=0.97, epochs=2)"`` → ``("neggrad-plus", {"alpha": 0.97, "epochs": 2})``; a bare
     name has no parameters. Values are parsed like ``--set`` values."""
-    from .errors import ParameterError
+    from dememo.errors import ParameterError
 
     text = label.strip()
     if "(" not in text:

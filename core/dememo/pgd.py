@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .budget import Budget, per_sample_norm
+from dememo.budget import Budget, per_sample_norm
 
 #: loss(x_perturbed, y) -> scalar (summed over the batch, so the per-sample gradient does not shrink with
 #: the batch size)

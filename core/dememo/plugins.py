@@ -21,9 +21,9 @@ from typing import Any
 import attrs
 import pluggy
 
-from . import hookspecs
-from .errors import PluginConflictError, UnknownPluginError
-from .families import FAMILIES, Plugin
+from dememo import hookspecs
+from dememo.errors import PluginConflictError, UnknownPluginError
+from dememo.families import FAMILIES, Plugin
 
 GROUP = "dememo"
 

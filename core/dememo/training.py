@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Data
+from dememo.data import Data
 
 LossFn = Callable[..., torch.Tensor]
 

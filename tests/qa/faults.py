@@ -37,7 +37,7 @@ from typing import Any
 
 import attrs
 
-from dememo.cache import Store
+from dememo.run.cache import Store
 
 
 @attrs.define
@@ -249,9 +249,8 @@ def disk_of(capacity: int) -> Iterator[Callable[[], int]]:
     """Within the block, dememo's atomic writes behave as on a disk with ``capacity`` bytes free: the write
     that would exceed it fails with ENOSPC, as ``write(2)`` does, and so does every later one. Yields a
     function that returns the bytes written so far."""
-    from dememo import cache
-
-    original = cache.atomic_write_bytes
+    from dememo import files
+    original = files.atomic_write_bytes
     used = [0]
 
     def write(path: Path, data: bytes) -> None:
@@ -261,11 +260,11 @@ def disk_of(capacity: int) -> Iterator[Callable[[], int]]:
         used[0] += len(data)
         original(path, data)
 
-    cache.atomic_write_bytes = write
+    files.atomic_write_bytes = write
     try:
         yield lambda: used[0]
     finally:
-        cache.atomic_write_bytes = original
+        files.atomic_write_bytes = original
 
 
 def disk_full(suite: str, workdir: Path, reference: dict[str, Any], capacities: list[int], extra: list[str]) -> Tally:
@@ -421,10 +420,12 @@ def isolation(suite: str, workdir: Path, reference: dict[str, Any], extra: list[
 
 # -- plugins that return bad values or modify what they are given --------------------------------------
 
-import torch  # noqa: E402
 from typing import ClassVar  # noqa: E402
 
+import torch  # noqa: E402
+
 import dememo  # noqa: E402
+
 
 @attrs.define
 class NaNPoisoner(dememo.Poisoner):
@@ -570,8 +571,7 @@ MARKUP = "A | B <img src=x onerror=alert(1)> ![t](http://e/x.png) *x* `y`"
 
 def rehash(b: dict[str, Any]) -> dict[str, Any]:
     """The bundle with its content hash recomputed, as a determined tamperer would."""
-    from dememo import submission
-
+    from dememo.board import submission
     b["content_sha256"] = submission.content_hash(b)
     return b
 
@@ -579,8 +579,7 @@ def rehash(b: dict[str, Any]) -> dict[str, Any]:
 def tamper(b: dict[str, Any], rng: random.Random, n: int) -> int:
     """Change up to ``n`` fraction values of the bundle's finished non-reference cells (still in range), as
     a forger making an entry look better; the number changed."""
-    from dememo import submission
-
+    from dememo.board import submission
     refs = b["suite"].get("references", {})
     values = [(c, col) for c in b["cells"] if c["status"] == "ok" and not submission._is_reference(c, refs)
               for col, v in sorted(c["metrics"].items())
@@ -595,7 +594,7 @@ def third_party(genuine: dict[str, Any], dist: str, prefix: str, name: str | Non
     """A third-party bundle made from the genuine one: the rows of one of its non-reference plugins, renamed
     ``prefix + name`` and claimed by distribution ``dist``, with the reference rows of their tables as
     context (what ``dememo-bench submit`` makes for a plugin of another distribution)."""
-    from dememo import submission
+    from dememo.board import submission
     from dememo.hashing import digest
 
     refs = genuine["suite"].get("references", {})
@@ -634,8 +633,7 @@ def third_party(genuine: dict[str, Any], dist: str, prefix: str, name: str | Non
 
 
 def _own(b: dict[str, Any]) -> list[dict[str, Any]]:
-    from dememo import submission
-
+    from dememo.board import submission
     return submission.own_cells(b)
 
 
@@ -754,8 +752,7 @@ def _refused_alone(hostile: list[str]) -> Any:
 
 def _all_drawable(out: Path, board: Any) -> str:
     """Every own cell of an accepted entry that carries a number can be drawn by re-runs (item 15)."""
-    from dememo import submission
-
+    from dememo.board import submission
     for path in sorted(out.parent.joinpath("entries").glob("*.json")):
         if path.name == "board.json" or path.name in dict(board.refused if board else []):
             continue
@@ -791,8 +788,7 @@ def _number(text: str) -> bool:
 def _hostile_cases(g: dict[str, Any], rng: random.Random) -> list[tuple]:
     """(case name, {file name: bundle}) of every hostile case; each file is written next to the genuine
     ``dememo.json`` and the benign third-party ``third.json``."""
-    from dememo import submission
-
+    from dememo.board import submission
     def copy(b: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps(b))
 
@@ -870,8 +866,7 @@ def _board_check(g: dict[str, Any], out: Path, board: Any, hostile: list[str],
                  error: str = "") -> tuple[bool, int, int, str]:
     """(handled, genuine rows missing, genuine rows shown with other values, why not) of one built board (or
     the ``error`` of a build that accepted nothing) against the genuine bundle ``g`` (``dememo.json``)."""
-    from dememo import submission
-
+    from dememo.board import submission
     own = submission.own_cells(g)
     if board is None:  # everything held back: the one-line error must say why, naming the hostile files
         named = "dememo.json: held back" in error and all(h in error for h in hostile)
@@ -922,7 +917,7 @@ def hostile_bundles(workdir: Path, seed: int, genuine: Path | None = None) -> Ta
     bundles failing the metrics and suite checks, failed cells with numbers, ``--set`` on the suite's data,
     claims on installed reference plugins or the first-party distribution at another version, a formula
     in a column name. ``seed`` draws which values are forged."""
-    from dememo import submission
+    from dememo.board import submission
     from dememo.errors import UserError
 
     tally = Tally("hostile bundle")

@@ -688,7 +688,8 @@ class FuzzEnv:
 
     @classmethod
     def create(cls, root: Path | str) -> "FuzzEnv":
-        from dememo import plugins, submission
+        from dememo import plugins
+        from dememo.board import submission
         from dememo.results import load_results
 
         root = Path(root)
@@ -761,8 +762,8 @@ def run_set_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     filter, so its values are structured), and the same through ``dememo-bench --set`` (which stops when
     loading the suite's dataset, whose files are absent)."""
     from dememo.params import parse_label, parse_sets
-    from dememo.planner import Filters, Planner
-    from dememo.suite import load_suite
+    from dememo.plan.planner import Filters, Planner
+    from dememo.plan.suite import load_suite
 
     items = _set_items(env, case)
     wanted: dict[str, list[str]] = {"poisoner": ["none"]}
@@ -837,8 +838,8 @@ def _suite_path(env: FuzzEnv, case: dict[str, Any], d: Path) -> str:
 def run_suite_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     """load_suite on the file, then planning it with every installed plugin; and ``dememo-bench --suite``
     with an unknown unlearner (the command stops after reading the suite)."""
-    from dememo.planner import Planner
-    from dememo.suite import load_suite
+    from dememo.plan.planner import Planner
+    from dememo.plan.suite import load_suite
 
     d = env.case_dir()
     where = _suite_path(env, case, d)
@@ -911,7 +912,7 @@ def _results_file(env: FuzzEnv, case: dict[str, Any], run: Path) -> None:
 
 
 def _readers(path: Path) -> None:
-    from dememo import leaderboard, report, submission
+    from dememo.board import leaderboard, report, submission
     from dememo.results import load_results
 
     data = load_results(path)
@@ -925,7 +926,7 @@ def _readers(path: Path) -> None:
 
 def _bundle_readable(path: Path) -> Callable[[int, str], str | None]:
     def check(rc: int, out: str) -> str | None:
-        from dememo.submission import check_bundle, load_bundle
+        from dememo.board.submission import check_bundle, load_bundle
 
         try:
             schema = check_bundle(load_bundle(path))[0]
@@ -980,8 +981,8 @@ BUNDLE_CASES = st.one_of(
 def _rehash(doc: Any, keys: bool = False) -> Any:
     """The content hash recomputed (as a naive tamperer would); with ``keys`` also every cell key and the
     suite fingerprint, so that mutations reach the checks behind the hashes."""
+    from dememo.board.submission import content_hash
     from dememo.hashing import digest
-    from dememo.submission import content_hash
 
     if not isinstance(doc, dict):
         return doc
@@ -997,7 +998,7 @@ def _rehash(doc: Any, keys: bool = False) -> Any:
 
 
 def _bundle_file(env: FuzzEnv, case: dict[str, Any], entries: Path) -> Path:
-    from dememo.submission import MAX_BYTES
+    from dememo.board.submission import MAX_BYTES
 
     entries.mkdir()
     path = entries / "entry.json"
@@ -1066,7 +1067,7 @@ def run_bundle_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     """load_bundle, check_bundle (and for some cases a re-run of one cell), ``dememo-bench verify`` and
     ``dememo-bench leaderboard build`` on a directory holding the bundle (and sometimes a genuine one):
     every check line one line, exit 0/1 or 2 with one line and no board written."""
-    from dememo.submission import check_bundle, load_bundle, verify
+    from dememo.board.submission import check_bundle, load_bundle, verify
 
     d = env.case_dir()
     path = _bundle_file(env, case, d / "entries")

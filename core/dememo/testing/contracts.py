@@ -15,14 +15,15 @@ import attrs
 import pytest
 import torch
 
-from .. import plugins
-from ..budget import Budget, check_poison
-from ..data import Task
-from ..families import AttackData, LearnerData, Plugin, Series
-from ..training import History
-from ..hashing import digest
-from ..params import build
-from ..planner import Configured
+from dememo import plugins
+from dememo.budget import Budget, check_poison
+from dememo.data import Task
+from dememo.families import AttackData, LearnerData, Plugin, Series
+from dememo.hashing import digest
+from dememo.params import build
+from dememo.plan.planner import Configured
+from dememo.training import History
+
 from .fixtures import evaluation_for, tiny_class_task, tiny_context, tiny_splits, tiny_task
 
 

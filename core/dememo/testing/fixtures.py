@@ -10,15 +10,15 @@ import attrs
 import torch
 from torch import nn
 
-from .. import plugins
-from ..budget import Budget
-from ..context import Context, seeded_generator, standard_training
-from ..data import Data, Splits, Task
-from ..evaluation import Evaluation
-from ..ensemble import Ensemble
-from ..families import Architecture, Plugin, Unlearner
-from ..params import build
-from ..training import Recipe
+from dememo import plugins
+from dememo.budget import Budget
+from dememo.context import Context, seeded_generator, standard_training
+from dememo.data import Data, Splits, Task
+from dememo.ensemble import Ensemble
+from dememo.evaluation import Evaluation
+from dememo.families import Architecture, Plugin, Unlearner
+from dememo.params import build
+from dememo.training import Recipe
 
 
 @contextlib.contextmanager

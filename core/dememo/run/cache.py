@@ -33,13 +33,11 @@ An entry is ``objects/<k[:2]>/<key>.json`` (metadata, written last) and, when th
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +45,8 @@ from typing import Any
 
 import torch
 
-from .errors import StorageError, harness_storage, storage_advice
+from dememo.errors import StorageError, harness_storage, storage_advice
+from dememo import files
 
 try:
     import fcntl
@@ -58,42 +57,6 @@ log = logging.getLogger("dememo.cache")
 
 #: temporaries older than this are orphans of a killed writer (a write takes seconds)
 STALE_TEMPORARY_SECONDS = 3600.0
-
-
-def _create_temporary(path: Path) -> tuple[int, str]:
-    """A new ``.<name>.<random>.tmp`` beside ``path``, opened for writing with mode 0o666: the kernel applies
-    the umask (and a directory's default ACL), as for any file a program creates. Why not ``mkstemp``: it
-    creates 0o600 whatever the umask, so a cache shared by a group, or a ``leaderboard.html`` a web server
-    should read, would be private to whoever wrote it last."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path.parent))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``; on failure (e.g. ENOSPC) the
-    temporary is removed and ``path`` is untouched. The file's mode follows the umask (0o644 under 022)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=1, sort_keys=True, allow_nan=True) + "\n").encode())
 
 
 def meta_checksum(meta: dict[str, Any]) -> str:
@@ -178,12 +141,12 @@ class Store:
                 buf = io.BytesIO()
                 torch.save(payload, buf)
                 raw = buf.getvalue()
-                atomic_write_bytes(payload_path, raw)
+                files.atomic_write_bytes(payload_path, raw)
                 meta["payload_sha256"] = hashlib.sha256(raw).hexdigest()
             else:
                 meta.pop("payload_sha256", None)
             meta["meta_sha256"] = meta_checksum(meta)
-            atomic_write_json(meta_path, meta)
+            files.atomic_write_json(meta_path, meta)
         except OSError as exc:
             raise harness_storage(f"cannot write the cache at {self.root}: {storage_advice(exc, '--cache-dir')}; then run "
                                "the same command again (finished cells are kept)") from None

@@ -29,14 +29,14 @@ from typing import Any
 
 import torch
 
-from .data import Splits
-from .errors import UserError
-from .evaluation import Evaluation
-from .hashing import digest, generator_for
-from .planner import Cell, Configured, Planner
-from .runner import Runner, StageFailure
-from .suite import ForgetSpec, Suite
-from .tuning_record import SCHEMA, chosen, load  # noqa: F401 (also their old home, for callers)
+from dememo.data import Splits
+from dememo.errors import UserError
+from dememo.evaluation import Evaluation
+from dememo.hashing import digest, generator_for
+from dememo.plan.planner import Cell, Configured, Planner
+from dememo.plan.suite import ForgetSpec, Suite
+from dememo.plan.tuning_record import SCHEMA, chosen, load  # noqa: F401 (also their old home, for callers)
+from dememo.run.runner import Runner, StageFailure
 
 SEED_BASE = 1000
 OBJECTIVE = ("avg-gap", "avg_gap")
@@ -183,9 +183,9 @@ def summary(tuning: dict[str, Any]) -> str:
 
 
 def write(out: Path, tuning: dict[str, Any]) -> Path:
-    from .cache import atomic_write_json
-    from .results import clean_number
+    from dememo.results import clean_number
+    from dememo import files
 
     path = out / "tuning.json"
-    atomic_write_json(path, clean_number(tuning))
+    files.atomic_write_json(path, clean_number(tuning))
     return path

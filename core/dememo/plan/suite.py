@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 import attrs
 
-from .errors import ParameterError, SuiteError
-from .hashing import digest
-from .params import structure
-from .training import Recipe
+from dememo.errors import ParameterError, SuiteError
+from dememo.hashing import digest
+from dememo.params import structure
+from dememo.training import Recipe
 
 
 @attrs.frozen
@@ -119,7 +119,7 @@ class Grid:
 @attrs.frozen
 class Interplay:
     """The interplay track (SoK, arXiv 2605.11592): a data owner's ``share`` of the training set (fixed
-    seeded positions, ``dememo.runner.poison_subset``) is released poisoned, the model is trained on the
+    seeded positions, ``dememo.run.runner.poison_subset``) is released poisoned, the model is trained on the
     mixture, and an unlearner is then asked to forget. ``targets``: ``"share"`` forgets the owner's share
     (does unlearning undo what the poison hid?); ``"clean"`` forgets a clean random ``clean_forget``
     fraction of the training set drawn from outside the share (does the poison change how well the
@@ -213,7 +213,7 @@ class Suite:
         return digest(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
-        from .params import converter
+        from dememo.params import converter
 
         return converter.unstructure(self)
 
@@ -278,7 +278,7 @@ def load_suite(name_or_path: str, apply_tuning: bool = True) -> Suite:
     if suite.seeds > MAX_SEEDS:
         raise SuiteError(f"suite {origin}: seeds must be ≤ {MAX_SEEDS} (each seed is a full set of trainings)")
     if apply_tuning and suite.tuning and suite.tuned is None:
-        from .tuning_record import load
+        from dememo.plan.tuning_record import load
 
         where = path.parent / suite.tuning if from_file else resources.files("dememo.suites").joinpath(suite.tuning)
         if Path(str(where)).exists() and not where.is_file():  # a directory, or a device read forever

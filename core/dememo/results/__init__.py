@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .cache import atomic_write_json
-from .errors import StorageError, harness_storage, UserError, storage_advice
-from .numbers import finite
+from dememo.errors import StorageError, UserError, harness_storage, storage_advice
+from dememo.numbers import finite
+from dememo import files
 
 SCHEMA = "dememo.results/1"
 
@@ -35,7 +35,7 @@ def write_cell(out: Path, record: dict[str, Any]) -> None:
     """Write a finished cell at once (atomically); a full disk or a permission error is a one-line
     StorageError."""
     try:
-        atomic_write_json(out / "cells" / f"{record['key']}.json", clean_number(record))
+        files.atomic_write_json(out / "cells" / f"{record['key']}.json", clean_number(record))
     except OSError as exc:
         raise harness_storage(f"cannot write results to {out}: {storage_advice(exc, '--out')}; then run the same "
                            "command again (it resumes from the cache)") from None
@@ -79,7 +79,7 @@ def is_partial(data: dict[str, Any]) -> bool:
 
 def write_results(out: Path, results: dict[str, Any]) -> Path:
     path = out / "results.json"
-    atomic_write_json(path, results)
+    files.atomic_write_json(path, results)
     return path
 
 
@@ -170,7 +170,7 @@ MAX_SEEDS = 10_000
 
 
 def _suite_problem(suite: Any) -> str | None:
-    from .suite import check_tuned
+    from dememo.plan.suite import check_tuned
 
     if not isinstance(suite, dict):
         return "'suite' is not an object"

@@ -18,7 +18,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .numbers import finite
+from dememo.numbers import finite
 
 ARROWS = {"higher": "↑", "lower": "↓", "match": "≈"}
 

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .errors import UserError
+from dememo.errors import UserError
 
 
 def set_deterministic() -> None:

@@ -8,7 +8,7 @@ a segfault in an extension, an infinite loop, memory that grows without bound.
 How it works
 - The parent starts one worker (``multiprocessing``'s *spawn* start method: a fresh interpreter, safe with
   CUDA and with OpenMP thread pools, where *fork* is not). Like a Ray task, the worker gets the run's plain
-  specification (:class:`~dememo.executors.RunSpec`), re-plans the suite with the installed plugins and
+  specification (:class:`~dememo.run.executors.RunSpec`), re-plans the suite with the installed plugins and
   runs the cells it is sent, one at a time, against the shared cache. It keeps its in-memory stage outputs
   between cells, so isolation costs one process start and one dataset load, not one per cell.
 - While a cell runs, the worker tells the parent each stage it starts and finishes computing. The parent
@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .errors import UserError, harness_storage
-from .executors import RunSpec, prepare
+from dememo.errors import UserError, harness_storage
+from dememo.run.executors import RunSpec, prepare
 
 #: how often the parent checks the worker's memory and clock
 POLL_SECONDS = 0.1
@@ -45,8 +45,8 @@ POLL_SECONDS = 0.1
 
 def _worker(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], conn: Connection) -> None:
     """The worker's body: plan, then run the cells the parent sends until it sends None."""
-    from . import interrupts
-    from .runner import StageFailure
+    from dememo import interrupts
+    from dememo.run.runner import StageFailure
 
     with interrupts.handling():  # a plugin's own KeyboardInterrupt fails its stage, as in-process
         _serve(spec, keys, failed, conn, StageFailure)
@@ -197,7 +197,7 @@ class Isolated:
                     reason = f"worker used {_gib(used)}, over --cell-memory {_gib(self.memory_bytes)} (worker killed)"
         self._stop()
         self.restarts += 1
-        from .runner import Runner
+        from dememo.run.runner import Runner
 
         record = Runner.blank_record(cell)
         stage = stages[-1][1] if stages else "cell"

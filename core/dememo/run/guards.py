@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import interrupts
-from .errors import ContractViolation
+from dememo import interrupts
+from dememo.errors import ContractViolation
 
 
 class InputMutated(ContractViolation):

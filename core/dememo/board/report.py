@@ -40,9 +40,9 @@ from typing import Any
 
 import attrs
 
-from .errors import UserError
-from .numbers import finite
-from .leaderboard import sorted_groups, without_param, reference_rows
+from dememo.board.leaderboard import reference_rows, sorted_groups, without_param
+from dememo.errors import UserError
+from dememo.numbers import finite
 
 #: the depth series, their x axis and what the recovered accuracy is on each track
 DEPTH = {"depth_eta_curve": ("recovery-eta", "ℓ2 radius η"), "depth_sigma_curve": ("noise-sigma", "weight-noise σ")}
@@ -691,7 +691,7 @@ def write_report(results: Mapping[str, Any], out: Path) -> list[Path]:
     Everything is drawn before anything is written, and each file is written atomically, so a failure
     leaves no partial report. Raises :class:`UserError` when there is nothing to plot or ``out`` cannot be
     written."""
-    from .outputs import write_files
+    from dememo.files import write_files
 
     figs = figures(results)
     if not figs:

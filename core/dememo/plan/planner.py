@@ -17,12 +17,12 @@ from typing import Any
 
 import attrs
 
-from .errors import ParameterError, UnknownPluginError, UserError
-from .families import Plugin, Track
-from .hashing import digest
-from .params import build, field_names, parse_label, printable
-from .plugins import Registry
-from .suite import DatasetEntry, ForgetSpec, Interplay, Suite
+from dememo.errors import ParameterError, UnknownPluginError, UserError
+from dememo.families import Plugin, Track
+from dememo.hashing import digest
+from dememo.params import build, field_names, parse_label, printable
+from dememo.plan.suite import DatasetEntry, ForgetSpec, Interplay, Suite
+from dememo.plugins import Registry
 
 
 @attrs.frozen(eq=False)
@@ -148,7 +148,7 @@ class Planner:
 
     def _check_sets(self) -> None:
         """Every ``--set`` target must name a plugin (or ``recipe``) that has that parameter."""
-        from .training import Recipe
+        from dememo.training import Recipe
 
         for target, params in self.sets.items():
             if target == "recipe":
@@ -215,8 +215,8 @@ class Planner:
 
     def scorer_class(self, name: str) -> type:
         """The metric plugin ``name``, which must be a ``dememo.Scorer`` (it provides per-sample scores)."""
-        from .errors import UserError
-        from .families import Scorer
+        from dememo.errors import UserError
+        from dememo.families import Scorer
 
         cls = self.registry.get("metric", name)
         if not issubclass(cls, Scorer):
@@ -225,7 +225,7 @@ class Planner:
         return cls
 
     def dataset_config(self, entry: DatasetEntry) -> DatasetConfig:
-        from .training import Recipe
+        from dememo.training import Recipe
 
         dataset = self.configure("dataset", entry.name, entry.params)[0]
         arch = self.configure("architecture", entry.architecture, entry.architecture_params)[0]
@@ -293,7 +293,7 @@ class Planner:
             return []
         labels = {f.label(): f for f in self.suite.forget}
         if spec.tuned_from is not None and spec.tuned_from not in labels:
-            from .errors import SuiteError
+            from dememo.errors import SuiteError
 
             raise SuiteError(f"interplay.tuned_from = {spec.tuned_from!r} is not a forget set of the suite; "
                              f"forget sets: {', '.join(labels) or 'none'}")
@@ -327,7 +327,7 @@ class Planner:
     def unlearners_for(self, entry: DatasetEntry, spec: ForgetSpec, name: str) -> list[tuple[Configured, dict[str, Any]]]:
         """The configured variants of unlearner ``name`` for one forget set, with the suite's tuned values
         (``Suite.tuned``) applied, each with the record of how its parameters were chosen."""
-        from .tuning_record import chosen
+        from dememo.plan.tuning_record import chosen
 
         entry_tuned = chosen(self.suite.tuned, entry.name, spec.label(), name)
         extra = dict(entry_tuned["chosen"]) if entry_tuned else {}

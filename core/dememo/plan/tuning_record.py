@@ -1,6 +1,6 @@
 """A tuning record (``dememo-bench tune``'s ``tuning.json``) as suites and the planner read it: its schema,
 loading it, and looking up the values chosen for one (dataset, forget set, unlearner). The search that
-writes it is ``dememo.tuning``; keeping the record apart lets planning read it without importing the
+writes it is ``dememo.run.tuner``; keeping the record apart lets planning read it without importing the
 runner."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from dememo.errors import UserError
 
 SCHEMA = "dememo.tuning/1"
 

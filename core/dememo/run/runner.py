@@ -40,22 +40,23 @@ import attrs
 import torch
 from torch import nn
 
-from . import forget, globalstate, interrupts
-from .budget import Budget, check_poison
-from .cache import Store
-from .context import Context, seeded_generator, standard_training
-from .data import Data, Splits, Task
-from .errors import BudgetViolation, ContractViolation, DatasetError, StorageError, UserError
-from .evaluation import Evaluation
-from .families import AttackData, LearnerData, Metric, Series
-from .ensemble import Ensemble, fit_many
-from .guards import InputMutated, Watch, unchanged
-from .hashing import derive_seed, digest, tensor_digest
-from .params import parse_label
-from .planner import Cell, Configured, DatasetConfig, Planner
-from .progress import Progress
-from .results import clean_number
-from .training import History, place
+from dememo import forget, interrupts
+from dememo.budget import Budget, check_poison
+from dememo.context import Context, seeded_generator, standard_training
+from dememo.data import Data, Splits, Task
+from dememo.ensemble import Ensemble, fit_many
+from dememo.errors import BudgetViolation, ContractViolation, DatasetError, StorageError, UserError
+from dememo.evaluation import Evaluation
+from dememo.families import AttackData, LearnerData, Metric, Series
+from dememo.hashing import derive_seed, digest, tensor_digest
+from dememo.params import parse_label
+from dememo.plan.planner import Cell, Configured, DatasetConfig, Planner
+from dememo.progress import Progress
+from dememo.results import clean_number
+from dememo.run import globalstate
+from dememo.run.cache import Store
+from dememo.run.guards import InputMutated, Watch, unchanged
+from dememo.training import History, place
 
 #: bump when the meaning of a stage changes in core, to invalidate old cache entries
 STAGE_VERSION = "2"

@@ -3,12 +3,12 @@
 
 The page holds, from the same data as ``leaderboard.md``:
 
-- every table :func:`dememo.leaderboard.build_tables` builds for each (track, dataset, forget set), with its
+- every table :func:`dememo.board.leaderboard.build_tables` builds for each (track, dataset, forget set), with its
   numbers, ``*`` best markers and failed-cell notes unchanged (the cell texts are build_tables' own);
 - a column-help panel: for every column that appears, its label, the metric plugin that produced it, its
   direction, unit and description (``results["columns"]``), and per metric plugin the first paragraph of its
   module docstring (the paper and the formula) when that plugin is installed here;
-- the figures of :func:`dememo.report.figures` (base64 PNGs with their captions);
+- the figures of :func:`dememo.board.report.figures` (base64 PNGs with their captions);
 - the environment line, the legend and the tuning note.
 
 Sorting. Each header cell is a button; a click sorts the table's rows by that column, ascending, a second
@@ -35,8 +35,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from . import leaderboard
-from .leaderboard import LEGEND, build_tables, sorted_groups, title, tuning_note
+from dememo.board import leaderboard
+from dememo.board.leaderboard import LEGEND, build_tables, sorted_groups, title, tuning_note
 
 DIRECTIONS = {
     "higher": ("↑", "higher is better"),
@@ -232,7 +232,7 @@ def plugin_docs(names: list[str]) -> dict[str, str]:
     plugins not installed here, or without a docstring, are left out."""
     out: dict[str, str] = {}
     try:
-        from . import plugins
+        from dememo import plugins
 
         registry = plugins.get_registry()
     except Exception:  # noqa: BLE001 - the help panel is optional; the tables are not
@@ -298,7 +298,7 @@ def _help(results: Mapping[str, Any], used: dict[str, list[str]]) -> str:
 
 
 def _figures(results: Mapping[str, Any]) -> str:
-    from . import report
+    from dememo.board import report
 
     if os.environ.get("DEMEMO_HTML_PLOTS", "1").strip() == "0":
         return ('<section id="plots"><h2>Plots</h2><p>Left out (<code>DEMEMO_HTML_PLOTS=0</code>); '
@@ -321,7 +321,7 @@ def _figures(results: Mapping[str, Any]) -> str:
 
 def render_page(results: Mapping[str, Any]) -> str:
     """The whole leaderboard as one self-contained HTML page (see the module docstring)."""
-    from . import report
+    from dememo.board import report
 
     suite = results.get("suite") or {}
     name = str(suite.get("name") or "unnamed")

@@ -58,11 +58,11 @@ from typing import Any, Callable
 
 import attrs
 
-from . import results as results_mod
-from .errors import UserError
-from .hashing import digest
-from .numbers import finite
-from .outputs import write_files  # noqa: F401 (also its old home, for callers)
+from dememo import results as results_mod
+from dememo.errors import UserError
+from dememo.files import write_files  # noqa: F401 (also its old home, for callers)
+from dememo.hashing import digest
+from dememo.numbers import finite
 
 SCHEMA = "dememo.submission/1"
 BOARD_SCHEMA = "dememo.board/1"
@@ -92,7 +92,7 @@ class Check:
     def line(self) -> str:
         """One line: bundle text in the detail (method labels, keys, JSON pointers) has its line breaks and
         other unprintable characters escaped."""
-        from .params import printable
+        from dememo.params import printable
 
         return printable(f"{'PASS' if self.ok else 'FAIL'} {self.name}: {self.detail}")
 
@@ -220,7 +220,7 @@ def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, A
     """The submission bundle of ``distribution``'s cells in ``results`` (a ``dememo.results/1`` dict); a
     UserError when the results are partial (``results.is_partial``: a stopped run) or would make a bundle
     that fails its schema."""
-    from .params import printable
+    from dememo.params import printable
 
     if results.get("schema") != results_mod.SCHEMA:
         raise UserError(f"not a {results_mod.SCHEMA} results dict (schema: {results.get('schema')!r})")
@@ -277,14 +277,14 @@ def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, A
 
 def write_bundle(b: dict[str, Any], path: Path) -> Path:
     """Write a bundle as indented JSON (any key order or spacing reads back to the same content hash)."""
-    from .cache import atomic_write_bytes
+    from dememo import files
 
     data = (json.dumps(b, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
     if len(data) > MAX_BYTES:
         raise UserError(f"the bundle is {len(data)} bytes, over the {MAX_BYTES // 2**20} MiB limit; submit fewer cells "
                         "(narrow the run) or ask the maintainers")
     try:
-        atomic_write_bytes(Path(path), data)
+        files.atomic_write_bytes(Path(path), data)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
     return Path(path)
@@ -394,8 +394,8 @@ def _shape_errors(b: dict[str, Any]) -> list[str]:
     """What the JSON Schema leaves open and the readers rely on: a suite dememo can read (as ``verify
     --rerun`` re-plans it) and cells, columns and suite in the shape the board's tables read
     (``results.shape_problem``, as for a ``results.json``)."""
-    from .params import structure
-    from .suite import Suite
+    from dememo.params import structure
+    from dememo.plan.suite import Suite
 
     try:
         structure(b["suite"], Suite, "$.suite")
@@ -555,8 +555,8 @@ def _method(c: dict[str, Any]) -> str:
 
 def _forget_labels(suite: dict[str, Any]) -> dict[str, str]:
     """Canonical JSON of every forget set the suite plans (``params.forget``) → its label."""
-    from .params import structure
-    from .suite import Suite
+    from dememo.params import structure
+    from dememo.plan.suite import Suite
 
     s = structure(suite, Suite, "$.suite")
     out = {canonical_bytes(f.to_json()).decode(): f.label() for f in s.forget}
@@ -595,7 +595,7 @@ def _check_labels(b: dict[str, Any]) -> Check:
 
 def _recipe_spec(recipe: dict[str, Any]) -> dict[str, Any]:
     """A suite file's recipe as a cell's key holds it (``Recipe.spec``: speed options only when set)."""
-    from .training import Recipe
+    from dememo.training import Recipe
 
     try:
         return Recipe(**recipe).spec()
@@ -611,10 +611,10 @@ class _SuitePlan:
     A part whose plugin is not installed here is not checked (``verify --rerun`` cannot re-plan it either)."""
 
     def __init__(self, b: dict[str, Any]):
-        from . import plugins
-        from .params import structure
-        from .planner import Planner
-        from .suite import Suite
+        from dememo import plugins
+        from dememo.params import structure
+        from dememo.plan.planner import Planner
+        from dememo.plan.suite import Suite
 
         self.own = owning_plugins(b)
         self.suite = structure(b["suite"], Suite, "$.suite")
@@ -762,7 +762,7 @@ def check_bundle(b: dict[str, Any]) -> list[Check]:
     """The checks that need nothing but the bundle and the installed plugins (schema first: the others
     assume its shape). Remembered per exact content (and registry) within a process: a board build or a
     benchmark checks the same genuine bundle many times."""
-    from . import plugins
+    from dememo import plugins
 
     try:
         memo = (hashlib.sha256(canonical_bytes(b)).hexdigest(), id(plugins.get_registry()))
@@ -876,9 +876,9 @@ def _replan(b: dict[str, Any], claimed: dict[str, Any], registry: Any) -> tuple[
     """The bundle's suite planned with the installed plugins, the planned cell whose key is the claimed one
     and, when there is none, what differs. Tried as the suite plans it, then with the parameters the claimed
     cell records (``_recorded_sets``), so that a bundle of a run with ``--set`` can be re-run."""
-    from .params import structure
-    from .planner import Filters, Planner
-    from .suite import Suite
+    from dememo.params import structure
+    from dememo.plan.planner import Filters, Planner
+    from dememo.plan.suite import Suite
 
     suite = structure(b["suite"], Suite, "$")
     p = claimed["params"]
@@ -915,7 +915,7 @@ def _mismatch(b: dict[str, Any], claimed: dict[str, Any], registry: Any, planned
     """Exactly what keeps the installed plugins from reproducing a claimed cell: a plugin not installed, its
     installed version against the bundle's, a recorded parameter it does not have, else the parameters in
     which the closest planned cell differs."""
-    from .params import field_names
+    from dememo.params import field_names
 
     p, dist, claimed_by = claimed["params"], b["plugin"], claimed_plugins(b)
     specs = [(family, p[field]) for field, family in CELL_FAMILIES.items() if p.get(field)]
@@ -962,7 +962,7 @@ def rerun_checks(b: dict[str, Any], k: int, abs_tol: float = ABS_TOL, rel_tol: f
     """Re-run ``k`` sampled cells (or the cells ``keys``) from the bundle's suite with the installed plugins
     and compare every metric within the tolerance. A cell whose key no installed configuration reproduces
     fails without running."""
-    from . import plugins
+    from dememo import plugins
 
     registry = plugins.get_registry()
     by_key = {c["key"]: c for c in b["cells"]}
@@ -1021,9 +1021,9 @@ def _default_runner(device: Any, data_dir: Any) -> Callable[[Any, Path], Any]:
     def make(planner: Any, cache_dir: Path) -> Any:
         import torch
 
-        from .cache import Store
-        from .progress import Progress
-        from .runner import Runner
+        from dememo.progress import Progress
+        from dememo.run.cache import Store
+        from dememo.run.runner import Runner
 
         return Runner(Store(cache_dir), torch.device(device), Progress(show=False), data_dir=data_dir, planner=planner)
 
@@ -1301,7 +1301,7 @@ def _rerun_new(board: Board, accepted: list[_Candidate], out_dir: Path, rerun: i
         board.reruns += [(e.file, c) for c in checks]
         failed = [c for c in checks if not c.ok]
         if failed:
-            from .params import printable
+            from dememo.params import printable
 
             board.refused.append((e.file, printable(f"held back: {len(failed)} of {len(checks)} re-run cells failed "
                                                     f"(--rerun-seed {seed}): {failed[0].detail}")))
@@ -1317,7 +1317,7 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
     """Merge every acceptable ``*.json`` bundle in ``entries_dir`` into ``out_dir``, written as a run writes
     its directory: ``results.json`` (the merged ``dememo.results/1`` dict, with ``entries`` and ``board``),
     ``leaderboard.md`` (an entries table, then the tables), ``leaderboard.csv``, ``leaderboard.json`` (the
-    tables as data) and ``leaderboard.html`` (when ``dememo.leaderboard_html`` is available). Nothing a
+    tables as data) and ``leaderboard.html`` (when ``dememo.board.html`` is available). Nothing a
     bundle holds is executed; with ``rerun=K`` sampled own cells of new entries are re-run with the
     installed plugins.
 
@@ -1326,8 +1326,8 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
     distribution or version is refused alone (``_anchor_problem``); two bundles that claim the same content,
     name, distribution, plugin, row or column definition are both held back, unless exactly one is of an
     installed distribution, which is kept (``_conflicts``). The result does not depend on the files' names."""
-    from . import leaderboard
-    from .params import printable
+    from dememo.board import leaderboard
+    from dememo.params import printable
 
     entries_dir, out_dir = Path(entries_dir), Path(out_dir)
     if not entries_dir.is_dir():
@@ -1359,7 +1359,7 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
             board.refused.append((fname, printable(reason)))
             continue
         candidates.append(_Candidate(fname, b, own, context))
-    from . import plugins
+    from dememo import plugins
 
     registry = plugins.get_registry()
     anchored = []
@@ -1432,9 +1432,9 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
     if hasattr(leaderboard, "to_json"):  # the printed tables as data, as a run writes them
         files["leaderboard.json"] = json.dumps(leaderboard.to_json(merged), indent=1, ensure_ascii=False) + "\n"
     try:
-        from .leaderboard_html import render_page  # type: ignore[import-not-found]
+        from dememo.board.html import render_page  # type: ignore[import-not-found]
     except ImportError:
-        board.notes.append("leaderboard.html skipped: dememo.leaderboard_html is not available")
+        board.notes.append("leaderboard.html skipped: dememo.board.html is not available")
     else:
         files["leaderboard.html"] = render_page(merged)
     board.written += write_files(out_dir, files)
@@ -1446,7 +1446,7 @@ def entries_table(entries: list[dict[str, Any]]) -> str:
     (``leaderboard.md_escape``), so a name cannot add columns, markup, images or links."""
     from tabulate import tabulate
 
-    from .leaderboard import md_escape
+    from dememo.board.leaderboard import md_escape
 
     rows = []
     for e in entries:

@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from .errors import UserError
+from dememo.errors import UserError
 
 
 @attrs.frozen
@@ -60,13 +60,13 @@ def prepare(spec: RunSpec, keys: list[str]) -> tuple[dict[str, Any], Any]:
     its own. Fails in one line when ``keys`` holds a cell this process does not plan (other plugins)."""
     import torch
 
-    from . import plugins
-    from .cache import Store
-    from .devices import resolve_device, set_deterministic
-    from .planner import Filters, Planner
-    from .progress import Progress
-    from .runner import Runner
-    from .suite import load_suite
+    from dememo import plugins
+    from dememo.plan.planner import Filters, Planner
+    from dememo.plan.suite import load_suite
+    from dememo.progress import Progress
+    from dememo.run.cache import Store
+    from dememo.run.devices import resolve_device, set_deterministic
+    from dememo.run.runner import Runner
 
     if spec.threads:
         torch.set_num_threads(spec.threads)  # the driver's: the same floating-point summation order

@@ -1,4 +1,5 @@
-"""Write a set of output files as one: afterwards every file is new, or every file is as it was.
+"""Atomic file writes: one file (temporary + rename, mode from the umask), or a set of output files as one:
+afterwards every file is new, or every file is as it was.
 
 A run's ``results.json`` and leaderboards, a board's files and a report are read together: a leaderboard
 that disagrees with the results beside it is worse than an old pair. Writing each file atomically is not
@@ -21,19 +22,58 @@ steps 2 and 3 can leave a mix, with the old versions still on disk as ``.old.tmp
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from . import cache, interrupts
+from dememo import interrupts
 
-log = logging.getLogger("dememo.outputs")
+log = logging.getLogger("dememo.files")
 
 #: characters of a file's name its temporaries keep: a staged file gets a temporary of its own while it is
 #: written, and the two suffixes must not push a long (report figure) name past the 255-byte limit
 NAME_KEPT = 100
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new ``.<name>.<random>.tmp`` beside ``path``, opened for writing with mode 0o666: the kernel applies
+    the umask (and a directory's default ACL), as for any file a program creates. Why not ``mkstemp``: it
+    creates 0o600 whatever the umask, so a cache shared by a group, or a ``leaderboard.html`` a web server
+    should read, would be private to whoever wrote it last."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path.parent))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``; on failure (e.g. ENOSPC) the
+    temporary is removed and ``path`` is untouched. The file's mode follows the umask (0o644 under 022)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temporary(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(value, indent=1, sort_keys=True, allow_nan=True) + "\n").encode())
 
 
 def atomic_write_set(out_dir: Path, files: Mapping[str, bytes | str | None]) -> list[Path]:
@@ -54,7 +94,7 @@ def atomic_write_set(out_dir: Path, files: Mapping[str, bytes | str | None]) -> 
             for name, content in files.items():
                 if content is not None:
                     stage = out_dir / f".{name[:NAME_KEPT]}.{token}.new.tmp"
-                    cache.atomic_write_bytes(stage, content.encode("utf-8") if isinstance(content, str) else content)
+                    atomic_write_bytes(stage, content.encode("utf-8") if isinstance(content, str) else content)
                     staged[name] = stage
             for name in files:
                 final = out_dir / name
@@ -119,10 +159,10 @@ def _remove(path: Path | None) -> None:
 
 
 def write_files(out_dir: Path, files: dict[str, str | bytes], what: str = "the board") -> list[Path]:
-    """Write ``files`` (name → text or bytes) into ``out_dir`` as one set (:func:`dememo.outputs.atomic_write_set`):
+    """Write ``files`` (name → text or bytes) into ``out_dir`` as one set (:func:`dememo.files.atomic_write_set`):
     when one cannot be written, every previous file is left as it was (an earlier board stays whole) and the
     error is one line. An interrupt that arrives while the set is written stops the program after it."""
-    from .errors import UserError, storage_advice
+    from dememo.errors import UserError, storage_advice
 
     before = interrupts.pending()
     try:

@@ -1,0 +1,54 @@
+"""Old module paths kept for one release after the core moved into packages (issue 19).
+
+``dememo.runner`` is now ``dememo.run.runner`` and so on. An old path is an alias, not a copy: importing it
+returns the new module object itself (so ``monkeypatch.setattr(dememo.runner, ...)`` still patches the code
+that runs), with a :class:`DeprecationWarning`. The aliases live in this finder rather than as files so that
+the package's directory shows only the current layout.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
+from types import ModuleType
+from typing import Any
+
+#: old module (under ``dememo.``) → its new home
+MOVED = {
+    "runner": "dememo.run.runner", "cache": "dememo.run.cache", "guards": "dememo.run.guards",
+    "globalstate": "dememo.run.globalstate", "executors": "dememo.run.executors",
+    "isolation": "dememo.run.isolation", "devices": "dememo.run.devices", "tuning": "dememo.run.tuner",
+    "suite": "dememo.plan.suite", "planner": "dememo.plan.planner", "tuning_record": "dememo.plan.tuning_record",
+    "leaderboard": "dememo.board.leaderboard", "leaderboard_html": "dememo.board.html",
+    "report": "dememo.board.report", "submission": "dememo.board.submission", "outputs": "dememo.files",
+}
+
+
+class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def __init__(self) -> None:
+        self._specs: dict[str, Any] = {}  # real module name → its spec
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        head, _, leaf = fullname.rpartition(".")
+        if head != "dememo" or leaf not in MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        new = MOVED[spec.name.rpartition(".")[2]]
+        warnings.warn(f"{spec.name} moved to {new}; the old path goes in the next release", DeprecationWarning,
+                      stacklevel=2)
+        module = importlib.import_module(new)
+        self._specs[module.__name__] = module.__spec__  # the import system sets the alias's spec: put it back
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__ = self._specs[module.__name__]
+
+
+def install() -> None:
+    if not any(isinstance(f, _Alias) for f in sys.meta_path):
+        sys.meta_path.append(_Alias())

@@ -1,0 +1,143 @@
+"""A run's session: check the plan, load its datasets, run its cells (here or in workers) and keep every
+finished record, whatever stops the run; what is written and printed from the outcome is the CLI's."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from dememo import plugins, results
+from dememo.errors import DatasetError, StorageError, UserError
+from dememo.params import printable
+from dememo.plan.planner import Planner
+from dememo.progress import Progress
+from dememo.run.executors import RunSpec
+from dememo.run.runner import Runner
+
+#: plans above this many cells need --yes (the shipped suites plan 2,000 to 3,000 cells; paper-scale ones a few
+#: thousand): a typo in a suite's variants or seeds should not start a week-long run unannounced
+LARGE_PLAN = 20_000
+
+
+def check_plan_size(cells: list[Any], yes: bool) -> None:
+    """Refuse a plan above ``LARGE_PLAN`` cells unless ``yes``, saying how large it is and how to narrow it."""
+    if len(cells) <= LARGE_PLAN or yes:
+        return
+    datasets = len({c.data.name for c in cells})
+    seeds = len({c.seed for c in cells})
+    methods = len({c.method for c in cells})
+    raise UserError(f"this plan has {len(cells):,} cells ({datasets} dataset(s), {seeds} seed(s), {methods} method(s) and "
+                    f"their attacks), over the {LARGE_PLAN:,} that run without asking; pass --yes to run it, or narrow "
+                    "it with --seeds, --poisoner, --unlearner, --attack or --metric")
+
+
+def columns_meta(registry: plugins.Registry) -> dict[str, Any]:
+    """Every installed metric's column declarations by track, as results.json records them."""
+    out: dict[str, Any] = {}
+    for name in registry.names("metric"):
+        cls = registry.get("metric", name)
+        for track in cls.tracks:  # type: ignore[attr-defined]
+            for col, c in cls.columns.items():  # type: ignore[attr-defined]
+                out.setdefault(track, {})[col] = {"metric": name, "label": c.label, "direction": c.direction,
+                                                  "unit": c.unit, "description": c.description, "reference": c.reference,
+                                                  "wall_clock": c.wall_clock, "cap": c.cap, "detail": c.detail,
+                                                  "signed": c.signed}
+    return out
+
+
+def load_datasets(runner: Runner, planner: Planner, suite: Any, cells: list[Any]) -> None:
+    """Load every planned dataset before any work. One that cannot load is named in a warning and its cells
+    fail with that reason while the other datasets run; when none can load, nothing could run: its one-line
+    error (naming the dataset plugin and what to do, e.g. --download) stops the run."""
+    planned = [e for e in suite.datasets if any(c.data.name == e.name for c in cells)]
+    failures: list[tuple[Any, DatasetError]] = []
+    for entry in planned:
+        try:
+            runner.env(planner.dataset_config(entry))
+        except DatasetError as exc:
+            failures.append((entry, exc))
+    if failures and len(failures) == len(planned):
+        raise failures[0][1]
+    for entry, exc in failures:
+        n = sum(c.data.name == entry.name for c in cells)
+        print(f"dememo-bench: warning: {printable(str(exc))}; its {n} cells fail, the other datasets run", file=sys.stderr)
+
+
+@attrs.frozen
+class Workers:
+    """Cells run outside this process: isolated worker processes (``isolate``) or Ray tasks."""
+
+    spec: RunSpec
+    isolate: bool
+    cell_timeout: float | None = None
+    cell_memory: int | None = None  # bytes
+    address: str | None = None
+
+
+@attrs.define
+class Outcome:
+    """What running the planned cells left: every finished record (keyed by cell key), the ones whose own file
+    could not be written, and why the run stopped early if it did."""
+
+    records: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    unsaved: list[str] = attrs.field(factory=list)
+    elapsed: float = 0.0
+    interrupted: bool = False  # Ctrl-C or SIGTERM
+    stopped: StorageError | None = None  # a full disk: what is finished is on disk
+    crashed: Exception | None = None  # a bug that escaped every cell's guard
+
+    @property
+    def partial(self) -> bool:
+        return self.interrupted or self.stopped is not None or self.crashed is not None
+
+
+def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, workers: Workers | None = None) -> Outcome:
+    """Run ``cells`` (in this process with ``runner``, or by ``workers``), writing each finished record to
+    ``out/cells/`` at once (resume relies on it). Never raises for an interrupt, a storage error or a crash:
+    the outcome says which, with every record finished before it."""
+    outcome = Outcome()
+    started = time.perf_counter()
+    bar = progress.bar(len(cells), "cells")
+
+    def finished(record: dict[str, Any]) -> None:
+        outcome.records[record["key"]] = record  # in results.json even when its cell file cannot be written
+        try:
+            results.write_cell(out, record)
+        except StorageError:
+            outcome.unsaved.append(record["key"])
+            raise
+
+    try:
+        if workers is not None:
+            done_cells = _in_workers(workers, cells, finished)
+            for done in done_cells:
+                bar.update(done - bar.n)
+        else:
+            for cell in cells:
+                bar.set_postfix_str(f"{cell.data.name}: {cell.method} @{cell.attack.label}"[:60])
+                finished(runner.run_cell(cell))
+                bar.update(1)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    except StorageError as exc:
+        outcome.stopped = exc
+    except Exception as exc:  # noqa: BLE001 - kept, written as partial results, then re-raised by the caller
+        outcome.crashed = exc
+    finally:
+        bar.close()
+    outcome.elapsed = time.perf_counter() - started
+    return outcome
+
+
+def _in_workers(workers: Workers, cells: list[Any], finished: Callable[[dict[str, Any]], None]) -> Any:
+    from dememo.run.executors import run_ray
+    from dememo.run.isolation import run_isolated
+
+    if workers.isolate:
+        return run_isolated(workers.spec, cells, workers.cell_timeout, workers.cell_memory, finished)
+    return run_ray(workers.spec, cells, workers.address, finished)
