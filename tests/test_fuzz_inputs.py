@@ -31,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from qa import fuzz
 
+from dememo.results.aggregate import stats
 from dememo.board import leaderboard, report, submission
 from dememo.errors import DatasetError, ParameterError, SuiteError, UserError
 from dememo.params import build, parse_sets, parse_value
@@ -290,8 +291,8 @@ def test_curve_with_an_undefined_metric_is_left_out(env):
 
 
 def test_statistics_of_values_near_the_float_limit():
-    assert leaderboard._stats([1e308, 1e308, -1e308])[0] == pytest.approx(1e308 / 3)
-    assert leaderboard._stats([10**400, None, float("nan")]) == (None, None, 0)
+    assert stats([1e308, 1e308, -1e308])[0] == pytest.approx(1e308 / 3)
+    assert stats([10**400, None, float("nan")]) == (None, None, 0)
 
 
 # -- outputs are all or nothing --------------------------------------------------------------------------

@@ -12,13 +12,13 @@ import csv
 import io
 import math
 import re
-import statistics
 from collections import defaultdict
 from typing import Any
 
 from tabulate import tabulate
 
 from dememo.numbers import finite
+from dememo.results.aggregate import stats
 
 ARROWS = {"higher": "↑", "lower": "↓", "match": "≈"}
 
@@ -85,18 +85,6 @@ def _fmt(mean: float | None, std: float | None, unit: str, cap: float | None = N
 
 
 _finite = finite
-
-
-def _stats(values: list[float]) -> tuple[float | None, float | None, int]:
-    vals = [f for v in values if (f := _finite(v)) is not None]
-    if not vals:
-        return None, None, 0
-    try:
-        return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0), len(vals)
-    except OverflowError:  # values near the float limit: their sum overflows; computed on [-1, 1] instead
-        scale = max(abs(v) for v in vals)
-        unit = [v / scale for v in vals]
-        return statistics.fmean(unit) * scale, (statistics.stdev(unit) * scale if len(vals) > 1 else 0.0), len(vals)
 
 
 def groups(results: dict[str, Any]) -> dict[tuple[str, str, str | None], list[dict[str, Any]]]:
@@ -213,9 +201,9 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
             failed[(c["method"], c["attack"])].append(c)
         for col, v in c["metrics"].items():
             values[(c["method"], col, c["attack"])].append(v)
-    stats = {k: _stats(v) for k, v in values.items()}
+    by_key = {k: stats(v) for k, v in values.items()}
     paired = _paired_references(cells) if track == "interplay" else None
-    means = {(col, attack): {m: stats.get((m, col, attack), (None,))[0] for m in methods} for col, attack, _ in columns}
+    means = {(col, attack): {m: by_key.get((m, col, attack), (None,))[0] for m in methods} for col, attack, _ in columns}
     best = {key: _best(meta_all.get(key[0], {}), means[key], references, paired) for key in means}
     ranked = [key for key in means if meta_all.get(key[0], {}).get("direction") in ("higher", "lower", "match")
               and not meta_all.get(key[0], {}).get("wall_clock")]
@@ -229,7 +217,7 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
         if ranks:
             row.append(f"{ranks[m]:.1f}" if m in ranks else "ref")
         for col, attack, _ in columns:
-            mean, std, _n = stats.get((m, col, attack), (None, None, 0))
+            mean, std, _n = by_key.get((m, col, attack), (None, None, 0))
             if mean is None and failed.get((m, attack)):
                 row.append("FAILED")
             else:
@@ -337,12 +325,12 @@ def _curve_table(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[s
     rows = []
     best = {}
     for label, col in columns:
-        means = {m: _stats(values.get((m, label, col), []))[0] for m in methods}
+        means = {m: stats(values.get((m, label, col), []))[0] for m in methods}
         best[(label, col)] = _best(meta_all.get(col, {}), means, references)
     for m in methods:
         row = [m]
         for label, col in columns:
-            mean, std, _ = _stats(values.get((m, label, col), []))
+            mean, std, _ = stats(values.get((m, label, col), []))
             unit = meta_all.get(col, {}).get("unit", "number")
             row.append(_fmt(mean, std, unit) + ("*" if m in best[(label, col)] else ""))
         row.append(str(max(len(values.get((m, label, col), [])) for label, col in columns)))
@@ -510,7 +498,7 @@ def to_csv(results: dict[str, Any]) -> str:
             for col, v in c["metrics"].items():
                 values[(c["method"], c["attack"], col)].append(v)
         for (method, attack, col), vals in sorted(values.items()):
-            mean, std, n = _stats(vals)
+            mean, std, n = stats(vals)
             writer.writerow([*map(csv_text, (track, dataset, forget or "", method, attack, col,
                                              columns_meta.get(col, {}).get("direction", ""))),
                              "" if mean is None else repr(mean), "" if std is None else repr(std), n,
@@ -519,7 +507,7 @@ def to_csv(results: dict[str, Any]) -> str:
             if not any(k[0] == method and k[1] == attack for k in values):
                 writer.writerow([*map(csv_text, (track, dataset, forget or "", method, attack)), "", "", "", "", 0, count])
         for (method, label, col), vals in sorted(curve_values(results, cells).items()):
-            mean, std, n = _stats(vals)
+            mean, std, n = stats(vals)
             writer.writerow([*map(csv_text, (track, dataset, forget or "", method, label, f"{col}_auc",
                                              columns_meta.get(col, {}).get("direction", ""))),
                              "" if mean is None else repr(mean), "" if std is None else repr(std), n, 0])

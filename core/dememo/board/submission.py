@@ -66,7 +66,7 @@ from dememo.numbers import finite
 
 SCHEMA = "dememo.submission/1"
 BOARD_SCHEMA = "dememo.board/1"
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "submission-1.schema.json"
+SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "submission-1.schema.json"
 MAX_BYTES = 32 * 1024 * 1024
 #: families whose plugins make a cell "belong" to a distribution (datasets and architectures are the suite's)
 CELL_FAMILIES = {"poisoner": "poisoner", "train_attack": "attack", "unlearner": "unlearner", "attack": "attack"}
