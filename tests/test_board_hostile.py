@@ -26,6 +26,7 @@ from dememo.board import submission
 from dememo.cli import main
 from dememo.errors import UserError
 from dememo.hashing import digest
+from dememo.results.record import CellRecord
 
 SET = ["--set", "finetune.epochs=2"]
 NARROW = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune",
@@ -224,7 +225,7 @@ class Replay:
         return self
 
     def run_cell(self, cell):
-        return copy.deepcopy(self.cells[cell.key])
+        return CellRecord.from_json(copy.deepcopy(self.cells[cell.key]))
 
 
 def test_leaderboard_build_rerun_holds_back_a_new_entry_that_fails(run, tmp_path):
@@ -408,7 +409,7 @@ def test_failed_cells_with_numbers_are_drawn_by_reruns(run):
             return self
 
         def run_cell(self, cell):
-            return {"status": "ok", "metrics": {}, "series": {}}
+            return CellRecord(cell.track, cell.data.name, cell.method, cell.attack.label, cell.seed, cell.key, series={})
 
     registry_free = copy.deepcopy(run["bundle"])  # the installed finetune: re-plannable here
     for c in submission.own_cells(registry_free):

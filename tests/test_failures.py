@@ -162,7 +162,7 @@ def test_a_caught_mutation_drops_the_damaged_shared_data(tiny_suite, tmp_path):
         env = runner.env(cell.data)
         pristine = env.splits.val.x.clone()
         record = runner.run_cell(cell)
-    assert record["status"] == "failed" and "task.val.x" in record["error"]["message"]
+    assert record.status == "failed" and "task.val.x" in record.error.message
     assert not torch.equal(env.splits.val.x, pristine), "the plugin did damage the old copy"
     reloaded = runner.env(cell.data)
     assert reloaded is not env and torch.equal(reloaded.splits.val.x, pristine)

@@ -19,8 +19,9 @@ from dememo import cli, interrupts, results
 from dememo import files as outputs
 from dememo.board import leaderboard, submission, writer
 from dememo.errors import StorageError, UserError, storage_advice
-from dememo.run import cache
 from dememo.files import atomic_write_bytes
+from dememo.results.record import CellRecord
+from dememo.run import cache
 from dememo.run.cache import Store
 
 KEYS = [f"{i:02x}" + "a" * 62 for i in range(3)]
@@ -420,7 +421,7 @@ def test_cache_and_cell_write_errors_name_the_real_cause(tmp_path, monkeypatch):
     with pytest.raises(StorageError) as put:
         Store(tmp_path / "c").put(KEYS[0], {"v": 1})
     with pytest.raises(StorageError) as cell:
-        results.write_cell(tmp_path / "out", {"key": "k" * 8})
+        results.write_cell(tmp_path / "out", CellRecord("unlearning", "d", "m", "none", 0, "k" * 8))
     monkeypatch.undo()
 
     def read_only(*args, **kwargs):

@@ -121,9 +121,9 @@ def test_a_plugin_that_changes_its_own_parameters_is_put_back(tiny_suite, tmp_pa
         cell = next(c for c in planner.cells(Filters((), ("self-tuner",), ("none",), ("unlearning-accuracy",)))
                     if c.unlearner is not None and c.unlearner.name == "self-tuner")
         record = runner.run_cell(cell)
-        assert record["status"] == "failed" and "changed its own parameters" in record["error"]["message"]
+        assert record.status == "failed" and "changed its own parameters" in record.error.message
         assert cell.unlearner.obj.lr == 0.01, "the shared object is restored"
-        assert runner.run_cell(cell)["error"]["message"] == record["error"]["message"]
+        assert runner.run_cell(cell).error.message == record.error.message
 
 
 # -- a plan too large to start unannounced ---------------------------------------------------------------

@@ -374,17 +374,19 @@ def weight_noise_cells(track, column, forget=None):
 
 
 def test_weight_noise_curves_read_the_tracks_column_along_sigma():
-    from dememo.board.report import weight_noise_curves
+    from dememo.board.report import declarations
 
-    curves = weight_noise_curves(weight_noise_cells("unlearnability", "test_acc"), "unlearnability")
+    sweeps = declarations(make_results([])).sweeps["weight-noise"]  # the installed attack's declaration
+    column = {t: w["column"] for w in sweeps for t in w["tracks"]}
+    assert column == {"unlearnability": "test_acc", "unlearning": "forget_acc"}
+    curves = sweep_by_method(weight_noise_cells("unlearnability", "test_acc"), "weight-noise", "sigma", column["unlearnability"])
     assert set(curves) == {"none", "em"}
     assert curves["none"].x == (0.0, 0.01, 0.03)  # σ = 0 is the unattacked model
     assert curves["none"].mean == pytest.approx((0.9, 0.75, 0.4))
     assert curves["em"].mean == pytest.approx((0.2, 0.4, 0.4)) and curves["em"].n == (2, 2, 1)
     unlearning = weight_noise_cells("unlearning", "forget_acc", forget="random-10%")
-    assert weight_noise_curves(unlearning, "unlearning")["em"].mean == pytest.approx((0.2, 0.4, 0.4))
-    assert weight_noise_curves(unlearning, "unlearnability") == {}  # its column (test_acc) is not there
-    assert weight_noise_curves(weight_noise_cells("interplay", "test_acc"), "interplay") == {}
+    assert sweep_by_method(unlearning, "weight-noise", "sigma", column["unlearning"])["em"].mean == pytest.approx((0.2, 0.4, 0.4))
+    assert sweep_by_method(unlearning, "weight-noise", "sigma", column["unlearnability"]) == {}  # not there
 
 
 def scatter_cells():
@@ -399,10 +401,13 @@ def scatter_cells():
 
 
 def test_forgetting_utility_pairs_each_seed_with_its_retrain():
-    from dememo.board.report import forgetting_utility
+    from dememo.board.report import scatter
+
+    def forgetting_utility(cells, references):  # the first-party declarations: forget acc against retrain, else Avg Gap
+        return scatter(cells, references, [("forget_acc", "retrain"), ("avg_gap", None)], "test_acc")
 
     axis, points = forgetting_utility(scatter_cells(), {"original", "retrain"})
-    assert axis == "forget_gap"
+    assert axis == "forget_acc"
     assert [p.method for p in points] == ["original", "retrain", "finetune", "gradient-ascent"]  # references first
     by = {p.method: p for p in points}
     assert by["retrain"].x == 0.0 and by["retrain"].reference and not by["finetune"].reference

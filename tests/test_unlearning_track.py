@@ -330,7 +330,7 @@ def test_methods_that_must_not_read_the_forget_set_get_an_empty_one_from_the_har
         cells = planner.cells(Filters(unlearner=("spy",), attack=("none",), metric=("unlearning-accuracy",)))
         runner = Runner(Store(tmp_path / "cache"), torch.device("cpu"), planner=planner)
         records = [runner.run_cell(c) for c in cells if c.unlearner.name == "spy"]
-    assert records and all(r["status"] == "ok" and r["forget_size"] > 0 for r in records)
+    assert records and all(r.status == "ok" and r.forget_size > 0 for r in records)
     assert CALLS and all(c[0] == "spy" and c[2] == () for c in CALLS)
 
 

@@ -1,7 +1,7 @@
 """dememo: a benchmark harness for model dememorization.
 
 The public plugin API: the hook markers ``hookimpl``/``hookspec``, the family base classes, ``Column``
-(metric column declarations), ``Series`` (a curve-valued column), and the objects plugins receive (``Context``, ``Data``, ``Task``,
+(metric column declarations, with ``Plot`` and ``Tuning``; ``Sweep`` for attacks), ``Series`` (a curve-valued column), and the objects plugins receive (``Context``, ``Data``, ``Task``,
 ``Splits``, ``AttackData``, ``LearnerData``, ``Evaluation``, ``Budget``, ``Recipe``).
 """
 
@@ -10,8 +10,8 @@ from dememo.context import Context
 from dememo.data import Data, Splits, Task
 from dememo.errors import BudgetViolation, ContractViolation, DatasetError, UserError
 from dememo.evaluation import Evaluation
-from dememo.families import (Architecture, Attack, AttackData, Column, DatasetSource, LearnerData, Metric, Poisoner,
-                             Scorer, Series, Unlearner)
+from dememo.families import (Architecture, Attack, AttackData, Column, DatasetSource, LearnerData, Metric, Plot,
+                             Poisoner, Scorer, Series, Sweep, Tuning, Unlearner)
 from dememo.hookspecs import hookimpl, hookspec
 from dememo.training import History, Recipe
 
@@ -22,7 +22,8 @@ PUBLIC_MODULES = ("budget", "context", "data", "ensemble", "errors", "evaluation
 __all__ = [
     "Architecture", "Attack", "AttackData", "Budget", "BudgetViolation", "Column", "Context",
     "ContractViolation", "Data", "DatasetError", "DatasetSource", "Evaluation", "History", "LearnerData", "Metric",
-    "Poisoner", "Recipe", "Scorer", "Series", "Splits", "Task", "Unlearner", "UserError", "hookimpl", "hookspec",
+    "Plot", "Poisoner", "Recipe", "Scorer", "Series", "Splits", "Sweep", "Task", "Tuning", "Unlearner", "UserError",
+    "hookimpl", "hookspec",
 ]
 
 from dememo import (budget, context, data, ensemble, errors, evaluation, families, forget, hashing,  # noqa: E402

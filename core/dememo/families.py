@@ -127,6 +127,121 @@ class Unlearner(Plugin):
         return []
 
 
+def _tuple(value: Any) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _declaration_json(obj: Any) -> dict[str, Any]:
+    """A declaration as plain JSON: its fields, lists for tuples."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(obj, recurse=False).items()}
+
+
+def _declaration_from_json(cls: type, data: dict[str, Any]) -> Any:
+    """The declaration back from :func:`_declaration_json` (unknown keys ignored, missing ones default)."""
+    names = {f.name for f in attrs.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@attrs.frozen
+class Plot:
+    """A figure of ``dememo-bench report`` that a column appears in (``Column(plots=(...))``). The report
+    draws one per (track, dataset, forget set) group whose cells hold the column, in ``order`` (then in
+    declaration order); its file name is ``figure`` plus the group, its title the group's plus ``title``.
+
+    ``kind``:
+
+    - ``curves`` (a ``series`` column): one line per method (mean over seeds, ± one standard deviation),
+      ``x`` / ``y`` the axis labels, y in percent when ``percent``. Columns declaring the same ``figure`` are
+      drawn side by side in one figure, one panel each titled ``panel`` (the figure's texts are the first
+      one's). On the interplay track a one-column figure has one panel per poisoner. ``line`` adds a
+      dash-dotted horizontal line labelled ``line_label``: a value, or the name of a number column whose mean
+      over the group's unattacked cells it is (e.g. a target accuracy), and ``line_caption`` to the caption.
+    - ``heatmap`` (a number column of the interplay track): the poisoner × unlearner matrix of the column's
+      mean, one per column, named ``figure-<column>``; ``caption`` says what a cell measures. A ``signed``
+      column gets a diverging colour map centred on 0.
+    - ``scatter``: one point per method, the column on ``axis`` (``x`` or ``y``). The x column is the first
+      by ``order`` that the group has; a ``match`` column with a ``reference`` is drawn as the distance to
+      the reference row's value of the same seed. The y plot gives ``title``, ``caption`` (what y is) and
+      ``reading`` (where best lies); the x plot ``caption`` (what x is) and ``reading`` (the reference rows).
+
+    ``caption`` says what the figure shows and ``reading`` how to read it (which way is better); the report
+    adds the number of seeds. ``tracks`` restricts it to those tracks (default: wherever the column is
+    reported), so a metric can word one figure differently per track.
+    """
+
+    figure: str
+    kind: Literal["curves", "heatmap", "scatter"] = "curves"
+    title: str = ""
+    caption: str = ""
+    reading: str = ""
+    x: str = ""
+    y: str = ""
+    panel: str = ""
+    percent: bool = True
+    line: float | str | None = None
+    line_label: str = ""
+    line_caption: str = ""
+    axis: Literal["x", "y"] = "y"
+    tracks: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    order: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return _declaration_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plot:
+        return _declaration_from_json(cls, data)
+
+
+@attrs.frozen
+class Tuning:
+    """A column's role in ``dememo-bench tune`` (``Column(tuning=...)``): every tuning trial computes the
+    metrics that declare one and records, per tuning seed, the column's value under ``record`` (in
+    ``order``; e.g. ``test_acc`` as ``val_acc``, since a trial reads the validation split in place of the
+    test split). Exactly one installed column is the ``objective``: the candidate with the best mean over
+    tuning seeds wins (largest for a ``higher`` column, smallest otherwise)."""
+
+    record: str
+    objective: bool = False
+    order: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return _declaration_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tuning:
+        return _declaration_from_json(cls, data)
+
+
+@attrs.frozen
+class Sweep:
+    """An attack-strength sweep (``Attack.sweeps``): a metric column along the attack parameter ``param``
+    over the attack's suite variants, the unattacked model being ``param`` = 0 when ``from_zero``. ``axis`` is
+    the x axis label (default: the parameter's name) and ``note`` a sentence the caption adds on how to read
+    it. With a ``column`` the report draws it whenever the results hold the variants (on ``tracks``, default
+    every track), as the generic ``sweep-<attack>-<param>-<column>`` figure, or, with a ``figure``, as a figure
+    of that name with its own ``title`` (after the group's) and ``caption``, drawn in ``order`` among the
+    group's figures; without a column only where a suite's ``curves`` ask for it."""
+
+    param: str
+    axis: str = ""
+    column: str = ""
+    tracks: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    from_zero: bool = True
+    note: str = ""
+    figure: str = ""
+    title: str = ""
+    caption: str = ""
+    order: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return _declaration_json(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sweep:
+        return _declaration_from_json(cls, data)
+
+
 @attrs.frozen(eq=False)
 class AttackData:
     """What a model-stage attack may use: the dataset's splits and, on the unlearning track, the task."""
@@ -159,12 +274,18 @@ class Attack(Plugin):
     ``"model"`` (take a trained or unlearned model: ``attack``). ``tracks`` lists where it applies, and
     ``forget_kinds`` on which forget-set kinds of the unlearning track (``("class",)`` for an attack on a
     forgotten class, such as prototype relearning).
+
+    ``sweeps`` declares the attack's strength parameters as :class:`Sweep` s: how ``dememo-bench report``
+    draws a metric column along the attack's suite variants (a suite's ``curves`` name the attack and the
+    parameter; a sweep with a ``column`` is drawn whenever the results hold the variants). They are written
+    into ``results.json`` with the plugin list (``plugins[i].sweeps``); they do not enter cache keys.
     """
 
     family: ClassVar[str] = "attack"
     stages: ClassVar[tuple[str, ...]] = ("model",)
     tracks: ClassVar[tuple[Track, ...]] = TRACKS
     forget_kinds: ClassVar[tuple[str, ...]] = FORGET_KINDS
+    sweeps: ClassVar[tuple[Sweep, ...]] = ()
 
     def train(self, data: LearnerData, ctx: Context) -> nn.Module | tuple[nn.Module, History]:
         """Train-stage attacks: return a model learned from ``data.train`` (possibly poisoned), or the
@@ -193,7 +314,13 @@ class Column:
     ``cap + 1``); tables render it as ``> cap``. ``detail`` columns are kept in ``results.json`` and the CSV
     but left out of the terminal and Markdown tables (diagnostics such as counts of undefined samples).
     ``signed`` marks a difference of two values of its unit (e.g. a gain in accuracy): it may be negative
-    (a fraction column then lies in [−1, 1], which is what a submission's range check accepts)."""
+    (a fraction column then lies in [−1, 1], which is what a submission's range check accepts).
+
+    What the core does with a column beyond the tables is declared here too, never known by name:
+    ``long_label`` is its name on figure axes and in captions where ``label`` is an abbreviation (``TA`` →
+    ``clean test accuracy``); ``plots`` the report's figures it appears in (:class:`Plot`); ``tuning`` its
+    role in ``dememo-bench tune`` (:class:`Tuning`). All three are written into ``results.json``'s
+    ``columns`` (so the report of a results file needs no plugin installed) and enter no cache key."""
 
     label: str
     direction: Direction
@@ -204,6 +331,17 @@ class Column:
     cap: float | None = None
     detail: bool = False
     signed: bool = False
+    long_label: str | None = None
+    plots: tuple[Plot, ...] = attrs.field(default=(), converter=tuple)
+    tuning: Tuning | None = None
+
+    def to_json(self, metric: str) -> dict[str, Any]:
+        """The declaration as ``results.json`` records it under ``columns.<track>.<column>``."""
+        return {"metric": metric, "label": self.label, "direction": self.direction, "unit": self.unit,
+                "description": self.description, "reference": self.reference, "wall_clock": self.wall_clock,
+                "cap": self.cap, "detail": self.detail, "signed": self.signed, "long_label": self.long_label,
+                "plots": [p.to_json() for p in self.plots],
+                "tuning": self.tuning.to_json() if self.tuning else None}
 
 
 @attrs.frozen

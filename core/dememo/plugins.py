@@ -47,6 +47,7 @@ class PluginInfo:
             "distribution": self.distribution,
             "distribution_version": self.dist_version,
             "summary": self.cls.summary(),
+            **({"sweeps": [w.to_json() for w in self.cls.sweeps]} if self.family == "attack" else {}),  # type: ignore[attr-defined]
         }
 
 

@@ -164,7 +164,6 @@ def strings_in_code(path: Path) -> list[tuple[int, str]]:
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19: report and tuner still name plugins; next step declares them")
 def test_core_names_no_first_party_plugin():
     """The core knows plugins only through their declarations (columns, figures, tuning roles): a
     first-party plugin's name (or one of its column names, which contain it) as a key or label in core code

@@ -2,7 +2,10 @@
 
 The renderer only reads ``results.json`` (schema ``dememo.results/1``); it runs no method. Figures, one per
 (track, dataset, forget set) group, methods as lines (mean over seeds, a band of ± one standard deviation),
-reference rows (``suite.references``: none, original, retrain) dashed grey:
+reference rows (``suite.references``: none, original, retrain) dashed grey. Which figures a column or an attack
+has is declared by its plugin (``dememo.Plot`` on a ``Column``, ``dememo.Sweep`` on an ``Attack``), read from
+results.json (``columns``, ``plugins[i].sweeps``) and, for files written before declarations, from the
+installed plugins (:func:`declarations`); this module names no plugin. With the first-party plugins:
 
 - ``recovery-eta_…``: the hidden accuracy recovered by bounded weight-space recovery at each ℓ2 radius η
   (series ``depth_eta_curve``), with the depth target (``depth_target``) as a dashed line;
@@ -32,7 +35,6 @@ import base64
 import html
 import math
 import re
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -43,26 +45,21 @@ import attrs
 from dememo.board.leaderboard import reference_rows, sorted_groups, without_param
 from dememo.errors import UserError
 from dememo.numbers import finite
+from dememo.plan.suite import Curve as SuiteCurve
+from dememo.results.aggregate import stats
 
-#: the depth series, their x axis and what the recovered accuracy is on each track
-DEPTH = {"depth_eta_curve": ("recovery-eta", "ℓ2 radius η"), "depth_sigma_curve": ("noise-sigma", "weight-noise σ")}
-HIDDEN = {
-    "unlearnability": "clean test accuracy",
-    "unlearning": "forget-set accuracy",
-    "interplay": "clean accuracy on the owner's share",
-}
-RK = {"rk_gauss_curve": "Gaussian noise", "rk_fgsm_curve": "targeted FGSM", "rk_pgd_curve": "targeted PGD"}
-INTERPLAY_COLUMNS = ("share_clean_gain", "test_acc", "avg_gap")
 TARGETS = {
     "share": "the owner's poisoned share is forgotten",
     "clean": "a clean forget set is forgotten while the owner's share stays poisoned",
 }
-#: a sweep the report always looks for (bounded weight recovery, PUE), besides the suite's ``curves``
-DEFAULT_SWEEPS = ({"attack": "weight-recovery", "param": "eta", "column": "test_acc", "from_zero": True},)
-#: axis labels of common columns (their leaderboard labels are abbreviations such as "TA")
-NAMES = {"test_acc": "clean test accuracy", "forget_acc": "forget-set accuracy", "retain_acc": "retain-set accuracy",
-         "train_acc": "training accuracy"}
-AXIS = {"eta": "ℓ2 radius η", "sigma": "weight-noise σ", "tau": "τ (input perturbation radius)"}
+#: where the suite's curves, and attack sweeps without a figure of their own, come among a group's figures
+#: (declared figures come by their ``order``)
+SWEEP_ORDER = 30
+#: the column of a suite curve that names none (the suite format's default)
+CURVE_COLUMN = attrs.fields(SuiteCurve).column.default
+#: keys of a results.json column declaration that files written before declarations lack: the report reads
+#: them from the installed plugins' declarations (as for every key a file's column lacks)
+DECLARED = ("long_label", "plots", "tuning")
 NOTHING = ("nothing to plot: results.json has no depth, interplay or residual-knowledge series and no weight-recovery "
            "sweep; run a suite with the depth / residual-knowledge metrics, the interplay track or a weight-recovery curve")
 SALT = "dememo"
@@ -94,10 +91,10 @@ def aggregate(per_seed: Iterable[Mapping[float, float | None]]) -> Curve:
     xs = sorted({float(x) for run in runs for x in run})
     means, stds, ns = [], [], []
     for x in xs:
-        vals = [v for run in runs if (v := _number(run.get(x))) is not None]
-        ns.append(len(vals))
-        means.append(statistics.fmean(vals) if vals else None)
-        stds.append((statistics.stdev(vals) if len(vals) > 1 else 0.0) if vals else None)
+        s = stats(run.get(x) for run in runs)
+        ns.append(s.n)
+        means.append(s.mean)
+        stds.append(s.std)
     return Curve(tuple(xs), tuple(means), tuple(stds), tuple(ns), len(runs))
 
 
@@ -187,7 +184,7 @@ def interplay_matrix(cells: Iterable[Mapping[str, Any]], column: str, references
             vals[key].append(v)
     return Matrix(
         rows, cols,
-        tuple(tuple(statistics.fmean(vals[(r, u)]) if vals[(r, u)] else None for u in cols) for r in rows),
+        tuple(tuple(stats(vals[(r, u)]).mean for u in cols) for r in rows),
         tuple(tuple(failed[(r, u)] for u in cols) for r in rows),
         tuple(tuple(count[(r, u)] for u in cols) for r in rows),
     )
@@ -394,109 +391,172 @@ def _by_poisoner(cells: list[dict[str, Any]], curves: Mapping[str, Curve],
     return {p: panels[p] for p in order}, refs
 
 
-def _target(cells: list[dict[str, Any]]) -> float | None:
-    vals = [v for c in cells if _usable(c) and (v := _number((c.get("metrics") or {}).get("depth_target"))) is not None]
-    return statistics.fmean(vals) if vals else None
+# -- declarations ------------------------------------------------------------------------------------
 
 
-def _depth_figures(new, results, key, cells, references) -> list[Figure]:
+@attrs.frozen
+class Declarations:
+    """What the results' plugins declare about drawing them: each track's column declarations (results.json's
+    ``columns``, a key a file lacks read from the installed plugins' declaration of that column) and each
+    attack's sweeps (``plugins[i].sweeps``, else the installed attack's)."""
+
+    columns: dict[str, dict[str, dict[str, Any]]]
+    installed: dict[str, dict[str, dict[str, Any]]]
+    by_name: dict[str, dict[str, Any]]
+    sweeps: dict[str, list[dict[str, Any]]]
+
+    def meta(self, track: str, column: str) -> dict[str, Any]:
+        """The column's declaration on ``track``: the results' own, completed from the installed plugins'."""
+        own = self.columns.get(track, {}).get(column) or {}
+        installed = self.installed.get(track, {}).get(column) or self.by_name.get(column) or {}
+        return {**installed, **own}
+
+    def plots(self, track: str, column: str, kind: str) -> list[dict[str, Any]]:
+        """The column's ``kind`` plots that apply on ``track``."""
+        return [p for p in self.meta(track, column).get("plots") or []
+                if isinstance(p, Mapping) and p.get("kind", "curves") == kind and p.get("figure")
+                and (not p.get("tracks") or track in p["tracks"])]
+
+    def sweep(self, attack: str, param: str) -> dict[str, Any]:
+        """The attack's declared sweep over ``param`` (empty when it declares none)."""
+        return next((w for w in self.sweeps.get(attack, []) if w.get("param") == param), {})
+
+
+def _installed_declarations() -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, Any]],
+                                       dict[str, list[dict[str, Any]]]]:
+    """The installed plugins' declarations (columns by track, columns by name, attack sweeps); empty when the
+    registry cannot be read (a report needs no plugin installed)."""
+    try:
+        from dememo import plugins
+
+        registry = plugins.get_registry()
+    except Exception:  # noqa: BLE001 - declarations of files written before them are optional
+        return {}, {}, {}
+    by_track: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    by_name: dict[str, dict[str, Any]] = {}
+    for name in registry.names("metric"):
+        cls = registry.get("metric", name)
+        for col, c in cls.columns.items():  # type: ignore[attr-defined]
+            meta = c.to_json(name)
+            if col not in by_name or (meta["plots"] and not by_name[col]["plots"]):
+                by_name[col] = meta
+            for track in cls.tracks:  # type: ignore[attr-defined]
+                by_track[track][col] = meta
+    sweeps = {name: [w.to_json() for w in registry.get("attack", name).sweeps]  # type: ignore[attr-defined]
+              for name in registry.names("attack")}
+    return dict(by_track), by_name, sweeps
+
+
+def declarations(results: Mapping[str, Any]) -> Declarations:
+    """The declarations the report draws ``results`` by (see :class:`Declarations`)."""
+    by_track, by_name, sweeps = _installed_declarations()
+    for p in results.get("plugins") or []:
+        if isinstance(p, Mapping) and p.get("family") == "attack" and isinstance(p.get("sweeps"), list):
+            sweeps[str(p.get("name"))] = [w for w in p["sweeps"] if isinstance(w, Mapping)]
+    columns = {t: dict(m) for t, m in (results.get("columns") or {}).items() if isinstance(m, Mapping)}
+    return Declarations(columns, by_track, by_name, sweeps)
+
+
+def _group_columns(decl: Declarations, track: str, cells: list[dict[str, Any]]) -> list[str]:
+    """The columns a group may draw, in declaration order: the results' own, the installed plugins', then any
+    other the cells hold."""
+    names = list(decl.columns.get(track, {})) + list(decl.installed.get(track, {}))
+    for c in cells:
+        names += list(c.get("metrics") or {}) + list(c.get("series") or {})
+    return list(dict.fromkeys(names))
+
+
+def _what(meta: Mapping[str, Any], column: str) -> str:
+    """A column's name on axes and in captions: its long label, else its label."""
+    return meta.get("long_label") or meta.get("label", column)
+
+
+def _line_value(cells: list[dict[str, Any]], line: Any) -> float | None:
+    """A plot's reference line: a number, or the mean of a column over the group's unattacked cells."""
+    if isinstance(line, str):
+        return stats((c.get("metrics") or {}).get(line) for c in cells if _usable(c)).mean
+    return _number(line)
+
+
+def _curves_figures(new, decl, key, cells, references) -> list[tuple[int, int, Any]]:
+    """Every ``curves`` figure declared on the group's series columns, as (order, position, draw)."""
     track, dataset, forget = key
-    hidden = HIDDEN.get(track, "accuracy")
-    out = []
-    for column, (kind, xlabel) in DEPTH.items():
-        curves = series_by_method(cells, column)
-        if not curves:
-            continue
-        target = _target(cells)
-        eta = column == "depth_eta_curve"
-        how = ("bounded weight-space recovery within an ℓ2 ball of radius η around the weights" if eta else
-               "Gaussian weight noise of scale σ, as the upper q-quantile over random draws (what a lucky draw "
-               "reaches, not the average; q is the depth metric's parameter)")
-        ylabel = f"{hidden} (%)" if eta else f"{hidden}, q-quantile over draws (%)"
-        title = f"{_group_title(track, dataset, forget, cells)}: {hidden} under {'recovery' if eta else 'weight noise'}"
-        direction = {
-            "unlearnability": "Lower and flatter is better for the poison: accuracy that climbs back at a small radius "
-                              "means the data was hidden, not made unlearnable (shallow dememorization).",
-            "unlearning": "Best for the unlearner is a curve that stays with retrain's (the dashed grey reference): "
-                          "forget-set accuracy that comes back at a small radius was hidden, not removed.",
-            "interplay": "Lower and flatter means the owner's share stays protected after unlearning; a curve that "
-                         "climbs back at a small radius means the unlearning exposed (or never removed) the hidden "
-                         "knowledge.",
-        }.get(track, "")
-        if track == "interplay":
-            panels, refs = _by_poisoner(cells, curves, references)
-            layout = "One plot per poisoner, one line per unlearner. "
-        else:
-            panels, refs, layout = {"": curves}, references & set(curves), ""
-        caption = (f"{hidden[0].upper() + hidden[1:]} (%) of each method's model after {how}; radius 0 is the model "
-                   f"itself. {layout}{direction} "
-                   + ("The dash-dotted black line is the depth target: the radius where a curve first reaches it is "
-                      "the depth reported in the leaderboard. " if target is not None else "")
-                   + _seeds_note(curves))
-        fig = _panels_figure(new, panels, refs, title, xlabel, ylabel, 100.0,
-                             (target, "depth target") if target is not None else None)
-        out.append(Figure(_name(kind, track, dataset, forget), title, caption, fig))
-    return out
+    groups: dict[str, list[tuple[int, str, dict[str, Any]]]] = defaultdict(list)
+    for i, column in enumerate(_group_columns(decl, track, cells)):
+        for plot in decl.plots(track, column, "curves"):
+            groups[plot["figure"]].append((i, column, plot))
+    jobs = []
+    for figure, members in groups.items():
+        def draw(figure=figure, members=members) -> list[Figure]:
+            drawn = [(column, plot, curves) for _, column, plot in members
+                     if (curves := series_by_method(cells, column))]
+            if not drawn:
+                return []
+            _, plot, curves = drawn[0]
+            line = _line_value(cells, plot.get("line"))
+            layout = ""
+            if track == "interplay" and len(drawn) == 1:
+                panels, refs = _by_poisoner(cells, curves, references)
+                layout = "One plot per poisoner, one line per unlearner."
+            else:
+                panels = ({"": curves} if len(drawn) == 1 and not plot.get("panel")
+                          else {p.get("panel") or column: c for column, p, c in drawn})
+                refs = {m for c in panels.values() for m in c if m in references}
+            title = f"{_group_title(track, dataset, forget, cells)}: {plot.get('title') or figure}"
+            parts = (plot.get("caption"), layout, plot.get("reading"), plot.get("line_caption") if line is not None else "")
+            caption = " ".join(p for p in parts if p) + " " + _seeds_note(curves)
+            fig = _panels_figure(new, panels, refs, title, plot.get("x", ""), plot.get("y", ""),
+                                 100.0 if plot.get("percent", True) else 1.0,
+                                 (line, plot.get("line_label", "")) if line is not None else None)
+            return [Figure(_name(figure, track, dataset, forget), title, caption, fig)]
+        jobs.append((int(members[0][2].get("order", 0)), members[0][0], draw))
+    return jobs
 
 
-def _sweeps(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _sweeps(results: Mapping[str, Any], decl: Declarations, track: str | None = None) -> list[dict[str, Any]]:
+    """The generic sweep figures: the suite's curves, then the attacks' declared sweeps with a column and no
+    figure of their own (on ``track``)."""
+    defaults = [{"attack": attack, **w} for attack in sorted(decl.sweeps) for w in decl.sweeps[attack]
+                if w.get("column") and not w.get("figure") and (track is None or not w.get("tracks") or track in w["tracks"])]
     seen, out = set(), []
-    for curve in list((results.get("suite") or {}).get("curves") or []) + list(DEFAULT_SWEEPS):
-        key = (curve.get("attack"), curve.get("param"), curve.get("column", "test_acc"))
+    for curve in list((results.get("suite") or {}).get("curves") or []) + defaults:
+        key = (curve.get("attack"), curve.get("param"), curve.get("column", CURVE_COLUMN))
         if None not in key and key not in seen:
             seen.add(key)
             out.append({"attack": key[0], "param": key[1], "column": key[2], "from_zero": curve.get("from_zero", True)})
     return out
 
 
-def _sweep_figures(new, results, key, cells, references) -> list[Figure]:
+def _sweep_figures(new, results, decl, key, cells, references) -> list[Figure]:
     track, dataset, forget = key
     out = []
-    meta_all = (results.get("columns") or {}).get(track, {})
     declared = [(c.get("attack"), c.get("param")) for c in (results.get("suite") or {}).get("curves") or []]
-    for sweep in _sweeps(results):
+    for sweep in _sweeps(results, decl, track):
         in_suite = (sweep["attack"], sweep["param"]) in declared
         curves = sweep_by_method(cells, sweep["attack"], sweep["param"], sweep["column"], sweep["from_zero"])
         if not curves:
             continue
-        meta = meta_all.get(sweep["column"], {})
+        meta = decl.meta(track, sweep["column"])
+        how = decl.sweep(sweep["attack"], sweep["param"])
+        axis = how.get("axis") or sweep["param"]
         fraction = meta.get("unit", "fraction") == "fraction"
-        label = NAMES.get(sweep["column"], meta.get("label", sweep["column"])) + (" (%)" if fraction else "")
+        what = _what(meta, sweep["column"])
+        label = what + (" (%)" if fraction else "")
         arrow = {"higher": "higher is better", "lower": "lower is better",
                  "match": "closest to the reference row is better"}.get(meta.get("direction", ""), "")
-        what = NAMES.get(sweep["column"], meta.get("label", sweep["column"]))
         title = f"{_group_title(track, dataset, forget, cells)}: {what} under {sweep['attack']}"
         caption = (f"{what[0].upper() + what[1:]} of each method's model attacked by {sweep['attack']} at each "
-                   f"{AXIS.get(sweep['param'], sweep['param'])} the suite runs (its attack variants)"
+                   f"{axis} the suite runs (its attack variants)"
                    + ("; 0 is the unattacked model" if sweep["from_zero"] else "") + ". "
                    + (f"From the dememorizer's side {arrow}: " if arrow else "")
-                   + ("a curve that climbs steeply at small strength means the knowledge is still in the weights. "
-                      if sweep["attack"] == "weight-recovery" else "")
+                   + (f"{how['note']} " if how.get("note") else "")
                    + ("The leaderboard's AUC table is the normalised area under these curves. " if in_suite else "")
                    + _seeds_note(curves))
         refs = {line for line in curves if line.split(" · ")[0] in references}
-        fig = _panels_figure(new, {"": curves}, refs, title, AXIS.get(sweep["param"], sweep["param"]), label,
-                             100.0 if fraction else 1.0)
+        fig = _panels_figure(new, {"": curves}, refs, title, axis, label, 100.0 if fraction else 1.0)
         out.append(Figure(_name(f"sweep-{sweep['attack']}-{sweep['param']}-{sweep['column']}", track, dataset, forget),
                           title, caption, fig))
     return out
-
-
-def _rk_figure(new, key, cells, references) -> list[Figure]:
-    track, dataset, forget = key
-    panels = {col: curves for col in RK if (curves := series_by_method(cells, col))}
-    if not panels:
-        return []
-    title = f"{_group_title(track, dataset, forget, cells)}: residual knowledge"
-    refs = {m for curves in panels.values() for m in curves if m in references}
-    fig = _panels_figure(new, {RK[col]: curves for col, curves in panels.items()}, refs, title, AXIS["tau"],
-                         "residual knowledge r_τ", 1.0, (1.0, "retrain (r = 1)"))
-    caption = ("Residual knowledge r_τ: the unlearned model's hit rate on perturbed copies of forget samples (radius "
-               "τ; one plot per perturbation generator) divided by the paired retrained model's. The dash-dotted line "
-               "r = 1 is retrain (its own curve is 1 wherever defined); closest to 1 is better: r > 1 means the model "
-               "still recognises neighbours of forgotten samples (residual knowledge), r < 1 over-unlearning. "
-               + _seeds_note(next(iter(panels.values()))))
-    return [Figure(_name("residual-knowledge", track, dataset, forget), title, caption, fig)]
 
 
 def _cell_text(v: float, unit: str, signed: bool) -> str:
@@ -513,7 +573,7 @@ def _heatmap(new, m: Matrix, column: str, meta: Mapping[str, Any], title: str):
 
     unit = meta.get("unit", "fraction")
     scale = 100.0 if unit == "fraction" else 1.0
-    diverging = "gain" in column
+    diverging = bool(meta.get("signed"))  # a signed column (a gain): a diverging map centred on 0
     data = np.ma.masked_invalid(np.array([[np.nan if v is None else v * scale for v in row] for row in m.values], float))
     present = data.compressed()
     if diverging:
@@ -533,7 +593,7 @@ def _heatmap(new, m: Matrix, column: str, meta: Mapping[str, Any], title: str):
     ax.set(xlabel="unlearner", ylabel="poisoner")
     ax.set_title(_wrap(title, fig.get_figwidth() - 1.2))
     arrow = {"higher": " ↑", "lower": " ↓", "match": " ≈"}.get(meta.get("direction", ""), "")
-    label = NAMES.get(column, meta.get("label", column))
+    label = _what(meta, column)
     fig.colorbar(image, ax=ax, label=f"{label}{arrow}" + (" (%)" if unit == "fraction" else ""))
     for i in range(len(m.rows)):
         for j in range(len(m.cols)):
@@ -553,41 +613,41 @@ def _heatmap(new, m: Matrix, column: str, meta: Mapping[str, Any], title: str):
     return fig
 
 
-def _interplay_figures(new, results, key, cells) -> list[Figure]:
+def _heatmap_figures(new, results, decl, key, cells) -> list[tuple[int, int, Any]]:
+    """The poisoner × unlearner heat maps of the columns declaring one, per interplay target (one job)."""
     track, dataset, forget = key
-    meta_all = (results.get("columns") or {}).get(track, {})
-    refs = (results.get("suite") or {}).get("references") or {}
-    references = list(refs.get("poisoner", [])) + list(refs.get("unlearner", []))
-    by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for c in cells:
-        by_target[str(c.get("interplay_target") or "share")].append(c)
-    out = []
-    for target in sorted(by_target):
-        tcells = by_target[target]
-        for column in INTERPLAY_COLUMNS:
-            if not any(column in (c.get("metrics") or {}) for c in tcells):
-                continue
-            m = interplay_matrix(tcells, column, references)
-            meta = meta_all.get(column, {})
-            label = NAMES.get(column, meta.get("label", column))
-            what = TARGETS.get(target, f"interplay target {target}")
-            title = f"Interplay — {dataset}, forget set {forget}: {label}"
-            reading = {
-                "share_clean_gain": "the change in clean accuracy on the owner's share caused by unlearning (after "
-                                    "minus before; blue: unlearning gave back knowledge the poison hid, red: the model "
-                                    "knows the share less than before)",
-                "test_acc": "clean test accuracy of the unlearned model (higher keeps the model useful)",
-                "avg_gap": "the mean gap to the retrained model over forget, retain and test accuracy and MIA "
-                           "efficacy (lower is closer to retraining)",
-            }.get(column, meta.get("description", column))
-            caption = (f"Poisoner (rows) × unlearner (columns): {reading}; {what}. Each cell is the mean over seeds"
-                       + (", in percent" if meta.get("unit", "fraction") == "fraction" else "")
-                       + ". Hatched grey: the combination was not run; red crosses: every cell of it failed; n/a: no "
-                       "defined value; * : some seeds failed (the mean is over the others).")
-            fig = _heatmap(new, m, column, meta, title)
-            name = _name(f"interplay-{column}", dataset, forget, target if len(by_target) > 1 else None)
-            out.append(Figure(name, title, caption, fig))
-    return out
+    declared = sorted((int(p.get("order", 0)), i, column, p) for i, column in enumerate(_group_columns(decl, track, cells))
+                      for p in decl.plots(track, column, "heatmap")[:1])
+    if not declared:
+        return []
+
+    def draw() -> list[Figure]:
+        refs = (results.get("suite") or {}).get("references") or {}
+        references = list(refs.get("poisoner", [])) + list(refs.get("unlearner", []))
+        by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for c in cells:
+            by_target[str(c.get("interplay_target") or "share")].append(c)
+        out = []
+        for target in sorted(by_target):
+            tcells = by_target[target]
+            for _, _, column, plot in declared:
+                if not any(column in (c.get("metrics") or {}) for c in tcells):
+                    continue
+                m = interplay_matrix(tcells, column, references)
+                meta = decl.meta(track, column)
+                label = _what(meta, column)
+                what = TARGETS.get(target, f"interplay target {target}")
+                title = f"Interplay — {dataset}, forget set {forget}: {label}"
+                reading = plot.get("caption") or meta.get("description", column)
+                caption = (f"Poisoner (rows) × unlearner (columns): {reading}; {what}. Each cell is the mean over seeds"
+                           + (", in percent" if meta.get("unit", "fraction") == "fraction" else "")
+                           + ". Hatched grey: the combination was not run; red crosses: every cell of it failed; n/a: no "
+                           "defined value; * : some seeds failed (the mean is over the others).")
+                fig = _heatmap(new, m, column, meta, title)
+                name = _name(f"{plot['figure']}-{column}", dataset, forget, target if len(by_target) > 1 else None)
+                out.append(Figure(name, title, caption, fig))
+        return out
+    return [(declared[0][0], declared[0][1], draw)]
 
 
 def _check(results: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -608,17 +668,19 @@ def figures(results: Mapping[str, Any]) -> list[Figure]:
     import matplotlib
 
     new = _mpl()
+    decl = declarations(results)
     out: list[Figure] = []
     with matplotlib.rc_context(STYLE):
         for key, cells in sorted_groups(results):  # type: ignore[arg-type]
             references = reference_rows(results, cells)  # type: ignore[arg-type]
-            if key[0] == "interplay":
-                out += _interplay_figures(new, results, key, cells)
-            out += _depth_figures(new, results, key, cells, references)
-            out += _sweep_figures(new, results, key, cells, references)
-            out += _rk_figure(new, key, cells, references)
-            out += _weight_noise_figures(new, results, key, cells, references)
-            out += _forgetting_utility_figure(new, key, cells, references)
+            jobs = (_heatmap_figures(new, results, decl, key, cells)
+                    + _curves_figures(new, decl, key, cells, references)
+                    + [(SWEEP_ORDER, 0, lambda key=key, cells=cells, references=references:
+                        _sweep_figures(new, results, decl, key, cells, references))]
+                    + _own_sweep_figures(new, results, decl, key, cells, references)
+                    + _scatter_figures(new, decl, key, cells, references))
+            for _, _, draw in sorted(jobs, key=lambda j: j[:2]):
+                out += draw()
     names: dict[str, int] = defaultdict(int)
     for f in out:  # distinct file names, even for labels that differ only in punctuation
         names[f.name] += 1
@@ -703,49 +765,41 @@ def write_report(results: Mapping[str, Any], out: Path) -> list[Path]:
     return write_files(Path(out), files, "the report")
 
 
-# -- accuracy under weight noise; forgetting vs utility ------------------------------------------------
-
-#: the column drawn against the weight-noise attack's σ on each track
-WEIGHT_NOISE = {"unlearnability": "test_acc", "unlearning": "forget_acc"}
+# -- declared sweeps with a figure of their own; scatter plots -----------------------------------------
 
 
-def weight_noise_curves(cells: Iterable[Mapping[str, Any]], track: str) -> dict[str, Curve]:
-    """The track's :data:`WEIGHT_NOISE` column along the ``weight-noise`` attack's σ (its suite variants),
-    per method, aggregated over seeds; σ = 0 is the unattacked model. Empty on other tracks."""
-    column = WEIGHT_NOISE.get(track)
-    return sweep_by_method(cells, "weight-noise", "sigma", column, from_zero=True) if column else {}
-
-
-def _weight_noise_figures(new, results, key, cells, references) -> list[Figure]:
+def _own_sweep_figures(new, results, decl, key, cells, references) -> list[tuple[int, int, Any]]:
+    """The attacks' declared sweeps that have a figure of their own (e.g. accuracy under weight noise), unless
+    the suite's curves already draw the same sweep."""
     track, dataset, forget = key
-    column = WEIGHT_NOISE.get(track)
-    if column is None or any((s["attack"], s["param"], s["column"]) == ("weight-noise", "sigma", column)
-                             for s in _sweeps(results)):  # a suite curve: already drawn as a sweep
-        return []
-    curves = weight_noise_curves(cells, track)
-    if not curves:
-        return []
-    what = NAMES.get(column, column)
-    title = f"{_group_title(track, dataset, forget, cells)}: {what} under weight noise"
-    reading = {
-        "unlearnability": "Lower is better for the poison: accuracy that climbs back under small noise means the "
-                          "clean knowledge was hidden near the weights, not kept out of them (shallow dememorization).",
-        "unlearning": "Best for the unlearner is a curve that stays with retrain's (the dashed grey reference): "
-                      "forget-set accuracy that comes back under small noise was hidden, not removed.",
-    }[track]
-    caption = (f"{what[0].upper() + what[1:]} (%) of each method's model with Gaussian noise of standard deviation σ "
-               "added to every weight (the weight-noise attack's variants in the suite; each point is the mean over "
-               "the attack's draws, unlike the depth metric's q-quantile); σ = 0 is the unattacked model. "
-               f"{reading} " + _seeds_note(curves))
-    refs = {line for line in curves if line.split(" · ")[0] in references}
-    fig = _panels_figure(new, {"": curves}, refs, title, AXIS["sigma"], f"{what} (%)", 100.0)
-    return [Figure(_name("weight-noise", track, dataset, forget), title, caption, fig)]
+    generic = {(s["attack"], s["param"], s["column"]) for s in _sweeps(results, decl)}
+    jobs = []
+    for i, (attack, w) in enumerate((a, w) for a in sorted(decl.sweeps) for w in decl.sweeps[a]):
+        if not (w.get("figure") and w.get("column") and w.get("param")):
+            continue
+        if (w.get("tracks") and track not in w["tracks"]) or (attack, w["param"], w["column"]) in generic:
+            continue
+
+        def draw(attack=attack, w=w) -> list[Figure]:
+            curves = sweep_by_method(cells, attack, w["param"], w["column"], w.get("from_zero", True))
+            if not curves:
+                return []
+            meta = decl.meta(track, w["column"])
+            fraction = meta.get("unit", "fraction") == "fraction"
+            title = f"{_group_title(track, dataset, forget, cells)}: {w.get('title') or w['figure']}"
+            caption = (f"{w['caption']} " if w.get("caption") else "") + _seeds_note(curves)
+            refs = {line for line in curves if line.split(" · ")[0] in references}
+            fig = _panels_figure(new, {"": curves}, refs, title, w.get("axis") or w["param"],
+                                 _what(meta, w["column"]) + (" (%)" if fraction else ""), 100.0 if fraction else 1.0)
+            return [Figure(_name(w["figure"], track, dataset, forget), title, caption, fig)]
+        jobs.append((int(w.get("order", 0)), i, draw))
+    return jobs
 
 
 @attrs.frozen
 class Point:
-    """One unlearner in the forgetting-vs-utility scatter: the means (and sample std) over seeds of its
-    forgetting ``x`` and utility ``y``, the number of seeds ``n`` with both, and whether it is a reference row."""
+    """One method in a scatter plot: the means (and sample std) over seeds of its ``x`` and ``y``, the number
+    of seeds ``n`` with both, and whether it is a reference row."""
 
     method: str
     x: float
@@ -756,75 +810,105 @@ class Point:
     reference: bool
 
 
-#: the forgetting axis: the forget-set accuracy gap to retrain (paired by seed), else Avg Gap
-FORGETTING = {"forget_gap": "|forget acc − retrain's forget acc|", "avg_gap": "Avg Gap to retrain"}
+def _is_row(cell: Mapping[str, Any], row: str) -> bool:
+    return str(cell.get("unlearner") or cell.get("method") or "").split("(")[0] == row
 
 
-def _std(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
+def scatter(cells: Iterable[Mapping[str, Any]], references: set[str], candidates: list[tuple[str, str | None]],
+            y: str) -> tuple[str | None, list[Point]]:
+    """One point per method over the unattacked, successful cells of one group: x the first of ``candidates``
+    the cells have, y the column ``y``; per method, the seeds with both values are averaged.
 
-
-def _is_retrain(cell: Mapping[str, Any]) -> bool:
-    return str(cell.get("unlearner") or cell.get("method") or "").split("(")[0] == "retrain"
-
-
-def forgetting_utility(cells: Iterable[Mapping[str, Any]], references: set[str]) -> tuple[str | None, list[Point]]:
-    """Forgetting vs utility per method over the unattacked, successful cells of one unlearning group.
-
-    Forgetting is ``forget_gap`` = |forget_acc − retrain's forget_acc of the same seed| (retrain's mean over
-    seeds where that seed has none) when a retrain row has forget accuracies, else ``avg_gap``; utility is
-    ``test_acc``. Per method, the seeds with both values are averaged. Returns the axis used (None: nothing
-    to plot) and the points, reference rows first."""
+    A candidate is ``(column, reference)``: with a reference row (a ``match`` column, e.g. forget accuracy
+    against ``retrain``) x is |value − the reference row's value of the same seed| (its mean over seeds where
+    that seed has none), usable only when the reference row has values. Returns the x column used (None:
+    nothing to plot) and the points, reference rows first."""
     usable = [c for c in cells if _usable(c)]
-    target: dict[Any, list[float]] = defaultdict(list)
-    for c in usable:
-        if _is_retrain(c) and (v := _number((c.get("metrics") or {}).get("forget_acc"))) is not None:
-            target[c.get("seed")].append(v)
-    by_seed = {seed: statistics.fmean(vals) for seed, vals in target.items()}
-    overall = statistics.fmean(by_seed.values()) if by_seed else None
     present = {k for c in usable for k, v in (c.get("metrics") or {}).items() if _number(v) is not None}
-    axis = ("forget_gap" if overall is not None and "forget_acc" in present
-            else "avg_gap" if "avg_gap" in present else None)
+    axis, by_seed, overall = None, {}, None
+    for column, row in candidates:
+        if column not in present:
+            continue
+        if row is None:
+            axis, by_seed, overall = column, {}, None
+            break
+        target: dict[Any, list[float]] = defaultdict(list)
+        for c in usable:
+            if _is_row(c, row) and (v := _number((c.get("metrics") or {}).get(column))) is not None:
+                target[c.get("seed")].append(v)
+        by_seed = {seed: stats(vals).mean for seed, vals in target.items()}
+        overall = stats(by_seed.values()).mean
+        if overall is not None:
+            axis = column
+            break
     if axis is None:
         return None, []
+    gap = overall is not None
     pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for c in usable:
         metrics = c.get("metrics") or {}
-        y = _number(metrics.get("test_acc"))
-        if axis == "forget_gap":
-            fa = _number(metrics.get("forget_acc"))
+        yv = _number(metrics.get(y))
+        if gap:
+            v = _number(metrics.get(axis))
             ref = by_seed.get(c.get("seed"), overall)
-            x = abs(fa - ref) if fa is not None and ref is not None else None
+            x = abs(v - ref) if v is not None and ref is not None else None
         else:
-            x = _number(metrics.get("avg_gap"))
-        if x is not None and y is not None:
-            pairs[c["method"]].append((x, y))
+            x = _number(metrics.get(axis))
+        if x is not None and yv is not None:
+            pairs[c["method"]].append((x, yv))
     points = []
     for method in sorted(pairs, key=lambda m: (m not in references, m)):
-        xs, ys = [p[0] for p in pairs[method]], [p[1] for p in pairs[method]]
-        points.append(Point(method, statistics.fmean(xs), statistics.fmean(ys), _std(xs), _std(ys), len(xs),
-                            method in references))
+        xs, ys = stats(p[0] for p in pairs[method]), stats(p[1] for p in pairs[method])
+        points.append(Point(method, xs.mean, ys.mean, xs.std, ys.std, xs.n, method in references))  # type: ignore[arg-type]
     return axis, points
 
 
 REF_MARKERS = "sDv^"
 
 
-def _forgetting_utility_figure(new, key, cells, references) -> list[Figure]:
+def _scatter_figures(new, decl, key, cells, references) -> list[tuple[int, int, Any]]:
+    """The declared scatter plots of the group: per figure, x the first declared x column (by order) the
+    cells have, y the first declared y column."""
+    track = key[0]
+    figs: dict[str, list[tuple[int, int, str, dict[str, Any]]]] = defaultdict(list)
+    for i, column in enumerate(_group_columns(decl, track, cells)):
+        for plot in decl.plots(track, column, "scatter"):
+            figs[plot["figure"]].append((int(plot.get("order", 0)), i, column, plot))
+    jobs = []
+    for figure, members in figs.items():
+        members.sort(key=lambda m: m[:2])
+        xs = [m for m in members if m[3].get("axis", "y") == "x"]
+        ys = [m for m in members if m[3].get("axis", "y") == "y"]
+        if not xs or not ys:
+            continue
+
+        def draw(figure=figure, xs=xs, ys=ys) -> list[Figure]:
+            return _scatter_figure(new, decl, key, cells, references, figure, xs, ys[0])
+        jobs.append((members[0][0], members[0][1], draw))
+    return jobs
+
+
+def _scatter_figure(new, decl, key, cells, references, figure, xs, y) -> list[Figure]:
     import matplotlib
 
     track, dataset, forget = key
-    if track != "unlearning":
-        return []
-    axis, points = forgetting_utility(cells, references)
+    candidates = []
+    for _, _, column, _ in xs:
+        meta = decl.meta(track, column)
+        candidates.append((column, meta.get("reference") if meta.get("direction") == "match" else None))
+    axis, points = scatter(cells, references, candidates, y[2])
     if not points or all(p.reference for p in points):
         return []
+    xplot = next(m[3] for m in xs if m[2] == axis)
+    yplot = y[3]
     labels = [p.method for p in points]
     fig = new(*_size(labels))
     ax = fig.add_subplot()
     palette = [p.method for p in points if not p.reference]
     cmap = matplotlib.colormaps["tab10" if len(palette) <= 10 else "tab20"]
     refs = [p.method for p in points if p.reference]
+    xscale = 100.0 if xplot.get("percent", True) else 1.0
+    yscale = 100.0 if yplot.get("percent", True) else 1.0
     for p in points:
         if p.reference:
             r = refs.index(p.method)
@@ -833,23 +917,18 @@ def _forgetting_utility_figure(new, key, cells, references) -> list[Figure]:
         else:
             k = palette.index(p.method)
             style = dict(color=cmap(k % cmap.N), marker=MARKERS[k % len(MARKERS)], markersize=6)
-        ax.errorbar([p.x * 100], [p.y * 100], xerr=[p.x_std * 100] if p.x_std else None,
-                    yerr=[p.y_std * 100] if p.y_std else None, linestyle="none", elinewidth=0.8, capsize=2,
+        ax.errorbar([p.x * xscale], [p.y * yscale], xerr=[p.x_std * xscale] if p.x_std else None,
+                    yerr=[p.y_std * yscale] if p.y_std else None, linestyle="none", elinewidth=0.8, capsize=2,
                     label=p.method, **style)
-    xlabel = ("|forget acc − retrain's forget acc| (percentage points)" if axis == "forget_gap"
-              else "Avg Gap to retrain (%)")
-    ax.set(xlabel=xlabel, ylabel="clean test accuracy (%)")
+    ax.set(xlabel=xplot.get("x", ""), ylabel=yplot.get("y", ""))
     ax.set_xlim(left=min(0.0, ax.get_xlim()[0]))
-    title = f"{_group_title(track, dataset, forget, cells)}: forgetting vs utility"
+    title = f"{_group_title(track, dataset, forget, cells)}: {yplot.get('title') or figure}"
     ax.set_title(_wrap(title, PANEL[0] if len(labels) <= SIDE else fig.get_figwidth()))
     _legend(fig, ax)
     seeds = max(p.n for p in points)
-    how = ("the absolute difference between its forget-set accuracy and the retrained model's (same seed): 0 "
-           "forgets exactly as much as retraining" if axis == "forget_gap" else
-           "its Avg Gap to the retrained model (mean gap over forget, retain and test accuracy and MIA efficacy)")
-    caption = (f"One point per unlearner on forget set {forget}: x is {how}; y is its clean test accuracy. Best is "
-               "top left (forgets like retraining and stays useful). Hollow grey markers are reference rows "
-               "(original: no unlearning; retrain: the target"
-               + (", at x = 0" if axis == "forget_gap" else "") + f"). Mean over up to {seeds} seed"
-               + ("s" if seeds != 1 else "") + " per unlearner; bars are ± one standard deviation.")
-    return [Figure(_name("forgetting-utility", track, dataset, forget), title, caption, fig)]
+    caption = (f"One point per unlearner on forget set {forget}: x is {xplot.get('caption', axis)}; y is "
+               f"{yplot.get('caption', y[2])}. " + (f"{yplot['reading']} " if yplot.get("reading") else "")
+               + (f"Hollow grey markers are reference rows ({xplot['reading']}). " if xplot.get("reading") else "")
+               + f"Mean over up to {seeds} seed" + ("s" if seeds != 1 else "")
+               + " per unlearner; bars are ± one standard deviation.")
+    return [Figure(_name(figure, track, dataset, forget), title, caption, fig)]

@@ -63,6 +63,7 @@ from dememo.errors import UserError
 from dememo.files import write_files  # noqa: F401 (also its old home, for callers)
 from dememo.hashing import digest
 from dememo.numbers import finite
+from dememo.results.record import CellRecord
 
 SCHEMA = "dememo.submission/1"
 BOARD_SCHEMA = "dememo.board/1"
@@ -810,14 +811,14 @@ def _close(a: float, b: float, unit: str | None, abs_tol: float, rel_tol: float)
     return abs(a - b) <= rel_tol * max(abs(a), abs(b)) + 1e-12
 
 
-def compare(claimed: dict[str, Any], record: dict[str, Any], meta: dict[str, Any], abs_tol: float,
+def compare(claimed: dict[str, Any], record: CellRecord, meta: dict[str, Any], abs_tol: float,
             rel_tol: float) -> list[str]:
     """Differences between a claimed cell and its recomputed record beyond the tolerance."""
     diffs = []
-    if claimed["status"] != record["status"]:
-        msg = (record.get("error") or {}).get("message", "")
-        diffs.append(f"status {claimed['status']} claimed, {record['status']} recomputed {msg[:120]}".rstrip())
-    got = results_mod.clean_number(record.get("metrics", {}))
+    if claimed["status"] != record.status:
+        msg = record.error.message if record.error else ""
+        diffs.append(f"status {claimed['status']} claimed, {record.status} recomputed {msg[:120]}".rstrip())
+    got = results_mod.clean_number(record.metrics)
     for col in sorted(set(claimed["metrics"]) | set(got)):
         if meta.get(col, {}).get("wall_clock"):
             continue
@@ -828,7 +829,7 @@ def compare(claimed: dict[str, Any], record: dict[str, Any], meta: dict[str, Any
             diffs.append(f"{col}: claimed {a!r}, recomputed {b!r}")
         elif not _close(a, b, meta.get(col, {}).get("unit"), abs_tol, rel_tol):
             diffs.append(f"{col}: claimed {a:.6g}, recomputed {b:.6g}")
-    got_series = results_mod.clean_number(record.get("series", {}))
+    got_series = results_mod.clean_number(record.series or {})
     for col in sorted(set(claimed.get("series") or {}) | set(got_series)):
         a, b = (claimed.get("series") or {}).get(col), got_series.get(col)
         if a is None or b is None or a["x"] != b["x"]:
@@ -1228,7 +1229,7 @@ def _copy_diffs(board_cell: dict[str, Any], copy: dict[str, Any], meta: dict[str
     if board_cell["key"] != copy["key"]:
         return [f"another configuration (key {copy['key'][:12]}, the board's {board_cell['key'][:12]})"]
     return [d.replace(" claimed", " on the board").replace("claimed ", "on the board ").replace("recomputed", "in this bundle")
-            for d in compare(board_cell, copy, meta, ABS_TOL, REL_TOL)]
+            for d in compare(board_cell, CellRecord.from_json(copy), meta, ABS_TOL, REL_TOL)]
 
 
 def _context_notes(entry: _Candidate, cells: dict[tuple, dict[str, Any]], owners: dict[tuple, str]) -> list[str]:

@@ -171,7 +171,7 @@ def main(args: argparse.Namespace) -> int:
             environment={**fingerprint(device), "wall_seconds": round(elapsed, 2)},
             plugins=[i.to_json() for i in registry.all()],
             columns=columns_meta(registry),
-            cells=list(records.values()),
+            cells=[r.to_json() for r in records.values()],
             failures=[f.to_json() for f in registry.failures],
             partial=(len(records), len(cells)) if partial else None,
         )
@@ -200,8 +200,8 @@ def main(args: argparse.Namespace) -> int:
                   f"are complete in {out}.", file=sys.stderr)
             return 130
     print(leaderboard.render(data, "simple"))
-    failed = [r for r in records.values() if r["status"] == "failed"]
-    cached = sum(all(t.get("cached", True) for k, t in r["timings"].items() if k != "metrics") for r in records.values())
+    failed = [r for r in records.values() if r.status == "failed"]
+    cached = sum(all(t.get("cached", True) for k, t in r.timings.items() if k != "metrics") for r in records.values())
     computed = f", {store.writes} stages computed here" if args.executor == "local" and not args.isolate else ""
     print(f"\n{len(records)} cells in {elapsed:.1f}s ({cached} fully from cache{computed}), {len(failed)} failed. "
           f"Results: {out}/results.json, leaderboard.md, leaderboard.csv, leaderboard.html", file=sys.stderr)

@@ -13,9 +13,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from dememo import files
 from dememo.errors import StorageError, UserError, harness_storage, storage_advice
 from dememo.numbers import finite
-from dememo import files
+from dememo.results.record import CellRecord
 
 SCHEMA = "dememo.results/1"
 
@@ -31,11 +32,11 @@ def clean_number(value: Any) -> Any:
     return value
 
 
-def write_cell(out: Path, record: dict[str, Any]) -> None:
+def write_cell(out: Path, record: CellRecord) -> None:
     """Write a finished cell at once (atomically); a full disk or a permission error is a one-line
     StorageError."""
     try:
-        files.atomic_write_json(out / "cells" / f"{record['key']}.json", clean_number(record))
+        files.atomic_write_json(out / "cells" / f"{record.key}.json", clean_number(record.to_json()))
     except OSError as exc:
         raise harness_storage(f"cannot write results to {out}: {storage_advice(exc, '--out')}; then run the same "
                            "command again (it resumes from the cache)") from None
@@ -261,6 +262,9 @@ def shape_problem(data: dict[str, Any]) -> str | None:
         keys = ("family", "name", "version", "distribution", "distribution_version")
         if not isinstance(p, dict) or not all(isinstance(p.get(k), str) for k in keys):
             return f"plugin {i} is not an object with string {', '.join(keys)}"
+        if not isinstance(p.get("sweeps", []), list) or not all(
+                isinstance(w, dict) and isinstance(w.get("param"), str) for w in p.get("sweeps", [])):
+            return f"plugin {i}: sweeps is not a list of {{param, ...}} objects"
     if not isinstance(data.get("plugin_load_failures", []), list):
         return "'plugin_load_failures' is not a list"
     columns = data.get("columns", {})
@@ -281,6 +285,13 @@ def shape_problem(data: dict[str, Any]) -> str | None:
             for k in ("wall_clock", "detail", "signed"):
                 if not isinstance(m.get(k), (bool, type(None))):
                     return f"{where}.{k} is not true, false or null"
+            if not isinstance(m.get("long_label"), (str, type(None))):
+                return f"{where}.long_label is not a string or null"
+            if not isinstance(m.get("plots", []), list) or not all(
+                    isinstance(x, dict) and isinstance(x.get("figure"), str) for x in m.get("plots", [])):
+                return f"{where}.plots is not a list of {{figure, ...}} objects"
+            if not isinstance(m.get("tuning"), (dict, type(None))):
+                return f"{where}.tuning is not an object or null"
     partial = data.get("partial")
     if partial is not None and not (
             isinstance(partial, dict) and all(isinstance(partial.get(k), int) and not isinstance(partial[k], bool)

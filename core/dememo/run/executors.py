@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 
 from dememo.errors import UserError
+from dememo.results.record import CellRecord
 
 
 @attrs.frozen
@@ -106,7 +107,7 @@ def _reachable(address: str | None, timeout: float = 5.0) -> None:
 
 
 def run_ray(spec: RunSpec, cells: list[Any], address: str | None,
-            on_record: Callable[[dict[str, Any]], None]) -> Iterator[int]:
+            on_record: Callable[[CellRecord], None]) -> Iterator[int]:
     """Run ``cells`` as Ray tasks (one per (dataset, seed) group); ``on_record`` gets every finished cell's
     record as its task returns. Yields the number of cells finished so far, for a progress bar."""
     try:

@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from dememo.errors import UserError, harness_storage
+from dememo.results.record import CellRecord
 from dememo.run.executors import RunSpec, prepare
 
 #: how often the parent checks the worker's memory and clock
@@ -167,7 +168,7 @@ class Isolated:
 
     # -- cells --------------------------------------------------------------------------------------
 
-    def run_cell(self, cell: Any, keys: list[str]) -> dict[str, Any]:
+    def run_cell(self, cell: Any, keys: list[str]) -> CellRecord:
         """Run ``cell`` in the worker (started with the plan of ``keys``); a failure is the record's."""
         if self._proc is None:
             self._start(keys)
@@ -203,8 +204,7 @@ class Isolated:
         stage = stages[-1][1] if stages else "cell"
         if stages:
             self.failed[stages[-1][0]] = (stage, f"{reason} (while computing this stage for an earlier cell)")
-        record["status"] = "failed"
-        record["error"] = {"stage": stage, "message": reason, "traceback": ""}
+        record.fail(stage, reason)
         return record
 
     def close(self) -> None:
@@ -218,7 +218,7 @@ class Isolated:
 
 
 def run_isolated(spec: RunSpec, cells: list[Any], timeout: float | None, memory_bytes: int | None,
-                 on_record: Callable[[dict[str, Any]], None]) -> Iterator[int]:
+                 on_record: Callable[[CellRecord], None]) -> Iterator[int]:
     """Run ``cells`` in worker processes, in order; ``on_record`` gets each record. Yields cells done."""
     pool = Isolated(spec, timeout, memory_bytes)
     keys = [c.key for c in cells]

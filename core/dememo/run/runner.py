@@ -53,6 +53,7 @@ from dememo.params import parse_label
 from dememo.plan.planner import Cell, Configured, DatasetConfig, Planner
 from dememo.progress import Progress
 from dememo.results import clean_number
+from dememo.results.record import UNSET, CellRecord
 from dememo.run import globalstate
 from dememo.run.cache import Store
 from dememo.run.guards import InputMutated, Watch, unchanged
@@ -191,6 +192,43 @@ class StageInfo:
         return {"seconds": round(self.seconds, 4), "cached": self.cached}
 
 
+class ModelStage(NamedTuple):
+    """What a stage that makes a model returns: the model, its stage key (what later stages key on), how the
+    stage ran, and what else it recorded: standard training's metadata (with its ``history``), a learner-side
+    attack's history, an unlearner's ``dememo_record``; None where there is nothing."""
+
+    model: nn.Module
+    key: str
+    info: StageInfo
+    meta: Any = None
+
+
+class PoisonStage(NamedTuple):
+    """The poison stage: the training data (clean plus δ), how the stage ran, and the poisoned subset's
+    description when the poison covers only part of the set (else None)."""
+
+    data: Data
+    info: StageInfo
+    subset: dict[str, Any] | None
+
+
+class AttackStage(NamedTuple):
+    """The model-stage attack: every drawn (model, key) and how the stage ran."""
+
+    draws: list[tuple[nn.Module, str]]
+    info: StageInfo
+
+
+@attrs.define
+class CellState:
+    """What one cell's stages share while it runs, fresh for every cell: the evaluations built per model
+    key, the costs the run-time metrics read, and the interplay cell's owner share (clean images)."""
+
+    evals: dict[str, Evaluation] = attrs.field(factory=dict)
+    costs: dict[str, float] = attrs.field(factory=dict)
+    owner_share: Data | None = None
+
+
 @attrs.define(eq=False)
 class DatasetEnv:
     """A loaded dataset on the run's device, with its architecture and the keys common to its stages."""
@@ -227,18 +265,13 @@ class Runner:
         self._mem_total = 0
         self.failed: dict[str, StageFailure] = {}
         self.envs: dict[str, DatasetEnv] = {}
-        #: one Evaluation per evaluated model within the current cell, so metrics share predictions
-        self._evals: dict[str, Evaluation] = {}
+        #: the cell being run: its evaluations per model key (metrics share predictions), the costs behind
+        #: its model (``Evaluation.costs``), the interplay owner share; a fresh one for every cell
+        self._cell = CellState()
         #: seconds of cached trainings reused by the stage being computed (billed to it)
         self._borrowed = 0.0
-        #: run time of the stages behind the current cell's model (``Evaluation.costs``)
-        self._costs: dict[str, float] = {}
-        #: what the last unlearning stage attached as ``model.dememo_record`` (e.g. a certificate)
-        self._unlearn_record: Any = None
         #: whether the metric being computed declared ``replays`` (may call ``ev.unlearn_many``)
         self._replays = False
-        #: the current interplay cell's owner share, clean images (``Evaluation.owner_share``)
-        self._owner_share: Data | None = None
         #: the watches of the plugin calls in progress (innermost last): stage outputs handed out meanwhile
         #: are added to each (``guards.Watch``)
         self._watches: list[Watch] = []
@@ -481,7 +514,7 @@ class Runner:
         """The key of standard training on ``data``: the one place it is defined."""
         return digest({**env.base(seed), "stage": "train", "data": data.fingerprint})
 
-    def standard(self, env: DatasetEnv, data: Data, seed: int) -> tuple[nn.Module, str, StageInfo, dict[str, Any]]:
+    def standard(self, env: DatasetEnv, data: Data, seed: int) -> ModelStage:
         """Standard training on ``data`` (shared by original, retrained, clean and the retrain unlearner)."""
         key = self.train_key(env, data, seed)
         history: dict[str, Any] = {}
@@ -496,7 +529,7 @@ class Runner:
             return model
 
         models, meta, info = self._models_stage(env, key, "train", produce, who, extra=lambda: history)
-        return models[0], key, info, meta
+        return ModelStage(models[0], key, info, meta)
 
     def ensemble(self, env: DatasetEnv, data: Data, subsets: torch.Tensor, seeds: tuple[int, ...], seed: int) -> Ensemble:
         """Many standard trainings at once (``dememo.ensemble``), one cached stage per (data, subsets, seeds)."""
@@ -516,7 +549,7 @@ class Runner:
         ens.key = key
         return ens
 
-    def poisoned(self, env: DatasetEnv, cell: Cell, ratio: float | None = None) -> tuple[Data, StageInfo, dict[str, Any] | None]:
+    def poisoned(self, env: DatasetEnv, cell: Cell, ratio: float | None = None) -> PoisonStage:
         """The cell's training data: the clean split plus the stored δ, on the poisoned subset when the
         poisoner's ``ratio`` (or the given ``ratio``: the interplay track's owner share) is < 1 (then also
         the subset's description for the result, else None)."""
@@ -552,17 +585,17 @@ class Runner:
             delta = delta * chosen.to(self.device).view(-1, *[1] * (delta.dim() - 1)).to(delta.dtype)
             tag.append(ratio)
         if not bool(delta.any()):
-            return clean, info, subset  # an identity poison keeps the clean data's identity (shares its models)
+            return PoisonStage(clean, info, subset)  # an identity poison keeps the clean data's identity (shares its models)
         poisoned = clean.with_images((clean.x + delta).clamp_(0, 1), digest(tag))
-        return poisoned, info, subset
+        return PoisonStage(poisoned, info, subset)
 
-    def trained(self, env: DatasetEnv, cell: Cell, data: Data) -> tuple[nn.Module, str, StageInfo, list | None]:
+    def trained(self, env: DatasetEnv, cell: Cell, data: Data) -> ModelStage:
         """The unlearnability track's model: standard training, or a learner-side (train-stage) attack."""
         assert cell.train_attack is not None
         attack = cell.train_attack
         if attack.name == "none":
             model, key, info, meta = self.standard(env, data, cell.seed)
-            return model, key, info, meta.get("history")
+            return ModelStage(model, key, info, meta.get("history"))
         key = digest({**env.base(cell.seed), "stage": "train-attack", "attack": attack.spec(), "data": data.fingerprint})
         history: dict[str, Any] = {}
         who = f"attack {attack.label!r}"
@@ -579,7 +612,7 @@ class Runner:
             return out
 
         models, meta, info = self._models_stage(env, key, "train-attack", produce, who, extra=lambda: history)
-        return models[0], key, info, meta.get("history")
+        return ModelStage(models[0], key, info, meta.get("history"))
 
     def scores(self, env: DatasetEnv, name: str, seed: int) -> torch.Tensor:
         """Memorization scores of the training split from scorer ``name`` (a cached stage), on the CPU."""
@@ -649,13 +682,12 @@ class Runner:
         spec = {**cell.owner.to_json(cell.target), "data": mixture.fingerprint}
         return forget.split(mixture, mask, spec, cell.seed, env.splits.val), owner_share
 
-    def unlearned(self, env: DatasetEnv, cell: Cell, task: Task, original_data: Data | None = None) -> tuple[nn.Module, str, StageInfo]:
+    def unlearned(self, env: DatasetEnv, cell: Cell, task: Task, original_data: Data | None = None) -> ModelStage:
         """The cell's unlearner on the model standard-trained on ``original_data`` (default: the clean
         training split; the interplay track's poisoned mixture)."""
         original, okey, _, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
         model, key, info, meta = self._unlearn(env, cell, original, okey, task)
-        self._unlearn_record = meta.get("record")
-        return model, key, info
+        return ModelStage(model, key, info, meta.get("record"))
 
     def replay(self, env: DatasetEnv, cell: Cell, ensemble: Ensemble, data: Data, forget_masks: torch.Tensor) -> Ensemble:
         """The cell's unlearner run on every member of ``ensemble`` (``Evaluation.unlearn_many``)."""
@@ -717,10 +749,10 @@ class Runner:
         return models[0], key, info, meta
 
     def attacked(self, env: DatasetEnv, cell: Cell, model: nn.Module, model_key: str,
-                 task: Task | None) -> tuple[list[tuple[nn.Module, str]], StageInfo]:
+                 task: Task | None) -> AttackStage:
         attack = cell.attack
         if attack.name == "none":
-            return [(model, model_key)], StageInfo(0.0, True)
+            return AttackStage([(model, model_key)], StageInfo(0.0, True))
         key = digest({**env.base(cell.seed), "stage": "attack", "attack": attack.spec(), "model": model_key})
 
         def produce():
@@ -730,8 +762,8 @@ class Runner:
 
         models, meta, info = self._models_stage(env, key, "attack", produce, f"attack {attack.label!r}")
         if len(models) == 1:
-            return [(models[0], key)], info
-        return [(m, digest([key, i])) for i, m in enumerate(models)], info
+            return AttackStage([(models[0], key)], info)
+        return AttackStage([(m, digest([key, i])) for i, m in enumerate(models)], info)
 
     # -- metrics -----------------------------------------------------------------------------------
 
@@ -747,8 +779,11 @@ class Runner:
 
     def references(self, env: DatasetEnv, cell: Cell, task: Task | None,
                    original: Data | None = None) -> dict[str, Callable[[], tuple[nn.Module, str]]]:
-        return {name: (lambda d=data: self.standard(env, d, cell.seed)[:2])
-                for name, data in self.reference_data(env, task, original).items()}
+        def trained_on(data: Data) -> tuple[nn.Module, str]:
+            stage = self.standard(env, data, cell.seed)
+            return stage.model, stage.key
+
+        return {name: (lambda d=data: trained_on(d)) for name, data in self.reference_data(env, task, original).items()}
 
     def metric(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
                task: Task | None, train_data: Data | None, history: list | None, metrics: dict[str, Configured]) -> dict[str, float]:
@@ -774,13 +809,14 @@ class Runner:
 
         def compute():
             ctx = self.context(env, cell.seed, key)
-            if model_key not in self._evals:
-                self._evals[model_key] = self._evaluation(env, cell, model, model_key, task, train_data, history, metrics, refs)
-            ev = self._evals[model_key]
+            evals = self._cell.evals
+            if model_key not in evals:
+                evals[model_key] = self._evaluation(env, cell, model, model_key, task, train_data, history, metrics, refs)
+            ev = evals[model_key]
             outer, self._replays = self._replays, replays
             try:
                 with self._guard(f"metric {metric.name!r}", metric.obj, env, model=model, splits=env.splits, task=task,
-                                 train=train_data, owner_share=self._owner_share) as watch:
+                                 train=train_data, owner_share=self._cell.owner_share) as watch:
                     view = ev.view(watch.add)
                     values = metric.obj.compute(view, ctx)  # type: ignore[attr-defined]
                 ev.merge(view)
@@ -817,7 +853,7 @@ class Runner:
 
         replay = (lambda ens, data, masks: self.replay(env, cell, ens, data, masks)) if cell.unlearner is not None else None
         return Evaluation(model=model, splits=env.splits, track=cell.track, task=task, train_data=train_data,
-                          history=history, cell=cell.config(), costs=dict(self._costs), owner_share=self._owner_share,
+                          history=history, cell=cell.config(), costs=dict(self._cell.costs), owner_share=self._cell.owner_share,
                           references=reference, metric=other, replay=replay)
 
     @staticmethod
@@ -845,38 +881,26 @@ class Runner:
     # -- cells -------------------------------------------------------------------------------------
 
     @staticmethod
-    def blank_record(cell: Cell) -> dict[str, Any]:
+    def blank_record(cell: Cell) -> CellRecord:
         """A cell's record before it runs: what it is, status ``ok`` and no metrics yet."""
-        return {
-            "track": cell.track,
-            "dataset": cell.data.name,
-            "architecture": cell.data.architecture.label,
-            "poisoner": cell.poisoner.label if cell.poisoner else None,
-            "train_attack": cell.train_attack.label if cell.train_attack else None,
-            "unlearner": cell.unlearner.label if cell.unlearner else None,
-            "forget": cell.forget_label,
-            "selection": cell.selection,
-            "attack": cell.attack.label,
-            "method": cell.method,
-            "seed": cell.seed,
-            "params": cell.config(),
-            "key": cell.key,
-            "status": "ok",
-            "error": None,
-            "metrics": {},
-            "timings": {},
-        }
+        return CellRecord(
+            track=cell.track, dataset=cell.data.name, method=cell.method, attack=cell.attack.label, seed=cell.seed,
+            key=cell.key, architecture=cell.data.architecture.label,
+            poisoner=cell.poisoner.label if cell.poisoner else None,
+            train_attack=cell.train_attack.label if cell.train_attack else None,
+            unlearner=cell.unlearner.label if cell.unlearner else None,
+            forget=cell.forget_label, selection=cell.selection, params=cell.config(), error=None, timings={},
+        )
 
-    def run_cell(self, cell: Cell) -> dict[str, Any]:
+    def run_cell(self, cell: Cell) -> CellRecord:
         """Run one cell; plugin failures are captured in the returned record, never raised."""
-        self._evals, self._costs, self._owner_share = {}, {}, None
+        self._cell = CellState()
         record = self.blank_record(cell)
         try:
-            subject = self._subject(cell, record, record["timings"])
+            subject = self._subject(cell, record)
             self._metrics(cell, subject, record)
         except StageFailure as exc:
-            record["status"] = "failed"
-            record["error"] = {"stage": exc.stage, "message": exc.message, "traceback": exc.trace}
+            record.fail(exc.stage, exc.message, exc.trace)
         return record
 
     def _load_env(self, config: DatasetConfig) -> DatasetEnv:
@@ -885,8 +909,9 @@ class Runner:
         except DatasetError as exc:  # that dataset's cells fail; the run goes on
             raise StageFailure("dataset", str(exc), "") from None
 
-    def _subject(self, cell: Cell, record: dict[str, Any], timings: dict[str, Any]) -> Subject:
-        """Every stage up to the model(s) under evaluation, recording into ``record`` and ``timings``."""
+    def _subject(self, cell: Cell, record: CellRecord) -> Subject:
+        """Every stage up to the model(s) under evaluation, recording into ``record`` (and its timings)."""
+        timings = record.timings
         env = self._load_env(cell.data)
         task: Task | None = None
         train_data: Data | None = None
@@ -894,9 +919,9 @@ class Runner:
         if cell.poisoner is not None:  # unlearnability, and interplay's owner share
             train_data, info, subset = self.poisoned(env, cell, ratio=cell.owner.share if cell.owner else None)
             timings["poison"] = info.to_json()
-            record["budget"] = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[attr-defined]
+            record.budget = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[attr-defined]
             if subset is not None:
-                record["poison_subset"] = subset
+                record.poison_subset = subset
         if cell.track == "unlearnability":
             assert train_data is not None
             model, model_key, info, history = self.trained(env, cell, train_data)
@@ -905,32 +930,33 @@ class Runner:
             original_data = None
             if cell.track == "interplay":
                 assert train_data is not None
-                task, self._owner_share = self.interplay_task(env, cell, train_data)
+                task, self._cell.owner_share = self.interplay_task(env, cell, train_data)
                 original_data = train_data
-                record["interplay_target"] = cell.target
+                record.interplay_target = cell.target
             else:
                 task = self.task(env, cell)
             _, _, info, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
             timings["train"] = info.to_json()
-            retrain = self.standard(env, task.retain, cell.seed)[2]  # the paired retrain: every gap's reference
+            retrain = self.standard(env, task.retain, cell.seed).info  # the paired retrain: every gap's reference
             timings["reference:retrained"] = retrain.to_json()
-            model, model_key, info = self.unlearned(env, cell, task, original_data)
+            unlearned = self.unlearned(env, cell, task, original_data)
+            model, model_key, info = unlearned.model, unlearned.key, unlearned.info
             timings["unlearn"] = info.to_json()
-            if self._unlearn_record is not None:
-                record["unlearn_record"] = self._unlearn_record
-            self._costs = {"unlearn_seconds": info.seconds, "retrain_seconds": retrain.seconds}
-            record["forget_size"] = len(task.forget)
+            if unlearned.meta is not None:
+                record.unlearn_record = unlearned.meta
+            self._cell.costs = {"unlearn_seconds": info.seconds, "retrain_seconds": retrain.seconds}
+            record.forget_size = len(task.forget)
         draws, info = self.attacked(env, cell, model, model_key, task)
         timings["attack"] = info.to_json()
         if len(draws) > 1:
-            record["draws"] = len(draws)
+            record.draws = len(draws)
         ref_data = self.reference_data(env, task, train_data if cell.track == "interplay" else None)
         needed = sorted({n for m in cell.metrics for n in needs_of(m, cell.track, quiet=True) if n in ref_data})
         for name in needed:  # train shared references up front, so their cost is not billed to a metric
-            timings[f"reference:{name}"] = self.standard(env, ref_data[name], cell.seed)[2].to_json()
+            timings[f"reference:{name}"] = self.standard(env, ref_data[name], cell.seed).info.to_json()
         return Subject(env, task, train_data, history, draws)
 
-    def _metrics(self, cell: Cell, subject: Subject, record: dict[str, Any]) -> None:
+    def _metrics(self, cell: Cell, subject: Subject, record: CellRecord) -> None:
         """The cell's metrics on every draw, averaged into ``record``; raises the first failure after all ran.
         A metric that modified shared data fails, and the rest run on pristine copies reloaded from the cache."""
         by_name = {m.name: m for m in cell.metrics}
@@ -945,19 +971,21 @@ class Runner:
                 except StageFailure as exc:
                     errors.append(exc)
                     if exc.mutated:  # nothing more is computed from the objects it touched
-                        self._evals = {}
-                        subject = self._subject(cell, {}, {})
+                        self._cell.evals = {}
+                        subject = self._subject(cell, self.blank_record(cell))
                     break
             else:
                 try:
                     for column, first in per_draw[0].items():
                         vals = [d[column] for d in per_draw]
                         if isinstance(first, Series):
-                            record.setdefault("series", {})[column] = mean_series(vals).to_json()
+                            if record.series is UNSET:
+                                record.series = {}
+                            record.series[column] = mean_series(vals).to_json()
                         else:
-                            record["metrics"][column] = sum(vals) / len(vals)
+                            record.metrics[column] = sum(vals) / len(vals)
                 except ContractViolation as exc:  # a plugin bug fails this cell, never the run
                     errors.append(StageFailure(f"metric:{metric.name}", str(exc), traceback.format_exc()))
-        record["timings"]["metrics"] = {"seconds": round(time.perf_counter() - start, 4)}
+        record.timings["metrics"] = {"seconds": round(time.perf_counter() - start, 4)}
         if errors:
             raise errors[0]

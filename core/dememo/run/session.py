@@ -16,6 +16,7 @@ from dememo.errors import DatasetError, StorageError, UserError
 from dememo.params import printable
 from dememo.plan.planner import Planner
 from dememo.progress import Progress
+from dememo.results.record import CellRecord
 from dememo.run.executors import RunSpec
 from dememo.run.runner import Runner
 
@@ -37,16 +38,14 @@ def check_plan_size(cells: list[Any], yes: bool) -> None:
 
 
 def columns_meta(registry: plugins.Registry) -> dict[str, Any]:
-    """Every installed metric's column declarations by track, as results.json records them."""
+    """Every installed metric's column declarations by track, as results.json records them (``Column.to_json``:
+    the table keys plus ``long_label``, ``plots`` and ``tuning``, which the report and the tuner interpret)."""
     out: dict[str, Any] = {}
     for name in registry.names("metric"):
         cls = registry.get("metric", name)
         for track in cls.tracks:  # type: ignore[attr-defined]
             for col, c in cls.columns.items():  # type: ignore[attr-defined]
-                out.setdefault(track, {})[col] = {"metric": name, "label": c.label, "direction": c.direction,
-                                                  "unit": c.unit, "description": c.description, "reference": c.reference,
-                                                  "wall_clock": c.wall_clock, "cap": c.cap, "detail": c.detail,
-                                                  "signed": c.signed}
+                out.setdefault(track, {})[col] = c.to_json(name)  # with its figures (plots) and tuning role
     return out
 
 
@@ -84,7 +83,7 @@ class Outcome:
     """What running the planned cells left: every finished record (keyed by cell key), the ones whose own file
     could not be written, and why the run stopped early if it did."""
 
-    records: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    records: dict[str, CellRecord] = attrs.field(factory=dict)
     unsaved: list[str] = attrs.field(factory=list)
     elapsed: float = 0.0
     interrupted: bool = False  # Ctrl-C or SIGTERM
@@ -104,12 +103,12 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
     started = time.perf_counter()
     bar = progress.bar(len(cells), "cells")
 
-    def finished(record: dict[str, Any]) -> None:
-        outcome.records[record["key"]] = record  # in results.json even when its cell file cannot be written
+    def finished(record: CellRecord) -> None:
+        outcome.records[record.key] = record  # in results.json even when its cell file cannot be written
         try:
             results.write_cell(out, record)
         except StorageError:
-            outcome.unsaved.append(record["key"])
+            outcome.unsaved.append(record.key)
             raise
 
     try:
@@ -134,7 +133,7 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
     return outcome
 
 
-def _in_workers(workers: Workers, cells: list[Any], finished: Callable[[dict[str, Any]], None]) -> Any:
+def _in_workers(workers: Workers, cells: list[Any], finished: Callable[[CellRecord], None]) -> Any:
     from dememo.run.executors import run_ray
     from dememo.run.isolation import run_isolated
 

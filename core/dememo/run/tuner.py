@@ -9,10 +9,12 @@ test set) and leaves its baselines at defaults. dememo fixes one protocol and re
 2. Each candidate unlearns the original model of every *tuning seed*. Tuning seeds are ``1000 + i``:
    disjoint from the evaluation seeds ``0 … S−1``, so the forget sets and original models whose numbers the
    leaderboard reports are never seen during selection.
-3. The objective is the suite's ``avg-gap`` metric to the paired retrain, computed with the *validation
-   split in place of the test split* (TA becomes validation accuracy; MIA-efficacy's non-members are the
-   validation images). The test split is never read. Smallest mean over tuning seeds wins; ties go to the
-   earlier candidate (the suite's values come first).
+3. The objective is the metric column that declares itself the tuning objective (``dememo.Tuning``; the
+   first-party one is Avg Gap) against the paired retrain, computed with the *validation split in place of
+   the test split* (TA becomes validation accuracy; MIA-efficacy's non-members are the validation images),
+   and every column declaring a tuning role is recorded per seed under its declared name. The test split is
+   never read. Smallest mean over tuning seeds wins (largest for a ``higher`` column); ties go to the earlier
+   candidate (the suite's values come first).
 4. Everything is written to ``tuning.json``: protocol, seeds, every trial's parameters, per-seed values and
    cost, and the chosen values. A suite applies it with ``tuning = "file.json"``; every cell then records
    whether its unlearner's parameters were tuned, set by hand (``--set``) or left at their defaults, and
@@ -39,11 +41,49 @@ from dememo.plan.tuning_record import SCHEMA, chosen, load  # noqa: F401 (also t
 from dememo.run.runner import Runner, StageFailure
 
 SEED_BASE = 1000
-OBJECTIVE = ("avg-gap", "avg_gap")
+#: the protocol as tuning.json states it, for the objective metric and whether the smallest or largest mean wins
 PROTOCOL = ("grid over each unlearner's search_space (seeded sample above --trials); tuning seeds 1000+i, disjoint "
-            "from evaluation seeds; objective: avg-gap to the paired retrain with the validation split in place of "
-            "the test split (the test split is never read); smallest mean over tuning seeds wins, ties to the "
+            "from evaluation seeds; objective: {metric} to the paired retrain with the validation split in place of "
+            "the test split (the test split is never read); {best} mean over tuning seeds wins, ties to the "
             "suite's own values")
+
+
+class Roles:
+    """The tuning roles the installed metrics declare (``Column(tuning=dememo.Tuning(...))``) on the unlearning
+    track: ``recorded`` (metric, column, recorded name) in record order, and the objective's metric, column and
+    whether larger is better."""
+
+    def __init__(self, registry):
+        declared = []
+        for name in registry.names("metric"):
+            cls = registry.get("metric", name)
+            if "unlearning" not in cls.tracks:  # type: ignore[attr-defined]
+                continue
+            for col, c in cls.columns.items():  # type: ignore[attr-defined]
+                if c.tuning is not None:
+                    declared.append((c.tuning.order, name, col, c))
+        declared.sort(key=lambda d: d[:3])
+        self.recorded = [(name, col, c.tuning.record) for _, name, col, c in declared]
+        objectives = [(name, col, c) for _, name, col, c in declared if c.tuning.objective]
+        if len(objectives) != 1:
+            found = ", ".join(f"{n}.{col}" for n, col, _ in objectives) or "none"
+            raise UserError(f"dememo-bench tune needs exactly one installed metric column declared as the tuning "
+                            f"objective (Column(tuning=dememo.Tuning(..., objective=True))); found {found}")
+        self.metric, self.column, column = objectives[0]
+        self.larger = column.direction == "higher"
+        self.key = column.tuning.record
+        #: every metric a trial computes: the declaring ones and those they read through ``ev.metric``
+        names, todo = [], [n for n, _, _ in self.recorded]
+        while todo:
+            n = todo.pop(0)
+            if n not in names:
+                names.append(n)
+                todo += list(registry.get("metric", n).uses)  # type: ignore[attr-defined]
+        self.metrics = names
+
+    @property
+    def protocol(self) -> str:
+        return PROTOCOL.format(metric=self.metric, best="largest" if self.larger else "smallest")
 
 
 def candidates(space: dict[str, tuple[Any, ...]], base: dict[str, Any], trials: int | None, salt: Any) -> list[dict[str, Any]]:
@@ -70,12 +110,10 @@ class Tuner:
     def __init__(self, planner: Planner, runner: Runner, seeds: int, trials: int | None):
         self.planner, self.runner, self.seeds, self.trials = planner, runner, seeds, trials
         self.suite: Suite = planner.suite
+        self.roles = Roles(planner.registry)
 
     def _metrics(self, entry) -> dict[str, Configured]:
-        names = ("unlearning-accuracy", "mia-efficacy", "avg-gap")
-        for name in names:
-            self.planner.registry.get("metric", name)
-        return {n: self.planner.single("metric", n, {}, entry) for n in names}
+        return {n: self.planner.single("metric", n, {}, entry) for n in self.roles.metrics}
 
     def _score(self, env, task, model, retrained, metrics: dict[str, Configured], seed: int) -> dict[str, float]:
         splits = _validation(env.splits)
@@ -92,9 +130,7 @@ class Tuner:
                 memo[name, on] = {k: float(v) for k, v in metrics[name].obj.compute(evaluation(target), ctx).items()}  # type: ignore[attr-defined]
             return memo[name, on]
 
-        acc = metric("unlearning-accuracy")
-        return {"forget_acc": acc["forget_acc"], "retain_acc": acc["retain_acc"], "val_acc": acc["test_acc"],
-                "mia_efficacy": metric("mia-efficacy")["mia_efficacy"], "avg_gap": metric("avg-gap")["avg_gap"]}
+        return {record: metric(name)[column] for name, column, record in self.roles.recorded}
 
     def tune_one(self, entry, spec: ForgetSpec, name: str) -> dict[str, Any]:
         """The search for one unlearner on one dataset and forget set."""
@@ -114,20 +150,22 @@ class Tuner:
                     seed = SEED_BASE + i
                     cell = Cell("unlearning", data, seed, attack, [], unlearner=unlearner, forget=spec)
                     task = self.runner.task(env, cell)
-                    model, _, info = self.runner.unlearned(env, cell, task)
-                    retrained = self.runner.standard(env, task.retain, seed)[0]
+                    unlearned = self.runner.unlearned(env, cell, task)
+                    model, info = unlearned.model, unlearned.info
+                    retrained = self.runner.standard(env, task.retain, seed).model
                     values = self._score(env, task, model, retrained, metrics, seed)
                     record["per_seed"].append({"seed": seed, **values})
                     record["seconds"] += info.seconds
             except StageFailure as exc:
                 record.update(status="failed", error=exc.message)
-            gaps = [s["avg_gap"] for s in record["per_seed"]]
-            ok = record["status"] == "ok" and gaps and all(math.isfinite(g) for g in gaps)
-            record["objective"] = sum(gaps) / len(gaps) if ok else None
+            values = [s[self.roles.key] for s in record["per_seed"]]
+            ok = record["status"] == "ok" and values and all(math.isfinite(g) for g in values)
+            record["objective"] = sum(values) / len(values) if ok else None
             record["seconds"] = round(record["seconds"], 4)
             trials.append(record)
         scored = [t for t in trials if t["objective"] is not None]
-        best = min(scored, key=lambda t: t["objective"]) if scored else None
+        sign = -1.0 if self.roles.larger else 1.0  # min keeps the first of equal candidates: ties to the suite's values
+        best = min(scored, key=lambda t: sign * t["objective"]) if scored else None
         return {
             "dataset": entry.name, "forget": spec.label(), "unlearner": name, "version": cls.version,
             "search_space": {k: list(v) for k, v in space.items()},
@@ -159,8 +197,8 @@ class Tuner:
         return {
             "schema": SCHEMA,
             "suite": self.suite.name,
-            "protocol": PROTOCOL,
-            "objective": {"metric": OBJECTIVE[0], "column": OBJECTIVE[1], "split": "val", "reference": "retrain"},
+            "protocol": self.roles.protocol,
+            "objective": {"metric": self.roles.metric, "column": self.roles.column, "split": "val", "reference": "retrain"},
             "seeds": [SEED_BASE + i for i in range(self.seeds)],
             "trials_limit": self.trials,
             "wall_seconds": round(time.perf_counter() - started, 2),

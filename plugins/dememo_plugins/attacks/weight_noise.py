@@ -23,6 +23,23 @@ import torch
 import dememo
 
 
+_HOW = ("of each method's model with Gaussian noise of standard deviation σ added to every weight (the weight-noise "
+        "attack's variants in the suite; each point is the mean over the attack's draws, unlike the depth metric's "
+        "q-quantile); σ = 0 is the unattacked model.")
+#: the report's accuracy-under-weight-noise figure: test accuracy (unlearnability), forget accuracy (unlearning)
+SWEEPS = (
+    dememo.Sweep("sigma", axis="weight-noise σ", column="test_acc", tracks="unlearnability", figure="weight-noise",
+                 title="clean test accuracy under weight noise", order=50,
+                 caption=f"Clean test accuracy (%) {_HOW} Lower is better for the poison: accuracy that climbs back "
+                         "under small noise means the clean knowledge was hidden near the weights, not kept out of them "
+                         "(shallow dememorization)."),
+    dememo.Sweep("sigma", axis="weight-noise σ", column="forget_acc", tracks="unlearning", figure="weight-noise",
+                 title="forget-set accuracy under weight noise", order=50,
+                 caption=f"Forget-set accuracy (%) {_HOW} Best for the unlearner is a curve that stays with retrain's "
+                         "(the dashed grey reference): forget-set accuracy that comes back under small noise was "
+                         "hidden, not removed."),
+)
+
 @attrs.define
 class WeightNoise(dememo.Attack):
     """Gaussian weight noise θ + σ·N(0, I) on all parameters, averaged over draws."""
@@ -30,6 +47,7 @@ class WeightNoise(dememo.Attack):
     name: ClassVar[str] = "weight-noise"
     version: ClassVar[str] = "1"
     stages: ClassVar[tuple[str, ...]] = ("model",)
+    sweeps: ClassVar[tuple[dememo.Sweep, ...]] = SWEEPS
     sigma: float = 0.01
     draws: int = 3
 

@@ -218,6 +218,10 @@ class WeightRecovery(dememo.Attack):
     version: ClassVar[str] = "1"
     stages: ClassVar[tuple[str, ...]] = ("model",)
     tracks: ClassVar[tuple[str, ...]] = ("unlearnability",)
+    #: the report draws test accuracy along η whenever the results hold η variants (the leaderboard's AUC curve)
+    sweeps: ClassVar[tuple[dememo.Sweep, ...]] = (dememo.Sweep(
+        "eta", axis="ℓ2 radius η", column="test_acc",
+        note="a curve that climbs steeply at small strength means the knowledge is still in the weights."),)
     eta: float = 1.0
     method: Literal["sgd", "random"] = "sgd"
     fraction: float = 0.2

@@ -32,7 +32,16 @@ class AvgGap(dememo.Metric):
     uses: ClassVar[tuple[str, ...]] = ("unlearning-accuracy", "mia-efficacy")
     columns: ClassVar[dict[str, dememo.Column]] = {
         "avg_gap": dememo.Column("Avg Gap", "lower", "mean |x − x_retrain| over UA, RA, TA and MIA-efficacy "
-                                 "(reference: the paired retrain, same seed and split)"),
+                                 "(reference: the paired retrain, same seed and split)", plots=(
+            dememo.Plot("interplay", kind="heatmap", tracks="interplay", order=13,
+                        caption="the mean gap to the retrained model over forget, retain and test accuracy and MIA "
+                                "efficacy (lower is closer to retraining)"),
+            dememo.Plot("forgetting-utility", kind="scatter", axis="x", tracks="unlearning", order=61,
+                        x="Avg Gap to retrain (%)",
+                        caption="its Avg Gap to the retrained model (mean gap over forget, retain and test accuracy and "
+                                "MIA efficacy)", reading="original: no unlearning; retrain: the target")),
+                                 # the objective of dememo-bench tune (the validation split in place of the test split)
+                                 tuning=dememo.Tuning("avg_gap", objective=True, order=5)),
     }
 
     def compute(self, ev, ctx):

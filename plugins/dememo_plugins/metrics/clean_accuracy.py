@@ -23,8 +23,10 @@ class CleanAccuracy(dememo.Metric):
     version: ClassVar[str] = "1"
     tracks: ClassVar[tuple[str, ...]] = ("unlearnability",)
     columns: ClassVar[dict[str, dememo.Column]] = {
-        "test_acc": dememo.Column("TA", "lower", "accuracy on the clean test set (final epoch)"),
-        "train_acc": dememo.Column("train acc", "info", "accuracy on the training data as released (poisoned)"),
+        "test_acc": dememo.Column("TA", "lower", "accuracy on the clean test set (final epoch)",
+                                  long_label="clean test accuracy"),
+        "train_acc": dememo.Column("train acc", "info", "accuracy on the training data as released (poisoned)",
+                                   long_label="training accuracy"),
     }
 
     def compute(self, ev, ctx):

@@ -113,6 +113,40 @@ def _grid(name: str, values: tuple[float, ...], cap: float) -> None:
                          f"'> {cap:g}'), got {list(values)}")
 
 
+#: what the recovered ("hidden") accuracy is on each track, and how to read its curve there (the report's figures)
+_HIDDEN = {
+    "unlearnability": ("clean test accuracy",
+                       "Lower and flatter is better for the poison: accuracy that climbs back at a small radius means the "
+                       "data was hidden, not made unlearnable (shallow dememorization)."),
+    "unlearning": ("forget-set accuracy",
+                   "Best for the unlearner is a curve that stays with retrain's (the dashed grey reference): forget-set "
+                   "accuracy that comes back at a small radius was hidden, not removed."),
+    "interplay": ("clean accuracy on the owner's share",
+                  "Lower and flatter means the owner's share stays protected after unlearning; a curve that climbs back "
+                  "at a small radius means the unlearning exposed (or never removed) the hidden knowledge."),
+}
+_TARGET_LINE = ("The dash-dotted black line is the depth target: the radius where a curve first reaches it is the depth "
+                "reported in the leaderboard.")
+
+
+def _plots(eta: bool) -> tuple[dememo.Plot, ...]:
+    """The report's recovery (η) or weight-noise (σ) figure of the hidden accuracy, worded per track, with the
+    depth target as a line."""
+    how = ("bounded weight-space recovery within an ℓ2 ball of radius η around the weights" if eta else
+           "Gaussian weight noise of scale σ, as the upper q-quantile over random draws (what a lucky draw reaches, "
+           "not the average; q is the depth metric's parameter)")
+    out = []
+    for track, (hidden, reading) in _HIDDEN.items():
+        out.append(dememo.Plot(
+            "recovery-eta" if eta else "noise-sigma", tracks=track,
+            title=f"{hidden} under {'recovery' if eta else 'weight noise'}",
+            caption=f"{hidden[0].upper() + hidden[1:]} (%) of each method's model after {how}; radius 0 is the model itself.",
+            reading=reading, x="ℓ2 radius η" if eta else "weight-noise σ",
+            y=f"{hidden} (%)" if eta else f"{hidden}, q-quantile over draws (%)",
+            line="depth_target", line_label="depth target", line_caption=_TARGET_LINE, order=20))
+    return tuple(out)
+
+
 @attrs.define
 class Depth(dememo.Metric):
     """Depth of dememorization: smallest weight-space radius η (recovery) and noise σ bringing hidden accuracy back."""
@@ -143,13 +177,14 @@ class Depth(dememo.Metric):
         "hidden_acc": dememo.Column("hidden acc", "info", "the hidden accuracy of the model itself (η = 0): clean test "
                                     "accuracy (unlearnability) or forget accuracy (unlearning)", detail=True),
         "depth_eta_curve": dememo.Column("recovered acc vs η", "info", "hidden accuracy after bounded weight recovery at "
-                                         "each η (η = 0: the model)", unit="series"),
+                                         "each η (η = 0: the model)", unit="series", plots=_plots(eta=True)),
         "depth_eta_control_curve": dememo.Column("control acc vs η", "info", "hidden accuracy after bounded weight "
                                                  "recovery from the fresh initialisation at each η, up to the first "
                                                  "radius reaching the target (carried forward from there)",
                                                  unit="series"),
         "depth_sigma_curve": dememo.Column("q-quantile acc vs σ", "info", "q-quantile over draws of the hidden accuracy "
-                                           "under Gaussian weight noise at each σ", unit="series"),
+                                           "under Gaussian weight noise at each σ", unit="series",
+                                           plots=_plots(eta=False)),
     }
     fraction: float = 0.9
     etas: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)

@@ -46,7 +46,7 @@ class MIAEfficacy(dememo.Metric):
             "MIA-eff", "match",
             "SVC(rbf, C=3) on true-class confidence, trained retain=member vs test=non-member; share of forget "
             "samples predicted non-member (SalUn). Target: the paired retrain's value",
-            reference="retrain"),
+            reference="retrain", tuning=dememo.Tuning("mia_efficacy", order=4)),
     }
     C: float = 3.0
 

@@ -43,7 +43,12 @@ class OwnerShare(dememo.Metric):
         "share_clean_gain": dememo.Column("share gain", "info",
                                           "share clean acc minus that of the model trained on the mixture, before "
                                           "unlearning (> 0: unlearning recovered knowledge the poison hid)",
-                                          signed=True),
+                                          signed=True, plots=(dememo.Plot(
+                                              "interplay", kind="heatmap", tracks="interplay", order=11,
+                                              caption="the change in clean accuracy on the owner's share caused by "
+                                                      "unlearning (after minus before; blue: unlearning gave back "
+                                                      "knowledge the poison hid, red: the model knows the share less "
+                                                      "than before)"),)),
     }
 
     def compute(self, ev, ctx):

@@ -82,6 +82,13 @@ _SHORT = {"gauss": "Gauss", "fgsm": "FGSM", "pgd": "PGD"}
 GRID: tuple[float, ...] = tuple(float(v) for v in torch.linspace(0, 8 / 255, 11, dtype=torch.float64))
 
 
+#: the report's residual-knowledge figure: one panel per generator
+_PANELS = {"gauss": "Gaussian noise", "fgsm": "targeted FGSM", "pgd": "targeted PGD"}
+_CAPTION = ("Residual knowledge r_τ: the unlearned model's hit rate on perturbed copies of forget samples (radius τ; one "
+            "plot per perturbation generator) divided by the paired retrained model's. The dash-dotted line r = 1 is "
+            "retrain (its own curve is 1 wherever defined); closest to 1 is better: r > 1 means the model still "
+            "recognises neighbours of forgotten samples (residual knowledge), r < 1 over-unlearning.")
+
 def _columns() -> dict[str, dememo.Column]:
     cols: dict[str, dememo.Column] = {}
     for g in GENERATORS:
@@ -102,7 +109,10 @@ def _columns() -> dict[str, dememo.Column]:
         cols[f"rk_{g}_curve"] = dememo.Column(
             f"RK {_SHORT[g]} curve", "match",
             f"mean r_τ over forget samples at each τ of the grid `taus`; x' by {what}",
-            unit="series", reference="retrain")
+            unit="series", reference="retrain", plots=(dememo.Plot(
+                "residual-knowledge", title="residual knowledge", caption=_CAPTION, panel=_PANELS[g],
+                x="τ (input perturbation radius)", y="residual knowledge r_τ", percent=False, line=1.0,
+                line_label="retrain (r = 1)", order=40),))
         cols[f"rk_{g}_share_gt1_curve"] = dememo.Column(
             f"RK {_SHORT[g]} >1 curve", "lower",
             f"share of forget samples with r_τ > 1 at each τ of the grid `taus`; x' by {what}", unit="series")

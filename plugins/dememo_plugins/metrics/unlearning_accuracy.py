@@ -18,6 +18,22 @@ import attrs
 import dememo
 
 
+#: the report's forgetting-vs-utility scatter (unlearning track): forgetting as the distance to retrain's forget
+#: accuracy (a ``match`` column: paired by seed), utility as test accuracy; and the interplay heat map of TA
+FORGETTING = dememo.Plot(
+    "forgetting-utility", kind="scatter", axis="x", tracks="unlearning", order=60,
+    x="|forget acc − retrain's forget acc| (percentage points)",
+    caption="the absolute difference between its forget-set accuracy and the retrained model's (same seed): 0 "
+            "forgets exactly as much as retraining",
+    reading="original: no unlearning; retrain: the target, at x = 0")
+UTILITY = (
+    dememo.Plot("forgetting-utility", kind="scatter", axis="y", tracks="unlearning", order=60,
+                title="forgetting vs utility", y="clean test accuracy (%)", caption="its clean test accuracy",
+                reading="Best is top left (forgets like retraining and stays useful)."),
+    dememo.Plot("interplay", kind="heatmap", tracks="interplay", order=12,
+                caption="clean test accuracy of the unlearned model (higher keeps the model useful)"),
+)
+
 @attrs.define
 class UnlearningAccuracy(dememo.Metric):
     """Forget / retain / test accuracy (UA = 1 − forget acc, RA, TA)."""
@@ -27,9 +43,12 @@ class UnlearningAccuracy(dememo.Metric):
     tracks: ClassVar[tuple[str, ...]] = ("unlearning", "interplay")
     columns: ClassVar[dict[str, dememo.Column]] = {
         "forget_acc": dememo.Column("forget acc", "match", "accuracy on the forget set (1 − UA); the target is the "
-                                    "paired retrain's value", reference="retrain"),
-        "retain_acc": dememo.Column("RA", "higher", "accuracy on the retain set"),
-        "test_acc": dememo.Column("TA", "higher", "accuracy on the test set"),
+                                    "paired retrain's value", reference="retrain", long_label="forget-set accuracy",
+                                    plots=(FORGETTING,), tuning=dememo.Tuning("forget_acc", order=1)),
+        "retain_acc": dememo.Column("RA", "higher", "accuracy on the retain set", long_label="retain-set accuracy",
+                                    tuning=dememo.Tuning("retain_acc", order=2)),
+        "test_acc": dememo.Column("TA", "higher", "accuracy on the test set", long_label="clean test accuracy",
+                                  plots=UTILITY, tuning=dememo.Tuning("val_acc", order=3)),
     }
 
     def compute(self, ev, ctx):
