@@ -244,13 +244,13 @@ def test_symmetric_kl_is_symmetric_nonnegative_and_zero_on_equal_predictions(see
 
 
 @pytest.mark.parametrize("cls, params, match", [
-    (LossCurvature, {"h": 0.0}, "h > 0"),
-    (LossCurvature, {"h": -1e-3}, "h > 0"),
-    (LossCurvature, {"draws": 0}, "draws ≥ 1"),
-    (LossCurvature, {"every": 0}, "every ≥ 1"),
-    (HoldoutRetraining, {"folds": 1}, "folds ≥ 2"),
-    (HoldoutRetraining, {"finetune_epochs": 0}, "finetune_epochs ≥ 1"),
-    (HoldoutRetraining, {"finetune_lr": 0.0}, "finetune_lr > 0"),
+    (LossCurvature, {"h": 0.0}, r"^h \(.*\) must be > 0"),
+    (LossCurvature, {"h": -1e-3}, r"^h \(.*\) must be > 0"),
+    (LossCurvature, {"draws": 0}, r"^draws \(.*\) must be ≥ 1"),
+    (LossCurvature, {"every": 0}, r"^every \(.*\) must be ≥ 1"),
+    (HoldoutRetraining, {"folds": 1}, r"^folds \(.*\) must be ≥ 2"),
+    (HoldoutRetraining, {"finetune_epochs": 0}, "finetune_epochs must be ≥ 1"),
+    (HoldoutRetraining, {"finetune_lr": 0.0}, "finetune_lr must be > 0"),
 ])
 def test_invalid_parameters_are_rejected_with_a_clear_message(cls, params, match):
     with pytest.raises(ValueError, match=match):

@@ -242,17 +242,17 @@ def test_prototype_relearn_needs_images_of_the_forgotten_class():
 # -- parameters ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cls, params, message", [
-    (MIAEntropy, {"C": 0.0}, "C > 0"),
+    (MIAEntropy, {"C": 0.0}, r"^C \(.*\) must be > 0"),
     (RelearnTime, {"tolerance": -0.1}, "tolerance"),
-    (RelearnTime, {"lr": 0.0}, "lr > 0"),
+    (RelearnTime, {"lr": 0.0}, "lr must be > 0"),
     (RelearnTime, {"batch_size": 0}, "batch_size"),
     (Relearn, {"source": "test"}, "source must be one of"),
-    (Relearn, {"source": "forget", "shots": 0}, "shots ≥ 1"),
-    (Relearn, {"epochs": 0.0}, "epochs > 0"),
-    (Relearn, {"lr": -1.0}, "lr > 0"),
-    (Relearn, {"draws": 0}, "draws ≥ 1"),
-    (PrototypeRelearn, {"alpha": 1.5}, "alpha in \\[0, 1\\]"),
-    (PrototypeRelearn, {"shots": 0}, "shots ≥ 1"),
+    (Relearn, {"source": "forget", "shots": 0}, r"^shots \(.*\) must be ≥ 1"),
+    (Relearn, {"epochs": 0.0}, r"^epochs \(.*\) must be > 0"),
+    (Relearn, {"lr": -1.0}, "lr must be > 0"),
+    (Relearn, {"draws": 0}, "draws must be ≥ 1"),
+    (PrototypeRelearn, {"alpha": 1.5}, r"^alpha \(.*\) must be in \[0, 1\]"),
+    (PrototypeRelearn, {"shots": 0}, r"^shots \(.*\) must be ≥ 1"),
     (PrototypeRelearn, {"shots_from": "test"}, "shots_from"),
     (PrototypeRelearn, {"scale": "huge"}, "scale must be one of"),
 ])

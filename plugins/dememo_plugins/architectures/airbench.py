@@ -73,6 +73,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dememo
+from dememo import validate
 from dememo_plugins.architectures.small_cnn import Standardize
 
 #: seed of the image sample the whitening is fitted on (fixed: the filters depend on the data only)
@@ -195,14 +196,9 @@ class Airbench(dememo.Architecture):
     def __attrs_post_init__(self) -> None:
         if not self.widths or min(self.widths) < 1:
             raise ValueError(f"widths must list at least one positive channel count, got {list(self.widths)}")
-        if self.whiten_kernel < 1:
-            raise ValueError(f"whiten_kernel must be ≥ 1, got {self.whiten_kernel}")
-        if not self.whiten_eps > 0:
-            raise ValueError(f"whiten_eps must be > 0 (it bounds the gain on flat patch directions), got {self.whiten_eps}")
-        if self.whiten_samples < 1:
-            raise ValueError(f"whiten_samples must be ≥ 1, got {self.whiten_samples}")
-        if not self.output_scale > 0:
-            raise ValueError(f"output_scale must be > 0, got {self.output_scale}")
+        validate.at_least(1, whiten_kernel=self.whiten_kernel, whiten_samples=self.whiten_samples)
+        validate.positive(about="it bounds the gain on flat patch directions", whiten_eps=self.whiten_eps)
+        validate.positive(output_scale=self.output_scale)
 
     def build(self, input_shape, num_classes):
         c, h, w = input_shape

@@ -46,6 +46,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 import dememo
+from dememo import validate
 
 
 class Normalize(nn.Module):
@@ -81,10 +82,8 @@ class ResNet18(dememo.Architecture):
     std: float = 0.25
 
     def __attrs_post_init__(self) -> None:
-        if not math.isfinite(self.mean):
-            raise ValueError(f"mean must be finite, got {self.mean}")
-        if not (math.isfinite(self.std) and self.std > 0):
-            raise ValueError(f"std must be > 0 and finite, got {self.std}")
+        validate.finite(mean=self.mean)
+        validate.in_range(0, math.inf, low_open=True, high_open=True, std=self.std)
 
     def build(self, input_shape, num_classes):
         c, h, w = input_shape

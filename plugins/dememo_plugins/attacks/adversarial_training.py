@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dememo
+from dememo import validate
 from dememo.budget import Budget
 from dememo.pgd import cross_entropy_loss, pgd
 
@@ -81,14 +82,10 @@ class AdversarialTraining(dememo.Attack):
     step_fraction: float = 0.25
 
     def __attrs_post_init__(self):
-        if self.norm not in ("linf", "l2"):
-            raise ValueError(f"adversarial-training norm must be 'linf' or 'l2', got {self.norm!r}")
-        if not self.eps > 0:
-            raise ValueError(f"adversarial-training needs eps > 0, got {self.eps}")
-        if self.steps < 1:
-            raise ValueError(f"adversarial-training needs steps ≥ 1, got {self.steps}")
-        if not self.step_fraction > 0:
-            raise ValueError(f"adversarial-training needs step_fraction > 0, got {self.step_fraction}")
+        validate.one_of(("linf", "l2"), norm=self.norm)
+        validate.positive(eps=self.eps)
+        validate.at_least(1, steps=self.steps)
+        validate.positive(step_fraction=self.step_fraction)
 
     @property
     def budget(self) -> Budget:

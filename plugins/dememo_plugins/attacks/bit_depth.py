@@ -51,6 +51,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 from ._learner import paired, train_standard, with_transformed_images
 
@@ -79,10 +80,8 @@ class BitDepth(dememo.Attack):
     mode: Literal["round", "posterize"] = "posterize"
 
     def __attrs_post_init__(self):
-        if not 1 <= self.bits <= 8:
-            raise ValueError(f"bit-depth needs bits in [1, 8], got {self.bits}")
-        if self.mode not in ("round", "posterize"):
-            raise ValueError(f"bit-depth mode must be 'round' or 'posterize', got {self.mode!r}")
+        validate.in_range(1, 8, bits=self.bits)
+        validate.one_of(("round", "posterize"), mode=self.mode)
 
     def transform(self, data: dememo.Data) -> dememo.Data:
         return with_transformed_images(data, reduce_bit_depth(data.x, self.bits, self.mode), "bit-depth", self.params())

@@ -71,6 +71,7 @@ import torch
 from torch import nn
 
 import dememo
+from dememo import validate
 from dememo.models import features, features_as_data, last_linear
 
 
@@ -90,12 +91,10 @@ class DeepFeatureReweighting(dememo.Attack):
     weight_decay: float = 5e-4
 
     def __attrs_post_init__(self):
-        if not 0.0 < self.fraction <= 1.0:
-            raise ValueError(f"dfr needs fraction in (0, 1] (the share of the holdout set used), got {self.fraction}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("dfr needs epochs ≥ 1 and batch_size ≥ 1")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ValueError("dfr needs lr > 0 and weight_decay ≥ 0")
+        validate.in_range(0, 1, low_open=True, about="the share of the holdout set used", fraction=self.fraction)
+        validate.at_least(1, epochs=self.epochs, batch_size=self.batch_size)
+        validate.positive(lr=self.lr)
+        validate.non_negative(weight_decay=self.weight_decay)
 
     def holdout(self, data: dememo.Data, ctx: dememo.Context) -> dememo.Data:
         """The clean set the last layer is fitted on: all of ``data`` or a seeded random ``fraction``."""

@@ -41,6 +41,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 from ._learner import paired, train_standard, with_transformed_images
 
@@ -73,8 +74,7 @@ class Jpeg(dememo.Attack):
     quality: int = 10
 
     def __attrs_post_init__(self):
-        if not 1 <= self.quality <= 100:
-            raise ValueError(f"jpeg needs quality in [1, 100], got {self.quality}")
+        validate.in_range(1, 100, quality=self.quality)
 
     def transform(self, data: dememo.Data) -> dememo.Data:
         return with_transformed_images(data, jpeg_round_trip(data.x, self.quality), "jpeg", self.params())

@@ -75,6 +75,7 @@ import torch
 from torch import nn
 
 import dememo
+from dememo import validate
 
 from ._learner import train_standard, with_transformed_images
 
@@ -120,10 +121,8 @@ class OrthogonalProjection(dememo.Attack):
     center: bool = False
 
     def __attrs_post_init__(self):
-        if self.linear_steps < 1 or self.linear_batch_size < 1:
-            raise ValueError("orthogonal-projection needs linear_steps ≥ 1 and linear_batch_size ≥ 1")
-        if not self.linear_lr > 0:
-            raise ValueError(f"orthogonal-projection needs linear_lr > 0, got {self.linear_lr}")
+        validate.at_least(1, linear_steps=self.linear_steps, linear_batch_size=self.linear_batch_size)
+        validate.positive(linear_lr=self.linear_lr)
 
     def projected(self, data: dememo.Data, ctx: dememo.Context) -> tuple[dememo.Data, torch.Tensor]:
         """The projected training data and the fitted linear weights W (K×d)."""

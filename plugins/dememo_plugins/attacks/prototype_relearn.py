@@ -58,6 +58,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 from dememo.models import features, last_linear
 
 SHOTS_FROM = ("val", "forget")
@@ -79,14 +80,10 @@ class PrototypeRelearn(dememo.Attack):
     scale: Literal["calibrated", "rows", "unit"] = "calibrated"
 
     def __attrs_post_init__(self):
-        if not 0 <= self.alpha <= 1:
-            raise ValueError(f"prototype-relearn needs alpha in [0, 1] (weight of the prototype in the new row), got {self.alpha}")
-        if self.shots < 1:
-            raise ValueError(f"prototype-relearn needs shots ≥ 1 images per forgotten class, got {self.shots}")
-        if self.shots_from not in SHOTS_FROM:
-            raise ValueError(f"prototype-relearn shots_from must be one of {', '.join(SHOTS_FROM)}, got {self.shots_from!r}")
-        if self.scale not in SCALES:
-            raise ValueError(f"prototype-relearn scale must be one of {', '.join(SCALES)}, got {self.scale!r}")
+        validate.in_range(0, 1, about="weight of the prototype in the new row", alpha=self.alpha)
+        validate.at_least(1, about="images per forgotten class", shots=self.shots)
+        validate.one_of(SHOTS_FROM, shots_from=self.shots_from)
+        validate.one_of(SCALES, scale=self.scale)
 
     def attack(self, model, data, ctx):
         task = data.task

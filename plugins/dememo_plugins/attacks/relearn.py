@@ -62,6 +62,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 from dememo.data import Data
 from dememo.hashing import digest
 
@@ -93,18 +94,13 @@ class Relearn(dememo.Attack):
     draws: int = 1
 
     def __attrs_post_init__(self):
-        if self.source not in SOURCES:
-            raise ValueError(f"relearn source must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        if self.source != "retain" and self.shots < 1:
-            raise ValueError(f"relearn with source={self.source!r} needs shots ≥ 1 forget samples, got {self.shots}")
-        if self.shots < 0:
-            raise ValueError(f"relearn needs shots ≥ 0, got {self.shots}")
-        if self.epochs is not None and not self.epochs > 0:
-            raise ValueError(f"relearn needs epochs > 0 (passes' worth of steps over the training set) or None, got {self.epochs}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"relearn needs lr > 0 (or None for the source's default fraction of the recipe's lr), got {self.lr}")
-        if self.draws < 1:
-            raise ValueError(f"relearn needs draws ≥ 1, got {self.draws}")
+        validate.one_of(SOURCES, source=self.source)
+        if self.source != "retain":  # the range depends on the source
+            validate.at_least(1, about=f"forget samples, which source={self.source!r} needs", shots=self.shots)
+        validate.non_negative(shots=self.shots)
+        validate.positive(about="passes' worth of steps over the training set", none=True, epochs=self.epochs)
+        validate.positive(none="the source's default fraction of the recipe's lr", lr=self.lr)
+        validate.at_least(1, draws=self.draws)
 
     def attack(self, model, data, ctx):
         task = data.task

@@ -93,6 +93,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dememo
+from dememo import validate
 
 from ._learner import train_standard
 
@@ -364,18 +365,13 @@ class UEraser(dememo.Attack):
     shuffle_probability: float = 0.5
 
     def __attrs_post_init__(self):
-        if self.repeats < 1:
-            raise ValueError(f"ueraser needs repeats ≥ 1 (K augmentation draws per image), got {self.repeats}")
-        if not 0.0 <= self.adversarial_fraction <= 1.0:
-            raise ValueError(f"ueraser needs adversarial_fraction in [0, 1], got {self.adversarial_fraction}")
-        if not 0.0 <= self.brightness_intensity <= 1.0:
-            raise ValueError(f"ueraser needs brightness_intensity in [0, 1], got {self.brightness_intensity}")
-        if not 0.0 <= self.brightness_intensity_min <= self.brightness_intensity:
-            raise ValueError("ueraser needs 0 ≤ brightness_intensity_min ≤ brightness_intensity, got "
-                             f"{self.brightness_intensity_min} and {self.brightness_intensity}")
-        for name in ("plasma_probability", "shuffle_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"ueraser needs {name} in [0, 1], got {getattr(self, name)}")
+        validate.at_least(1, about="K augmentation draws per image", repeats=self.repeats)
+        validate.in_range(0, 1, adversarial_fraction=self.adversarial_fraction,
+                          brightness_intensity=self.brightness_intensity)
+        validate.in_range(0, self.brightness_intensity, about="at most brightness_intensity",
+                          brightness_intensity_min=self.brightness_intensity_min)
+        validate.in_range(0, 1, plasma_probability=self.plasma_probability,
+                          shuffle_probability=self.shuffle_probability)
 
     def augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """One draw of this configuration's augmentation for every image of ``x``."""

@@ -60,6 +60,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 FIX = "run with --download (needs network) or put the files in {where}"
 
@@ -79,10 +80,8 @@ class TorchvisionDataset(dememo.DatasetSource, abc.ABC):
     num_classes: ClassVar[int] = 10
 
     def __attrs_post_init__(self) -> None:
-        if self.val_size < 1:
-            raise ValueError(f"{self.name}: val_size must be ≥ 1, got {self.val_size}")
-        if self.subset < 0:
-            raise ValueError(f"{self.name}: subset must be ≥ 0 (0 = the whole training set), got {self.subset}")
+        validate.at_least(1, val_size=self.val_size)
+        validate.non_negative(about="0 = the whole training set", subset=self.subset)
 
     # -- per format -----------------------------------------------------------------------------------
 

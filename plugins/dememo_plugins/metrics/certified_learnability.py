@@ -70,6 +70,7 @@ import numpy as np
 import torch
 
 import dememo
+from dememo import validate
 from dememo_plugins.attacks.weight_recovery import accuracies, draw_chunk, float_parameters, gaussian_offsets
 from dememo_plugins.metrics._hidden import hidden_data
 
@@ -130,18 +131,12 @@ class CertifiedLearnability(dememo.Metric):
     samples: int = 0
 
     def __attrs_post_init__(self):
-        if not 0 < self.sigma < float("inf"):
-            raise ValueError(f"certified-learnability: sigma is the smoothing noise std and must be > 0, got {self.sigma}")
-        if self.draws < 1:
-            raise ValueError(f"certified-learnability: draws must be ≥ 1, got {self.draws}")
-        if not 0 < self.q < 1:
-            raise ValueError(f"certified-learnability: q is a quantile level in (0, 1), got {self.q}")
-        if not 0 <= self.eta < float("inf"):
-            raise ValueError(f"certified-learnability: eta is an ℓ2 radius and must be finite and ≥ 0, got {self.eta}")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"certified-learnability: alpha is the failure probability, in (0, 1), got {self.alpha}")
-        if self.samples < 0:
-            raise ValueError(f"certified-learnability: samples is a number of test images (0 = all), got {self.samples}")
+        validate.in_range(0, math.inf, low_open=True, high_open=True, about="the smoothing noise std", sigma=self.sigma)
+        validate.at_least(1, draws=self.draws)
+        validate.in_range(0, 1, low_open=True, high_open=True, about="a quantile level", q=self.q)
+        validate.in_range(0, math.inf, high_open=True, about="an ℓ2 radius", eta=self.eta)
+        validate.in_range(0, 1, low_open=True, high_open=True, about="the failure probability", alpha=self.alpha)
+        validate.non_negative(about="a number of test images, 0 = all", samples=self.samples)
 
     def compute(self, ev, ctx):
         test, _ = hidden_data(ev)

@@ -72,6 +72,7 @@ import numpy as np
 import torch
 
 import dememo
+from dememo import validate
 from dememo_plugins.metrics._membership import forget_mask, logit_confidence
 
 # the challenge's constants (metric.py)
@@ -260,8 +261,8 @@ class ForgetQuality(dememo.Metric):
     models: int = 8
 
     def __attrs_post_init__(self) -> None:
-        if self.models < 3:  # with 2 the challenge's last bucket ends at ⌈ln 1⌉ = 0: every score would be 0
-            raise ValueError(f"forget-quality needs at least 3 models per group, got {self.models}")
+        # with 2 the challenge's last bucket ends at ⌈ln 1⌉ = 0: every score would be 0
+        validate.at_least(3, about="models per group", models=self.models)
 
     def seeds(self, ctx, group: str) -> list[int]:
         from dememo.hashing import derive_seed

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 import dememo
+from dememo import validate
 
 
 def prediction_entropy(ev, model, data) -> np.ndarray:
@@ -72,8 +73,7 @@ class MIAEntropy(dememo.Metric):
     C: float = 1.0
 
     def __attrs_post_init__(self):
-        if not self.C > 0:
-            raise ValueError(f"mia-entropy needs C > 0 (inverse L2 strength of the logistic regression), got {self.C}")
+        validate.positive(about="inverse L2 strength of the logistic regression", C=self.C)
 
     def compute(self, ev, ctx):
         from sklearn.linear_model import LogisticRegression

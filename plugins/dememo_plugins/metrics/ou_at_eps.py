@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 from dememo.models import evaluating
 from dememo.pgd import cross_entropy_loss, pgd
 
@@ -114,19 +115,13 @@ class OverUnlearning(dememo.Metric):
     draws: int = 1
 
     def __attrs_post_init__(self):
-        if not 0 <= self.eps <= 1:
-            raise ValueError(f"eps (the PGD L∞ radius, [0, 1] pixel space) must be in [0, 1], got {self.eps}")
-        if self.steps < 0:
-            raise ValueError(f"steps (PGD steps) must be ≥ 0, got {self.steps}")
-        if self.steps > 0 and not self.step > 0:
-            raise ValueError(f"step (the PGD step size) must be positive, got {self.step}")
-        if self.sigma < 0:
-            raise ValueError(f"sigma (the Gaussian noise standard deviation) must be ≥ 0, got {self.sigma}")
-        if self.beta is not None and not self.beta > 0:
-            raise ValueError(f"beta (the logit-margin buffer) must be positive, or None to switch the filter off, "
-                             f"got {self.beta}")
-        if self.draws < 1:
-            raise ValueError(f"draws (perturbed copies per forget sample) must be at least 1, got {self.draws}")
+        validate.in_range(0, 1, about="the PGD L∞ radius, [0, 1] pixel space", eps=self.eps)
+        validate.non_negative(about="PGD steps", steps=self.steps)
+        if self.steps > 0:
+            validate.positive(about="the PGD step size", step=self.step)
+        validate.non_negative(about="the Gaussian noise standard deviation", sigma=self.sigma)
+        validate.positive(about="the logit-margin buffer", none="the filter off", beta=self.beta)
+        validate.at_least(1, about="perturbed copies per forget sample", draws=self.draws)
 
     @staticmethod
     def forgotten_classes(task) -> torch.Tensor:

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 from dememo.training import predict
 
 #: the largest relearn time measured; a model that never reaches the target reads CAP + 1 ("> 30")
@@ -94,13 +95,9 @@ class RelearnTime(dememo.Metric):
     batch_size: int = 32
 
     def __attrs_post_init__(self):
-        if not self.tolerance >= 0:
-            raise ValueError("relearn-time needs tolerance ≥ 0 (relative slack over the original's forget loss), "
-                             f"got {self.tolerance}")
-        if not self.lr > 0:
-            raise ValueError(f"relearn-time needs lr > 0, got {self.lr}")
-        if self.batch_size < 1:
-            raise ValueError(f"relearn-time needs batch_size ≥ 1, got {self.batch_size}")
+        validate.non_negative(about="relative slack over the original's forget loss", tolerance=self.tolerance)
+        validate.positive(lr=self.lr)
+        validate.at_least(1, batch_size=self.batch_size)
 
     def compute(self, ev, ctx):
         forget = ev.task.forget

@@ -105,6 +105,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dememo
+from dememo import validate
 
 
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -279,17 +280,11 @@ class _SALBase(dememo.Metric):
     batch_size: int = 64
 
     def __attrs_post_init__(self):
-        if self.subsample < 1:
-            raise ValueError(f"subsample must be ≥ 1 training images, got {self.subsample}")
-        if self.epochs < 1 or self.probes < 1 or self.passes < 1:
-            raise ValueError(f"epochs, probes and passes must be ≥ 1, got epochs={self.epochs}, "
-                             f"probes={self.probes}, passes={self.passes}")
-        if not self.probe_lr > 0:
-            raise ValueError(f"probe_lr must be > 0, got {self.probe_lr}")
-        if self.batch_size < 0:
-            raise ValueError(f"batch_size must be ≥ 1, or 0 for the recipe's, got {self.batch_size}")
-        if not 0 < self.radius:
-            raise ValueError(f"radius must be > 0 (a fraction of the layer's norm), got {self.radius}")
+        validate.at_least(1, about="training images", subsample=self.subsample)
+        validate.at_least(1, epochs=self.epochs, probes=self.probes, passes=self.passes)
+        validate.positive(probe_lr=self.probe_lr)
+        validate.non_negative(about="0 for the recipe's", batch_size=self.batch_size)
+        validate.positive(about="a fraction of the layer's norm", radius=self.radius)
 
     # -- the profile -----------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 from dememo_plugins.metrics._membership import forget_mask, half_splits, logit_confidence
 
 
@@ -112,9 +113,9 @@ class ULiRA(dememo.Metric):
     shadows: int = 8
 
     def __attrs_post_init__(self) -> None:
-        if self.shadows < 6 or self.shadows % 2:
-            raise ValueError(f"u-lira needs an even number of shadow models ≥ 6 (a pair is left out as targets), "
-                             f"got {self.shadows}")
+        validate.at_least(6, about="shadow models; a pair is left out as targets", shadows=self.shadows)
+        if self.shadows % 2:  # a parity rule, used here only
+            raise ValueError(f"shadows must be even (complementary pairs of half-data models), got {self.shadows}")
 
     def compute(self, ev, ctx):
         from sklearn.metrics import roc_auc_score

@@ -40,12 +40,14 @@ pixel), where on natural images the high-frequency texture stands out against sm
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 PROBES = 2  # random initialisations per candidate process in the stability check
 
@@ -83,12 +85,11 @@ class Autoregressive(dememo.Poisoner):
     max_gain: float = 10.0
 
     def __attrs_post_init__(self):
-        if self.window < 2:
-            raise ValueError("window must be at least 2")
-        if self.crop < self.window - 1:
-            raise ValueError("crop must be at least window - 1, so no initial value reaches the image")
-        if self.candidates < 1 or self.max_gain <= 1:
-            raise ValueError("candidates must be ≥ 1 and max_gain > 1")
+        validate.at_least(2, window=self.window)
+        validate.at_least(self.window - 1, about="window - 1 or more, so no initial value reaches the image",
+                          crop=self.crop)
+        validate.at_least(1, candidates=self.candidates)
+        validate.in_range(1, math.inf, low_open=True, max_gain=self.max_gain)
 
     def coefficients(self, num_classes, channels, size, ctx):
         """One stable coefficient set per class and channel, K×C×window×window."""

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 
 
 @attrs.define
@@ -62,10 +63,10 @@ class ConvolutionUnlearnable(dememo.Poisoner):
     center: float = 1.0
 
     def __attrs_post_init__(self):
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError("kernel_size must be a positive odd number")
-        if self.blur < 0 or self.center < 0:
-            raise ValueError("blur and center must be non-negative")
+        validate.at_least(1, kernel_size=self.kernel_size)
+        if self.kernel_size % 2 == 0:  # a parity rule, used here only
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        validate.non_negative(blur=self.blur, center=self.center)
 
     def filters(self, num_classes: int, ctx) -> torch.Tensor:
         """K×k×k, one filter per class shared by all channels: taps U[0, blur], one random tap set to ``center``."""

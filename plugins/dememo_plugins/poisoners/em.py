@@ -63,6 +63,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 
 
 @attrs.define
@@ -81,12 +82,9 @@ class ErrorMinimizing(dememo.Poisoner):
     batch_size: int = 512
 
     def __attrs_post_init__(self):
-        if self.mode not in ("sample", "class"):
-            raise ValueError(f"mode must be 'sample' or 'class', got {self.mode!r}")
-        if self.pgd_steps is not None and self.pgd_steps < 1:
-            raise ValueError(f"pgd_steps must be at least 1 (None: the released value), got {self.pgd_steps}")
-        if self.stop_error is not None and not 0 <= self.stop_error <= 1:
-            raise ValueError(f"stop_error is a fraction in [0, 1], got {self.stop_error}")
+        validate.one_of(("sample", "class"), mode=self.mode)
+        validate.at_least(1, none="the released value", pgd_steps=self.pgd_steps)
+        validate.in_range(0, 1, about="a fraction", none="the released value", stop_error=self.stop_error)
 
     @property
     def steps(self) -> int:

@@ -45,6 +45,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 
 @attrs.define
@@ -58,10 +59,8 @@ class LinearSeparablePerturbation(dememo.Poisoner):
     cluster_std: float = 0.1
 
     def __attrs_post_init__(self):
-        if self.patch_size is not None and self.patch_size < 1:
-            raise ValueError("patch_size must be at least 1 (or None for H // 4)")
-        if self.cluster_std < 0:
-            raise ValueError("cluster_std must be non-negative")
+        validate.at_least(1, none="H // 4", patch_size=self.patch_size)
+        validate.non_negative(cluster_std=self.cluster_std)
 
     def poison(self, data, ctx):
         c, h, w = data.shape

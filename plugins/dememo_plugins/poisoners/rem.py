@@ -72,6 +72,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 from dememo.budget import Budget
 from dememo.pgd import cross_entropy_loss, pgd, project, random_start, step
 
@@ -118,22 +119,15 @@ class RobustErrorMinimizing(dememo.Poisoner):
     batch_size: int = 512
 
     def __attrs_post_init__(self):
-        if self.train_steps < 1 or self.pgd_steps < 1 or self.max_rounds < 1:
-            raise ValueError("train_steps, pgd_steps and max_rounds must be at least 1")
-        if self.adv_steps < 0:
-            raise ValueError("adv_steps must be non-negative (0: no adversary, δa = 0)")
-        if self.samples < 1:
-            raise ValueError("samples (augmentations per δu step) must be at least 1")
-        if not self.step_fraction > 0 or not self.adv_step_fraction > 0:
-            raise ValueError("step_fraction and adv_step_fraction must be positive (step size / radius)")
-        if not 0 <= self.adv_fraction <= 1:
-            raise ValueError("adv_fraction must be in [0, 1]: ρa = adv_fraction·ε, and ρa > ε cannot protect")
-        if not 0 <= self.crop_fraction < 0.5:
-            raise ValueError("crop_fraction (padding / image side) must be in [0, 0.5)")
-        if not 0 <= self.stop_error <= 1:
-            raise ValueError("stop_error is a fraction in [0, 1]")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        validate.at_least(1, train_steps=self.train_steps, pgd_steps=self.pgd_steps, max_rounds=self.max_rounds)
+        validate.non_negative(about="0: no adversary, δa = 0", adv_steps=self.adv_steps)
+        validate.at_least(1, about="augmentations per δu step", samples=self.samples)
+        validate.positive(about="step size / radius", step_fraction=self.step_fraction,
+                          adv_step_fraction=self.adv_step_fraction)
+        validate.in_range(0, 1, about="ρa = adv_fraction·ε, and ρa > ε cannot protect", adv_fraction=self.adv_fraction)
+        validate.in_range(0, 0.5, high_open=True, about="padding / image side", crop_fraction=self.crop_fraction)
+        validate.in_range(0, 1, about="a fraction", stop_error=self.stop_error)
+        validate.at_least(1, batch_size=self.batch_size)
 
     def poison(self, data, ctx):
         budget = ctx.budget

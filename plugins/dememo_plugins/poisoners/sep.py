@@ -59,6 +59,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 from dememo.pgd import cross_entropy_loss, pgd_dataset
 
 
@@ -82,18 +83,11 @@ class SelfEnsembleProtection(dememo.Poisoner):
     batch_size: int = 512
 
     def __attrs_post_init__(self):
-        if self.checkpoints < 1:
-            raise ValueError("checkpoints must be at least 1")
-        if self.steps < 1:
-            raise ValueError("steps must be at least 1")
-        if not self.step_fraction > 0:
-            raise ValueError("step_fraction (step size / ε) must be positive")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        if self.target not in ("shift", "untargeted"):
-            raise ValueError(f"target must be 'shift' (the released rule) or 'untargeted', got {self.target!r}")
-        if self.shift is not None and self.shift < 1:
-            raise ValueError(f"shift must be at least 1 (None: half the number of classes), got {self.shift}")
+        validate.at_least(1, checkpoints=self.checkpoints, steps=self.steps)
+        validate.positive(about="step size / ε", step_fraction=self.step_fraction)
+        validate.at_least(1, batch_size=self.batch_size)
+        validate.one_of(("shift", "untargeted"), about="'shift' is the released rule", target=self.target)
+        validate.at_least(1, none="half the number of classes", shift=self.shift)
 
     def targets(self, y: torch.Tensor, num_classes: int) -> torch.Tensor:
         """The labels the checkpoints are pushed towards: t(y) = (y + shift) mod C, shift = ⌊C/2⌋ by default."""

@@ -50,6 +50,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 
 def symmetric_kl(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
@@ -69,12 +70,9 @@ class HoldoutRetraining(dememo.Scorer):
     finetune_lr: float | None = None
 
     def __attrs_post_init__(self):
-        if self.folds < 2:
-            raise ValueError(f"holdout-retraining needs folds ≥ 2 (one part held out, the rest trained on), got {self.folds}")
-        if self.finetune_epochs < 1:
-            raise ValueError(f"holdout-retraining needs finetune_epochs ≥ 1, got {self.finetune_epochs}")
-        if self.finetune_lr is not None and not self.finetune_lr > 0:
-            raise ValueError(f"holdout-retraining needs finetune_lr > 0 (or unset for the recipe's lr), got {self.finetune_lr}")
+        validate.at_least(2, about="one part held out, the rest trained on", folds=self.folds)
+        validate.at_least(1, finetune_epochs=self.finetune_epochs)
+        validate.positive(none="the recipe's lr", finetune_lr=self.finetune_lr)
 
     def score(self, data, ctx):
         n = len(data)

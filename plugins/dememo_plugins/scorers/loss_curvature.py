@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 
 _CHUNK = 1024  # samples per forward–backward pass (memory only: outputs are per-sample)
 
@@ -87,12 +88,9 @@ class LossCurvature(dememo.Scorer):
     every: int = 1
 
     def __attrs_post_init__(self):
-        if not self.h > 0:
-            raise ValueError(f"loss-curvature needs a finite-difference step h > 0, got {self.h}")
-        if self.draws < 1:
-            raise ValueError(f"loss-curvature needs draws ≥ 1 Rademacher vectors, got {self.draws}")
-        if self.every < 1:
-            raise ValueError(f"loss-curvature needs every ≥ 1 (checkpoint every k-th epoch), got {self.every}")
+        validate.positive(about="the finite-difference step", h=self.h)
+        validate.at_least(1, about="Rademacher vectors", draws=self.draws)
+        validate.at_least(1, about="checkpoint every k-th epoch", every=self.every)
 
     def score(self, data, ctx):
         local = ctx.for_training_on(data)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import dememo
+from dememo import validate
 from dememo.forget import first_of_permutation
 
 PROXIES = ("confidence", "max-confidence", "entropy", "correctness", "holdout-retraining", "loss-curvature")
@@ -80,10 +81,9 @@ class Memorization(dememo.Scorer):
     fraction: float = 0.7
 
     def __attrs_post_init__(self) -> None:
-        if not 0 < self.fraction < 1:
-            raise ValueError(f"memorization fraction must be in (0, 1), got {self.fraction}")
-        if self.models < 2:
-            raise ValueError(f"memorization needs at least 2 models, got {self.models}")
+        validate.in_range(0, 1, low_open=True, high_open=True, about="the share of the data each model trains on",
+                          fraction=self.fraction)
+        validate.at_least(2, models=self.models)
 
     def subsets(self, data: dememo.Data, seed: int) -> torch.Tensor:
         size = round(self.fraction * len(data))

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 from dememo.hashing import digest
 
 from .scrub import keyed
@@ -68,16 +69,10 @@ class BadTeacher(dememo.Unlearner):
     batch_size: int = 256
 
     def __attrs_post_init__(self):
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-        if not 0 <= self.retain_fraction <= 1:
-            raise ValueError(f"retain_fraction must be in [0, 1], got {self.retain_fraction}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        validate.fit_schedule(self.lr, self.epochs)
+        validate.positive(temperature=self.temperature)
+        validate.in_range(0, 1, retain_fraction=self.retain_fraction)
+        validate.at_least(1, batch_size=self.batch_size)
 
     def unlearning_set(self, task, ctx) -> dememo.Data:
         """D_f followed by a random ``retain_fraction`` of D_r (drawn with ``ctx.generator``)."""

@@ -60,8 +60,7 @@ class BoundaryExpand(dememo.Unlearner):
 
     def __attrs_post_init__(self):
         validate.fit_schedule(self.lr, self.epochs)
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        validate.in_range(0, 1, high_open=True, momentum=self.momentum)
 
     def unlearn(self, model, task, ctx):
         forget = task.forget

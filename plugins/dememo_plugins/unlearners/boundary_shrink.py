@@ -91,11 +91,9 @@ class BoundaryShrink(dememo.Unlearner):
     momentum: float = 0.9
 
     def __attrs_post_init__(self):
-        if not 0 < self.eps <= 1:
-            raise ValueError(f"eps (the FGSM L∞ bound in [0, 1] pixel space) must be in (0, 1], got {self.eps}")
+        validate.in_range(0, 1, low_open=True, about="the FGSM L∞ bound in [0, 1] pixel space", eps=self.eps)
         validate.fit_schedule(self.lr, self.epochs)
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        validate.in_range(0, 1, high_open=True, momentum=self.momentum)
 
     def unlearn(self, model, task, ctx):
         forget = task.forget

@@ -86,6 +86,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 from dememo import models
 
 DENSE_LIMIT = 1024  # the Hessian (K(F+1))² is formed and factorised up to this head size, else CG
@@ -217,15 +218,11 @@ class CertifiedNewton(dememo.Unlearner):
     fit_steps: int = 100
 
     def __attrs_post_init__(self):
-        if math.isnan(self.epsilon) or not self.epsilon > 0:
-            raise ValueError(f"epsilon must be > 0 (inf for no noise), got {self.epsilon}")
-        if not 0 < self.delta < 1:
-            raise ValueError(f"delta must be in (0, 1), got {self.delta}")
-        if not (self.l2 > 0 and math.isfinite(self.l2)):
-            raise ValueError(f"l2 (λ) must be > 0 and finite (the certificate needs a strongly convex head), "
-                             f"got {self.l2}")
-        if self.fit_steps < 0:
-            raise ValueError(f"fit_steps must be ≥ 0, got {self.fit_steps}")
+        validate.positive(about="inf for no noise", epsilon=self.epsilon)
+        validate.in_range(0, 1, low_open=True, high_open=True, delta=self.delta)
+        validate.in_range(0, math.inf, low_open=True, high_open=True, l2=self.l2,
+                          about="λ; the certificate needs a strongly convex head")
+        validate.non_negative(fit_steps=self.fit_steps)
 
     def unlearn(self, model, task, ctx):
         head = models.last_linear(model)

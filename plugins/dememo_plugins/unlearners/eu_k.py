@@ -42,7 +42,7 @@ from typing import ClassVar, Literal
 import attrs
 
 import dememo
-from dememo import models
+from dememo import models, validate
 from dememo_plugins.unlearners._last_k import check_k, last_k_layers, train_tail
 
 
@@ -61,10 +61,8 @@ class EuK(dememo.Unlearner):
 
     def __attrs_post_init__(self):
         check_k(self.k)
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0 (or None for the recipe's), got {self.lr}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1 (or None for the recipe's), got {self.epochs}")
+        validate.positive(none="the recipe's lr", lr=self.lr)
+        validate.at_least(1, none="the recipe's epochs", epochs=self.epochs)
 
     def unlearn(self, model, task, ctx):
         tail = last_k_layers(model, self.k)

@@ -47,6 +47,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 from . import _fisher
 
@@ -64,13 +65,9 @@ class FisherForgetting(dememo.Unlearner):
     exact: bool = False
 
     def __attrs_post_init__(self):
-        if not self.alpha >= 0:
-            raise ValueError(f"fisher: alpha (noise scale) must be ≥ 0, got {self.alpha}")
-        if not self.exponent > 0:
-            raise ValueError(f"fisher: exponent must be > 0 (1 = the authors' code, 0.5 = the paper's Prop. 4), "
-                             f"got {self.exponent}")
-        if not self.max_inverse > 0:
-            raise ValueError(f"fisher: max_inverse (clamp on 1/F) must be > 0, got {self.max_inverse}")
+        validate.non_negative(about="noise scale", alpha=self.alpha)
+        validate.positive(about="1 = the authors' code, 0.5 = the paper's Prop. 4", exponent=self.exponent)
+        validate.positive(about="clamp on 1/F", max_inverse=self.max_inverse)
 
     def variance(self, model, task, ctx) -> torch.Tensor:
         """Flat per-parameter noise variance Σ over the trainable parameters."""

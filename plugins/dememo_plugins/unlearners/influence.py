@@ -44,6 +44,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 from . import _fisher
 
@@ -60,12 +61,9 @@ class InfluenceUnlearning(dememo.Unlearner):
     samples: int = 256
 
     def __attrs_post_init__(self):
-        if not self.alpha >= 0:
-            raise ValueError(f"influence: alpha (step scale) must be ≥ 0, got {self.alpha}")
-        if not self.damping > 0:
-            raise ValueError(f"influence: damping λ must be > 0, got {self.damping}")
-        if self.samples < 1:
-            raise ValueError(f"influence: samples (retain gradients in the Fisher) must be ≥ 1, got {self.samples}")
+        validate.non_negative(about="step scale", alpha=self.alpha)
+        validate.positive(about="λ", damping=self.damping)
+        validate.at_least(1, about="retain gradients in the Fisher", samples=self.samples)
 
     def step(self, model, task, ctx) -> torch.Tensor:
         """The flat update α·F⁻¹v (before it is added to the weights)."""

@@ -53,8 +53,7 @@ class L1Sparse(dememo.Unlearner):
 
     def __attrs_post_init__(self):
         validate.fit_schedule(self.lr, self.epochs)
-        if not (self.gamma >= 0 and math.isfinite(self.gamma)):
-            raise ValueError(f"gamma (the ℓ1 weight) must be a finite number ≥ 0, got {self.gamma}")
+        validate.in_range(0, math.inf, high_open=True, about="the ℓ1 weight", gamma=self.gamma)
 
     def unlearn(self, model, task, ctx):
         retain = task.retain

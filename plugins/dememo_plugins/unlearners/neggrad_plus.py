@@ -19,6 +19,7 @@ import attrs
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 
 
 @attrs.define
@@ -33,8 +34,7 @@ class NegGradPlus(dememo.Unlearner):
     epochs: int = 5
 
     def __attrs_post_init__(self):
-        if not 0 <= self.alpha <= 1:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        validate.in_range(0, 1, alpha=self.alpha)
 
     def unlearn(self, model, task, ctx):
         a = self.alpha

@@ -64,8 +64,7 @@ def random_label_union(task: Task, generator: torch.Generator, relabel: str = "f
     each forget label y is stored as ``y + K`` (K = number of classes), a mark that ``random_label_loss``
     replaces by a fresh wrong label at every step; retain labels stay in [0, K).
     """
-    if relabel not in RELABEL:
-        raise ValueError(f"relabel must be one of {RELABEL}, got {relabel!r}")
+    validate.one_of(RELABEL, relabel=relabel)
     forget, retain = task.forget, task.retain
     k = retain.num_classes
     if len(forget) and k < 2:
@@ -111,8 +110,7 @@ class RandomLabel(dememo.Unlearner):
 
     def __attrs_post_init__(self):
         validate.fit_schedule(self.lr, self.epochs)
-        if self.relabel not in RELABEL:
-            raise ValueError(f"relabel must be one of {RELABEL}, got {self.relabel!r}")
+        validate.one_of(RELABEL, relabel=self.relabel)
 
     def unlearn(self, model, task, ctx):
         union = random_label_union(task, ctx.generator, self.relabel)

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 
 
 @attrs.define
@@ -56,16 +57,10 @@ class Rurk(dememo.Unlearner):
     grad_clip: float = 1.0
 
     def __attrs_post_init__(self):
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.tau < 0:
-            raise ValueError(f"tau (noise standard deviation) must be ≥ 0, got {self.tau}")
-        if self.lambda_f < 0 or self.lambda_a < 0:
-            raise ValueError(f"lambda_f and lambda_a must be ≥ 0, got {self.lambda_f} and {self.lambda_a}")
-        if self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be positive, got {self.grad_clip}")
+        validate.fit_schedule(self.lr, self.epochs)
+        validate.non_negative(about="noise standard deviation", tau=self.tau)
+        validate.non_negative(lambda_f=self.lambda_f, lambda_a=self.lambda_a)
+        validate.positive(grad_clip=self.grad_clip)
 
     def unlearn(self, model, task, ctx):
         lf, la, tau = self.lambda_f, self.lambda_a, self.tau

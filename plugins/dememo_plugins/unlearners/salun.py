@@ -85,8 +85,7 @@ def forget_gradient(model: nn.Module, forget: Data, batch_size: int = 512) -> di
 def saliency_mask(gradients: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
     """Boolean masks (by name) marking the int(``ratio`` · N) entries of largest |gradient| over all
     tensors together (one global threshold); ties broken by position, so exactly that many are set."""
-    if not 0 < ratio <= 1:
-        raise ValueError(f"mask ratio must be in (0, 1], got {ratio}")
+    validate.in_range(0, 1, low_open=True, about="the mask ratio", ratio=ratio)
     flat = torch.cat([g.detach().abs().flatten() for g in gradients.values()])
     k = int(flat.numel() * ratio)  # rounded down, as the authors' threshold index
     chosen = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
@@ -113,11 +112,9 @@ class SalUn(dememo.Unlearner):
 
     def __attrs_post_init__(self):
         validate.fit_schedule(self.lr, self.epochs)
-        if not 0 < self.mask_ratio <= 1:
-            raise ValueError(f"mask_ratio must be in (0, 1] (the fraction of weights that may change), "
-                             f"got {self.mask_ratio}")
-        if self.relabel not in RELABEL:
-            raise ValueError(f"relabel must be one of {RELABEL}, got {self.relabel!r}")
+        validate.in_range(0, 1, low_open=True, about="the fraction of weights that may change",
+                          mask_ratio=self.mask_ratio)
+        validate.one_of(RELABEL, relabel=self.relabel)
 
     def mask(self, model: nn.Module, forget: Data) -> dict[str, torch.Tensor]:
         """The saliency mask of ``model`` for ``forget`` (by parameter name; True = may change)."""

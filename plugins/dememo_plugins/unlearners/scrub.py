@@ -62,6 +62,7 @@ import torch
 import torch.nn.functional as F
 
 import dememo
+from dememo import validate
 
 
 def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -99,23 +100,17 @@ class Scrub(dememo.Unlearner):
     grad_clip: float | None = None
 
     def __attrs_post_init__(self):
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if not 0 <= self.msteps <= self.epochs:
-            raise ValueError(f"msteps must be in [0, epochs={self.epochs}] (each max-step pass is followed by a "
-                             f"min-step pass in the same epoch), got {self.msteps}")
-        if self.kd_T <= 0:
-            raise ValueError(f"kd_T (the distillation temperature) must be positive, got {self.kd_T}")
-        if self.gamma < 0 or self.alpha < 0 or self.gamma + self.alpha == 0:
-            raise ValueError(f"gamma and alpha must be ≥ 0 and not both 0, got gamma={self.gamma}, alpha={self.alpha}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.forget_batch_size < 1:
-            raise ValueError(f"forget_batch_size must be at least 1, got {self.forget_batch_size}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
+        validate.fit_schedule(self.lr, self.epochs)
+        validate.in_range(0, self.epochs, msteps=self.msteps,
+                          about=f"at most epochs={self.epochs}: each max-step pass is followed by a min-step pass "
+                                "in the same epoch")
+        validate.positive(about="the distillation temperature", kd_T=self.kd_T)
+        validate.non_negative(gamma=self.gamma, alpha=self.alpha)
+        if self.gamma + self.alpha == 0:  # a rule across two parameters
+            raise ValueError(f"gamma and alpha must not both be 0, got gamma={self.gamma}, alpha={self.alpha}")
+        validate.one_of(("sgd", "adam"), optimizer=self.optimizer)
+        validate.at_least(1, forget_batch_size=self.forget_batch_size)
+        validate.positive(none=True, grad_clip=self.grad_clip)
 
     def _fit(self, model, data, loss, ctx, batch_size, desc):
         ctx.fit(model, data, epochs=1, lr=self.lr, loss=loss, batch_size=batch_size, schedule="constant",

@@ -115,19 +115,14 @@ class Spotter(dememo.Unlearner):
 
     def __attrs_post_init__(self):
         validate.fit_schedule(self.lr, self.epochs)
-        if not 0 <= self.kd_weight <= 1:
-            raise ValueError(f"kd_weight (λ₁, the clean share of the two KL terms) must be in [0, 1], "
-                             f"got {self.kd_weight}")
-        if self.dispersion_weight < 0:
-            raise ValueError(f"dispersion_weight (λ₂) must be ≥ 0, got {self.dispersion_weight}")
-        if not 0 <= self.eps <= 1:
-            raise ValueError(f"eps (the PGD L∞ radius in [0, 1] pixel space) must be in [0, 1], got {self.eps}")
-        if self.pgd_steps < 0 or (self.pgd_steps > 0 and not self.pgd_step > 0):
-            raise ValueError(f"pgd_steps must be ≥ 0 and pgd_step > 0, got {self.pgd_steps} and {self.pgd_step}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be ≥ 0, got {self.weight_decay}")
+        validate.in_range(0, 1, about="λ₁, the clean share of the two KL terms", kd_weight=self.kd_weight)
+        validate.non_negative(about="λ₂", dispersion_weight=self.dispersion_weight)
+        validate.in_range(0, 1, about="the PGD L∞ radius in [0, 1] pixel space", eps=self.eps)
+        validate.non_negative(pgd_steps=self.pgd_steps)
+        if self.pgd_steps > 0:
+            validate.positive(about="the PGD step size, used as pgd_steps > 0", pgd_step=self.pgd_step)
+        validate.in_range(0, 1, high_open=True, momentum=self.momentum)
+        validate.non_negative(weight_decay=self.weight_decay)
 
     def unlearn(self, model, task, ctx):
         # Spotter reads the forget set only: task.retain is never accessed here.

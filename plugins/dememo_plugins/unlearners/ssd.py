@@ -58,6 +58,7 @@ import attrs
 import torch
 
 import dememo
+from dememo import validate
 
 from . import _fisher
 
@@ -82,14 +83,10 @@ class SelectiveSynapticDampening(dememo.Unlearner):
     batch_size: int = 128  # batch-mean importance only (the released loaders' batch size)
 
     def __attrs_post_init__(self):
-        if not self.alpha > 0:
-            raise ValueError(f"ssd: alpha (selection weighting) must be > 0, got {self.alpha}")
-        if not self.lam > 0:
-            raise ValueError(f"ssd: lam (dampening constant λ) must be > 0, got {self.lam}")
-        if self.importance not in IMPORTANCE:
-            raise ValueError(f"ssd: importance must be one of {IMPORTANCE}, got {self.importance!r}")
-        if not self.batch_size >= 1:
-            raise ValueError(f"ssd: batch_size must be >= 1, got {self.batch_size}")
+        validate.positive(about="selection weighting", alpha=self.alpha)
+        validate.positive(about="dampening constant λ", lam=self.lam)
+        validate.one_of(IMPORTANCE, importance=self.importance)
+        validate.at_least(1, batch_size=self.batch_size)
 
     def importances(self, model, task, ctx) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Flat float64 ([]_D, []_f, selected) over the trainable parameters."""
