@@ -18,6 +18,7 @@ from dememo import cli
 from dememo.board.leaderboard import area_under, curve_values, render
 from dememo.plan.planner import Filters, Planner
 from dememo.plan.suite import Curve, Grid, load_suite
+from dememo.results.record import records
 from dememo.run.runner import describe_subset, poison_subset
 from dememo.testing import registered
 
@@ -198,7 +199,7 @@ def test_area_under_lies_between_the_curve_extremes(points):
 def _cell(method, seed, attack, eta, acc):
     spec = {"name": attack, "params": {"eta": eta, "method": "sgd"}} if eta is not None else {"name": "none", "params": {}}
     label = f"{attack}(eta={eta})" if eta is not None else "none"
-    return {"track": "unlearnability", "dataset": "d", "forget": None, "method": method, "seed": seed,
+    return {"track": "unlearnability", "dataset": "d", "forget": None, "method": method, "seed": seed, "key": f"{method}-{seed}-{label}",
             "attack": label, "status": "ok", "metrics": {"test_acc": acc}, "params": {"attack": spec},
             "architecture": "a"}
 
@@ -212,7 +213,7 @@ def test_curve_table_integrates_each_method_per_seed_from_the_unattacked_model()
     results = {"suite": {"curves": [attrs.asdict(Curve("weight-recovery", "eta"))], "references": {"poisoner": ["none"]}},
                "columns": {"unlearnability": {"test_acc": {"label": "TA", "direction": "lower", "unit": "fraction"}}},
                "cells": cells}
-    values = curve_values(results, cells)
+    values = curve_values(results, records(cells))
     em = values[("em", "weight-recovery AUC over eta", "test_acc")]
     # trapezoid over (0, 0.2), (1, 0.6), (2, 0.8): (0.4 + 0.7) / 2 = 0.55; seed 1 is 0.1 higher
     assert em == pytest.approx([0.55, 0.65])

@@ -19,6 +19,7 @@ from dememo.board.leaderboard import reference_rows, render
 from dememo.errors import SuiteError
 from dememo.plan.planner import Planner
 from dememo.plan.suite import Interplay, load_suite
+from dememo.results.record import records
 from dememo.run.runner import poison_subset
 
 SUITE = """
@@ -122,7 +123,7 @@ def test_leaderboard_has_interplay_tables_with_reference_rows(interplay_run):
     results, stdout, _ = interplay_run
     assert "Interplay — digits / mlp, forget set owner-40% (poisoned, forgotten)" in stdout
     assert "Interplay — digits / mlp, forget set clean-10% (owner-40% poisoned)" in stdout
-    refs = reference_rows(results, _cells(results))
+    refs = reference_rows(results, records(_cells(results)))
     assert refs == {f"{p} → {u}" for p in ("none", "random-noise(mode=class)") for u in ("original", "retrain")}
     for line in stdout.splitlines():
         if line.startswith(("none → original", "none → retrain")):

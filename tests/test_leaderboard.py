@@ -50,7 +50,8 @@ def cells_for(track, table, forget):
         for seed in (0, 1):
             out.append({
                 "track": track, "dataset": "digits", "architecture": "mlp", "forget": forget,
-                "method": method, "attack": attack, "seed": seed, "status": "ok", "error": None,
+                "method": method, "attack": attack, "seed": seed, "key": f"{track}-{method}-{attack}-{seed}",
+                "status": "ok", "error": None,
                 "params": {"data": {"budgets": {"linf": 8 / 255}}},
                 "metrics": {k: v[seed] for k, v in metrics.items()},
             })
@@ -74,7 +75,8 @@ def results(extra_cells=()):
 
 FAILED = [
     {"track": "unlearning", "dataset": "digits", "architecture": "mlp", "forget": "random-10%",
-     "method": "neggrad-plus", "attack": "none", "seed": s, "status": "failed", "params": {}, "metrics": {},
+     "method": "neggrad-plus", "attack": "none", "seed": s, "key": f"failed-{s}", "status": "failed", "params": {},
+     "metrics": {},
      "error": {"stage": "unlearn", "message": "loss became NaN at step 3", "traceback": "Traceback ...\nboom"}}
     for s in (0, 1)
 ]

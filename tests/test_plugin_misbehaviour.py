@@ -130,7 +130,9 @@ def test_a_plugin_that_changes_its_own_parameters_is_put_back(tiny_suite, tmp_pa
 
 
 def test_a_very_large_plan_needs_yes(tiny_suite, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "LARGE_PLAN", 3)
+    from dememo.run import session
+
+    monkeypatch.setattr(session, "LARGE_PLAN", 3)
     code = cli.main(["--all", "--suite", str(tiny_suite), "--out", str(tmp_path / "out"), "--cache-dir",
                      str(tmp_path / "cache"), "--quiet", *SLICE])
     err = capsys.readouterr().err

@@ -25,10 +25,20 @@ from pathlib import Path
 import pytest
 
 from dememo import cli
-from dememo.board.report import (Figure, aggregate, figures, interplay_matrix, render_html, series_by_method, slug,
-                                 sweep_by_method, write_report)
+from dememo.board.report import (
+    Figure,
+    aggregate,
+    figures,
+    interplay_matrix,
+    render_html,
+    series_by_method,
+    slug,
+    sweep_by_method,
+    write_report,
+)
 from dememo.errors import UserError
 from dememo.results import assemble
+from dememo.results.record import records
 
 ETAS = [0.0, 0.5, 1.0]
 TAUS = [0.0, 0.01, 0.02]
@@ -186,36 +196,36 @@ def test_aggregate_is_the_mean_over_seeds_and_skips_undefined_points():
 
 def test_series_by_method_reads_unattacked_successful_cells(results):
     cells = [c for c in results["cells"] if c["track"] == "unlearnability"]
-    curves = series_by_method(cells, "depth_eta_curve")
+    curves = series_by_method(records(cells), "depth_eta_curve")
     assert set(curves) == {"none", "em(mode=sample)", "tap"}
     em = curves["em(mode=sample)"]
     assert em.x == tuple(ETAS) and em.seeds == 2  # the weight-recovery cells carry no series and are not counted
     assert em.mean == pytest.approx((0.1, 0.3, 0.5)) and em.n == (2, 2, 1)  # η = 1: seed 1 is null -> seed 0 only
-    rk = series_by_method([c for c in results["cells"] if c["track"] == "unlearning"], "rk_gauss_curve")
+    rk = series_by_method(records([c for c in results["cells"] if c["track"] == "unlearning"]), "rk_gauss_curve")
     assert rk["retrain"].mean == (1.0, 1.0, 1.0)
     assert rk["finetune"].mean == pytest.approx((0.9, 1.15, 1.3)) and rk["finetune"].n == (2, 2, 1)
     failed = [dict(c, status="failed") for c in cells]
-    assert series_by_method(failed, "depth_eta_curve") == {}
+    assert series_by_method(records(failed), "depth_eta_curve") == {}
 
 
 def test_sweep_takes_the_unattacked_model_as_strength_zero(results):
     cells = [c for c in results["cells"] if c["track"] == "unlearnability"]
-    curves = sweep_by_method(cells, "weight-recovery", "eta", "test_acc")
+    curves = sweep_by_method(records(cells), "weight-recovery", "eta", "test_acc")
     assert set(curves) == {"none", "em(mode=sample)", "tap"}  # one attack setting (method=sgd): keyed by method
     em = curves["em(mode=sample)"]
     assert em.x == (0.0, 0.5, 1.0)
     assert em.mean == pytest.approx((0.1, 0.3, 0.7)) and em.n == (2, 2, 2)
-    without = sweep_by_method(cells, "weight-recovery", "eta", "test_acc", from_zero=False)
+    without = sweep_by_method(records(cells), "weight-recovery", "eta", "test_acc", from_zero=False)
     assert without["em(mode=sample)"].x == (0.5, 1.0)
     # two settings of the attack besides η: one line per method and setting
     other = [dict(c, attack=c["attack"].replace(")", ", method=adam)")) for c in cells if c["attack"] != "none"]
-    both = sweep_by_method(cells + other, "weight-recovery", "eta", "test_acc")
+    both = sweep_by_method(records(cells + other), "weight-recovery", "eta", "test_acc")
     assert "em(mode=sample) · weight-recovery(method=adam)" in both and len(both) == 6
 
 
 def test_interplay_matrix_means_blanks_and_failures(results):
     cells = [c for c in results["cells"] if c.get("interplay_target") == "share"]
-    m = interplay_matrix(cells, "share_clean_gain", ["none", "original", "retrain"])
+    m = interplay_matrix(records(cells), "share_clean_gain", ["none", "original", "retrain"])
     assert m.rows == ("none", "em", "tap") and m.cols == ("original", "retrain", "finetune")
     v = {(r, c): m.values[i][j] for i, r in enumerate(m.rows) for j, c in enumerate(m.cols)}
     assert v[("none", "retrain")] == pytest.approx(0.06)
@@ -224,7 +234,7 @@ def test_interplay_matrix_means_blanks_and_failures(results):
     assert m.failed[1][2] == 1 and m.cells[1][2] == 2
     assert v[("tap", "retrain")] is None and m.failed[2][1] == 2  # every cell failed
     assert v[("tap", "finetune")] is None and m.cells[2][2] == 0 and m.failed[2][2] == 0  # never run
-    plain = interplay_matrix(cells, "test_acc")  # no references given: alphabetical
+    plain = interplay_matrix(records(cells), "test_acc")  # no references given: alphabetical
     assert plain.rows == ("em", "none", "tap") and plain.cols == ("finetune", "original", "retrain")
     assert plain.values[1][1] == pytest.approx(0.81) and plain.values[0][0] == pytest.approx(0.80)
 
@@ -379,14 +389,14 @@ def test_weight_noise_curves_read_the_tracks_column_along_sigma():
     sweeps = declarations(make_results([])).sweeps["weight-noise"]  # the installed attack's declaration
     column = {t: w["column"] for w in sweeps for t in w["tracks"]}
     assert column == {"unlearnability": "test_acc", "unlearning": "forget_acc"}
-    curves = sweep_by_method(weight_noise_cells("unlearnability", "test_acc"), "weight-noise", "sigma", column["unlearnability"])
+    curves = sweep_by_method(records(weight_noise_cells("unlearnability", "test_acc")), "weight-noise", "sigma", column["unlearnability"])
     assert set(curves) == {"none", "em"}
     assert curves["none"].x == (0.0, 0.01, 0.03)  # σ = 0 is the unattacked model
     assert curves["none"].mean == pytest.approx((0.9, 0.75, 0.4))
     assert curves["em"].mean == pytest.approx((0.2, 0.4, 0.4)) and curves["em"].n == (2, 2, 1)
     unlearning = weight_noise_cells("unlearning", "forget_acc", forget="random-10%")
-    assert sweep_by_method(unlearning, "weight-noise", "sigma", column["unlearning"])["em"].mean == pytest.approx((0.2, 0.4, 0.4))
-    assert sweep_by_method(unlearning, "weight-noise", "sigma", column["unlearnability"]) == {}  # not there
+    assert sweep_by_method(records(unlearning), "weight-noise", "sigma", column["unlearning"])["em"].mean == pytest.approx((0.2, 0.4, 0.4))
+    assert sweep_by_method(records(unlearning), "weight-noise", "sigma", column["unlearnability"]) == {}  # not there
 
 
 def scatter_cells():
@@ -404,7 +414,7 @@ def test_forgetting_utility_pairs_each_seed_with_its_retrain():
     from dememo.board.report import scatter
 
     def forgetting_utility(cells, references):  # the first-party declarations: forget acc against retrain, else Avg Gap
-        return scatter(cells, references, [("forget_acc", "retrain"), ("avg_gap", None)], "test_acc")
+        return scatter(records(cells), references, [("forget_acc", "retrain"), ("avg_gap", None)], "test_acc")
 
     axis, points = forgetting_utility(scatter_cells(), {"original", "retrain"})
     assert axis == "forget_acc"

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from dememo.numbers import finite
 from dememo.results.aggregate import stats
+from dememo.results.record import CellRecord, records
 
 ARROWS = {"higher": "↑", "lower": "↓", "match": "≈"}
 
@@ -87,10 +88,10 @@ def _fmt(mean: float | None, std: float | None, unit: str, cap: float | None = N
 _finite = finite
 
 
-def groups(results: dict[str, Any]) -> dict[tuple[str, str, str | None], list[dict[str, Any]]]:
-    out: dict[tuple[str, str, str | None], list[dict[str, Any]]] = defaultdict(list)
-    for cell in results["cells"]:
-        out[(cell["track"], cell["dataset"], cell.get("forget"))].append(cell)
+def groups(results: dict[str, Any]) -> dict[tuple[str, str, str | None], list[CellRecord]]:
+    out: dict[tuple[str, str, str | None], list[CellRecord]] = defaultdict(list)
+    for cell in records(results["cells"]):
+        out[(cell.track, cell.dataset, cell.forget)].append(cell)
     return dict(out)
 
 
@@ -101,7 +102,7 @@ def sorted_groups(results: dict[str, Any]):
     return sorted(groups(results).items(), key=lambda kv: (TRACK_ORDER.get(kv[0][0], 3), kv[0][0], kv[0][1], kv[0][2] or ""))
 
 
-def reference_rows(results: dict[str, Any], cells: list[dict[str, Any]]) -> set[str]:
+def reference_rows(results: dict[str, Any], cells: list[CellRecord]) -> set[str]:
     """The rows (method labels) that are references, never marked best: a reference poisoner without a
     learner-side attack (e.g. ``none``), a reference unlearner (``original``, ``retrain``); on the interplay
     track a row is a reference when its unlearner is."""
@@ -112,11 +113,11 @@ def reference_rows(results: dict[str, Any], cells: list[dict[str, Any]]) -> set[
 
     out = set()
     for c in cells:  # a cell without the plugin fields (hand-made results) is read by its row label
-        if c["track"] == "unlearnability":
-            if name(c.get("poisoner", c["method"])) in refs.get("poisoner", []) and name(c.get("train_attack")) in (None, "none"):
-                out.add(c["method"])
-        elif name(c.get("unlearner", c["method"])) in refs.get("unlearner", []):
-            out.add(c["method"])
+        if c.track == "unlearnability":
+            if name(c.method if c.poisoner is None else c.poisoner) in refs.get("poisoner", []) and name(c.train_attack) in (None, "none"):
+                out.add(c.method)
+        elif name(c.method if c.unlearner is None else c.unlearner) in refs.get("unlearner", []):
+            out.add(c.method)
     return out
 
 
@@ -190,17 +191,17 @@ def _header(meta: dict[str, Any], key: str) -> str:
 
 def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any]:
     """Rows = methods; ``columns`` = (metric column, attack, header)."""
-    track = cells[0]["track"]
+    track = cells[0].track
     meta_all = results.get("columns", {}).get(track, {})
     references = reference_rows(results, cells)
-    methods = sorted({c["method"] for c in cells}, key=lambda m: (m not in references, m))
+    methods = sorted({c.method for c in cells}, key=lambda m: (m not in references, m))
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    failed: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    failed: dict[tuple[str, str], list[CellRecord]] = defaultdict(list)
     for c in cells:
-        if c["status"] == "failed":
-            failed[(c["method"], c["attack"])].append(c)
-        for col, v in c["metrics"].items():
-            values[(c["method"], col, c["attack"])].append(v)
+        if c.status == "failed":
+            failed[(c.method, c.attack)].append(c)
+        for col, v in c.metrics.items():
+            values[(c.method, col, c.attack)].append(v)
     by_key = {k: stats(v) for k, v in values.items()}
     paired = _paired_references(cells) if track == "interplay" else None
     means = {(col, attack): {m: by_key.get((m, col, attack), (None,))[0] for m in methods} for col, attack, _ in columns}
@@ -224,7 +225,7 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
                 meta = meta_all.get(col, {})
                 row.append(_fmt(mean, std, meta.get("unit", "number"), meta.get("cap"))
                            + ("*" if m in best[(col, attack)] else ""))
-        row.append(str(len({c["seed"] for c in cells if c["method"] == m})))
+        row.append(str(len({c.seed for c in cells if c.method == m})))
         rows.append(row)
     header = (["method"] + (["params"] if sources is not None else []) + (["rank ↓"] if ranks else [])
               + [h for _, _, h in columns] + ["seeds"])
@@ -232,23 +233,23 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
             "rule": RANK_RULE.format(k=len(ranked)) if ranks else None}
 
 
-def _paired_references(cells: list[dict[str, Any]]) -> dict[str, str]:
+def _paired_references(cells: list[CellRecord]) -> dict[str, str]:
     """Interplay rows ``poisoner → unlearner`` and the row of their own retrain, ``poisoner → retrain``
     (each poisoner's mixture has its own paired retrain)."""
-    retrain = {c["poisoner"]: c["method"] for c in cells if (c.get("unlearner") or "").split("(")[0] == "retrain"}
-    return {c["method"]: retrain[c["poisoner"]] for c in cells if c.get("poisoner") in retrain}
+    retrain = {c.poisoner: c.method for c in cells if (c.unlearner or "").split("(")[0] == "retrain"}
+    return {c.method: retrain[c.poisoner] for c in cells if c.poisoner in retrain}
 
 
 SOURCES = {"tuned": "tuned", "suite": "suite", "default": "default", "set": "--set"}
 
 
-def _selections(cells: list[dict[str, Any]]) -> dict[str, str]:
+def _selections(cells: list[CellRecord]) -> dict[str, str]:
     """How each row's unlearner parameters were chosen (``Cell.selection``): tuned, suite, default, --set."""
     out: dict[str, set[str]] = defaultdict(set)
     for c in cells:
-        source = (c.get("selection") or {}).get("source")
+        source = (c.selection or {}).get("source")
         if source:
-            out[c["method"]].add(SOURCES.get(source, source))
+            out[c.method].add(SOURCES.get(source, source))
     return {m: "/".join(sorted(v)) for m, v in out.items()}
 
 
@@ -285,7 +286,7 @@ def area_under(points: dict[float, float]) -> float | None:
     return area / (xs[-1] - xs[0])
 
 
-def curve_values(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[float]]:
+def curve_values(results: dict[str, Any], cells: list[CellRecord]) -> dict[tuple[str, str, str], list[float]]:
     """Per-seed areas under each suite curve: {(method, curve label, column): [area per seed]}."""
     out: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for curve in results.get("suite", {}).get("curves", []):
@@ -293,17 +294,17 @@ def curve_values(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[t
         points: dict[tuple[str, str, int], dict[float, float]] = defaultdict(dict)
         base: dict[tuple[str, int], float] = {}
         for c in cells:
-            y = _finite(c["metrics"].get(column))
-            if c["status"] != "ok" or y is None:  # a metric that came out undefined (null) is no point
+            y = _finite(c.metrics.get(column))
+            if c.status != "ok" or y is None:  # a metric that came out undefined (null) is no point
                 continue
-            spec = (c.get("params") or {}).get("attack") or {}
+            spec = (c.params or {}).get("attack") or {}
             given = spec.get("params") or {}
             if spec.get("name") == attack and param in given:
                 x = _finite(given[param])
                 if x is not None:
-                    points[(c["method"], without_param(c["attack"], param), c["seed"])][x] = y
-            elif c["attack"] == "none":
-                base[(c["method"], c["seed"])] = y
+                    points[(c.method, without_param(c.attack, param), c.seed)][x] = y
+            elif c.attack == "none":
+                base[(c.method, c.seed)] = y
         for (method, label, seed), pts in sorted(points.items()):
             if curve.get("from_zero", True) and (method, seed) in base:
                 pts = {0.0: base[(method, seed)], **pts}
@@ -313,11 +314,11 @@ def curve_values(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[t
     return dict(out)
 
 
-def _curve_table(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _curve_table(results: dict[str, Any], cells: list[CellRecord]) -> dict[str, Any] | None:
     values = curve_values(results, cells)
     if not values:
         return None
-    track = cells[0]["track"]
+    track = cells[0].track
     meta_all = results.get("columns", {}).get(track, {})
     references = reference_rows(results, cells)
     methods = sorted({m for m, _, _ in values}, key=lambda m: (m not in references, m))
@@ -340,24 +341,24 @@ def _curve_table(results: dict[str, Any], cells: list[dict[str, Any]]) -> dict[s
     return {"header": header, "rows": rows, "failed": {}, "caption": caption}
 
 
-def build_tables(results: dict[str, Any], cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def build_tables(results: dict[str, Any], cells: list[CellRecord]) -> list[dict[str, Any]]:
     """The main table (every metric without a model-stage attack) and, per headline column, one table of
     that column under every model-stage attack."""
-    track = cells[0]["track"]
+    track = cells[0].track
     meta_all = results.get("columns", {}).get(track, {})
     order = list(results.get("suite", {}).get("columns", {}).get(track, [])) + list(meta_all)
-    present = sorted({k for c in cells if c["attack"] == "none" for k in c["metrics"]
+    present = sorted({k for c in cells if c.attack == "none" for k in c.metrics
                       if not meta_all.get(k, {}).get("detail")},  # details stay in results.json and the CSV
                      key=lambda k: order.index(k) if k in order else len(order))
     tables = [dict(_table(results, cells, [(k, "none", _header(meta_all.get(k, {}), k)) for k in present]), caption=None)]
-    attacks = sorted({c["attack"] for c in cells}, key=lambda a: (a != "none", a))
+    attacks = sorted({c.attack for c in cells}, key=lambda a: (a != "none", a))
     if len(attacks) > 1:
         # rows the suite never attacks (e.g. learner-side attacks when its grid runs model-stage attacks
         # after standard training only) would be all n/a here: they are in the main table
-        attacked = {c["method"] for c in cells if c["attack"] != "none"}
-        under = [c for c in cells if c["method"] in attacked]
+        attacked = {c.method for c in cells if c.attack != "none"}
+        under = [c for c in cells if c.method in attacked]
         for col in results.get("suite", {}).get("headline", {}).get(track, []):
-            if not any(col in c["metrics"] for c in under):
+            if not any(col in c.metrics for c in under):
                 continue
             caption = f"{_header(meta_all.get(col, {}), col)} under model-stage attacks"
             tables.append(dict(_table(results, under, [(col, a, a) for a in attacks]), caption=caption))
@@ -367,17 +368,17 @@ def build_tables(results: dict[str, Any], cells: list[dict[str, Any]]) -> list[d
     notes = []
     failed = {k: v for t in tables for k, v in t["failed"].items()}
     for (m, attack), bad in sorted(failed.items(), key=lambda kv: kv[0]):
-        err = bad[0].get("error") or {}
+        err = bad[0].error
         notes.append(f"FAILED {m} @{attack} ({len(bad)} cell{'s' if len(bad) > 1 else ''}): "
-                     f"[{err.get('stage', '?')}] {err.get('message', 'unknown error')}")
+                     f"[{(err.stage if err else '') or '?'}] {(err.message if err else '') or 'unknown error'}")
     tables[-1]["notes"] = sorted(set(notes))
     return tables
 
 
-def title(track: str, dataset: str, forget: str | None, cells: list[dict[str, Any]]) -> str:
-    arch = cells[0].get("architecture", "?")
+def title(track: str, dataset: str, forget: str | None, cells: list[CellRecord]) -> str:
+    arch = cells[0].architecture or "?"
     if track == "unlearnability":
-        budget = cells[0].get("params", {}).get("data", {}).get("budgets", {})
+        budget = (cells[0].params or {}).get("data", {}).get("budgets", {})
         b = ", ".join(f"{k} {v:.4g}" + (f" ({v * 255:.3g}/255)" if k == "linf" else "") for k, v in sorted(budget.items()))
         return f"Unlearnability — {dataset} / {arch} (budget {b})"
     if track == "interplay":
@@ -493,10 +494,10 @@ def to_csv(results: dict[str, Any]) -> str:
         values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
         failed: dict[tuple[str, str], int] = defaultdict(int)
         for c in cells:
-            if c["status"] == "failed":
-                failed[(c["method"], c["attack"])] += 1
-            for col, v in c["metrics"].items():
-                values[(c["method"], c["attack"], col)].append(v)
+            if c.status == "failed":
+                failed[(c.method, c.attack)] += 1
+            for col, v in c.metrics.items():
+                values[(c.method, c.attack, col)].append(v)
         for (method, attack, col), vals in sorted(values.items()):
             mean, std, n = stats(vals)
             writer.writerow([*map(csv_text, (track, dataset, forget or "", method, attack, col,

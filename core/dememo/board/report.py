@@ -47,6 +47,7 @@ from dememo.errors import UserError
 from dememo.numbers import finite
 from dememo.plan.suite import Curve as SuiteCurve
 from dememo.results.aggregate import stats
+from dememo.results.record import CellRecord, records
 
 TARGETS = {
     "share": "the owner's poisoned share is forgotten",
@@ -103,21 +104,21 @@ def _points(series: Mapping[str, Any]) -> dict[float, float | None]:
     return {float(x): _number(y) for x, y in zip(xs, ys) if _number(x) is not None}
 
 
-def _usable(cell: Mapping[str, Any]) -> bool:
-    return cell.get("status") == "ok" and cell.get("attack", "none") == "none"
+def _usable(cell: CellRecord) -> bool:
+    return cell.status == "ok" and cell.attack == "none"
 
 
-def series_by_method(cells: Iterable[Mapping[str, Any]], column: str) -> dict[str, Curve]:
+def series_by_method(cells: Iterable[CellRecord], column: str) -> dict[str, Curve]:
     """Series ``column`` of each method's unattacked, successful cells, aggregated over seeds."""
     runs: dict[str, list[dict[float, float | None]]] = defaultdict(list)
     for c in cells:
-        series = (c.get("series") or {}).get(column)
+        series = (c.series or {}).get(column)
         if _usable(c) and isinstance(series, Mapping):
-            runs[c["method"]].append(_points(series))
+            runs[c.method].append(_points(series))
     return {m: aggregate(r) for m, r in runs.items()}
 
 
-def sweep_by_method(cells: Iterable[Mapping[str, Any]], attack: str, param: str, column: str,
+def sweep_by_method(cells: Iterable[CellRecord], attack: str, param: str, column: str,
                     from_zero: bool = True) -> dict[str, Curve]:
     """Metric ``column`` along the attack-strength parameter ``param`` of the ``attack`` cells (its suite
     variants), per method and attack label without ``param``, aggregated over seeds. With ``from_zero`` the
@@ -126,14 +127,14 @@ def sweep_by_method(cells: Iterable[Mapping[str, Any]], attack: str, param: str,
     runs: dict[tuple[str, str], dict[Any, dict[float, float | None]]] = defaultdict(lambda: defaultdict(dict))
     base: dict[tuple[str, Any], float | None] = {}
     for c in cells:
-        if c.get("status") != "ok" or column not in (c.get("metrics") or {}):
+        if c.status != "ok" or column not in c.metrics:
             continue
-        spec = (c.get("params") or {}).get("attack") or {}
+        spec = (c.params or {}).get("attack") or {}
         if spec.get("name") == attack and _number((spec.get("params") or {}).get(param)) is not None:
             x = float(spec["params"][param])
-            runs[(c["method"], without_param(c["attack"], param))][c.get("seed")][x] = _number(c["metrics"][column])
-        elif c.get("attack") == "none":
-            base[(c["method"], c.get("seed"))] = _number(c["metrics"][column])
+            runs[(c.method, without_param(c.attack, param))][c.seed][x] = _number(c.metrics[column])
+        elif c.attack == "none":
+            base[(c.method, c.seed)] = _number(c.metrics[column])
     labels = {label for _, label in runs}
     out = {}
     for (method, label), by_seed in runs.items():
@@ -166,21 +167,21 @@ def _ordered(names: Iterable[str], references: list[str]) -> tuple[str, ...]:
     return tuple(refs + sorted(names - set(refs)))
 
 
-def interplay_matrix(cells: Iterable[Mapping[str, Any]], column: str, references: list[str] | None = None) -> Matrix:
+def interplay_matrix(cells: Iterable[CellRecord], column: str, references: list[str] | None = None) -> Matrix:
     """The interplay matrix of ``column`` over the unattacked cells (rows poisoners, columns unlearners)."""
-    cells = [c for c in cells if c.get("attack", "none") == "none"]
+    cells = [c for c in cells if c.attack == "none"]
     refs = references or []
-    rows = _ordered((str(c.get("poisoner")) for c in cells), refs)
-    cols = _ordered((str(c.get("unlearner")) for c in cells), refs)
+    rows = _ordered((str(c.poisoner) for c in cells), refs)
+    cols = _ordered((str(c.unlearner) for c in cells), refs)
     vals: dict[tuple[str, str], list[float]] = defaultdict(list)
     failed: dict[tuple[str, str], int] = defaultdict(int)
     count: dict[tuple[str, str], int] = defaultdict(int)
     for c in cells:
-        key = (str(c.get("poisoner")), str(c.get("unlearner")))
+        key = (str(c.poisoner), str(c.unlearner))
         count[key] += 1
-        if c.get("status") == "failed":
+        if c.status == "failed":
             failed[key] += 1
-        elif c.get("status") == "ok" and (v := _number((c.get("metrics") or {}).get(column))) is not None:
+        elif c.status == "ok" and (v := _number(c.metrics.get(column))) is not None:
             vals[key].append(v)
     return Matrix(
         rows, cols,
@@ -239,8 +240,8 @@ def _name(kind: str, *parts: str | None) -> str:
     return "_".join(slug(p) for p in (kind, *parts) if p)
 
 
-def _group_title(track: str, dataset: str, forget: str | None, cells: list[dict[str, Any]]) -> str:
-    arch = cells[0].get("architecture") or "?"
+def _group_title(track: str, dataset: str, forget: str | None, cells: list[CellRecord]) -> str:
+    arch = cells[0].architecture or "?"
     head = {"unlearnability": "Unlearnability", "unlearning": "Unlearning", "interplay": "Interplay"}.get(track, track)
     return f"{head} — {dataset} / {arch}" + (f", forget set {forget}" if forget else "")
 
@@ -376,10 +377,10 @@ def _panels_figure(new, panels: Mapping[str, Mapping[str, Curve]], references: s
     return fig
 
 
-def _by_poisoner(cells: list[dict[str, Any]], curves: Mapping[str, Curve],
+def _by_poisoner(cells: list[CellRecord], curves: Mapping[str, Curve],
                  references: set[str]) -> tuple[dict[str, dict[str, Curve]], set[str]]:
     """Interplay curves keyed ``poisoner → unlearner`` as one panel per poisoner, one line per unlearner."""
-    parts = {c["method"]: (str(c.get("poisoner")), str(c.get("unlearner"))) for c in cells}
+    parts = {c.method: (str(c.poisoner), str(c.unlearner)) for c in cells}
     panels: dict[str, dict[str, Curve]] = defaultdict(dict)
     refs = set()
     for method, curve in curves.items():
@@ -457,12 +458,12 @@ def declarations(results: Mapping[str, Any]) -> Declarations:
     return Declarations(columns, by_track, by_name, sweeps)
 
 
-def _group_columns(decl: Declarations, track: str, cells: list[dict[str, Any]]) -> list[str]:
+def _group_columns(decl: Declarations, track: str, cells: list[CellRecord]) -> list[str]:
     """The columns a group may draw, in declaration order: the results' own, the installed plugins', then any
     other the cells hold."""
     names = list(decl.columns.get(track, {})) + list(decl.installed.get(track, {}))
     for c in cells:
-        names += list(c.get("metrics") or {}) + list(c.get("series") or {})
+        names += list(c.metrics) + list(c.series or {})
     return list(dict.fromkeys(names))
 
 
@@ -471,10 +472,10 @@ def _what(meta: Mapping[str, Any], column: str) -> str:
     return meta.get("long_label") or meta.get("label", column)
 
 
-def _line_value(cells: list[dict[str, Any]], line: Any) -> float | None:
+def _line_value(cells: list[CellRecord], line: Any) -> float | None:
     """A plot's reference line: a number, or the mean of a column over the group's unattacked cells."""
     if isinstance(line, str):
-        return stats((c.get("metrics") or {}).get(line) for c in cells if _usable(c)).mean
+        return stats(c.metrics.get(line) for c in cells if _usable(c)).mean
     return _number(line)
 
 
@@ -624,14 +625,14 @@ def _heatmap_figures(new, results, decl, key, cells) -> list[tuple[int, int, Any
     def draw() -> list[Figure]:
         refs = (results.get("suite") or {}).get("references") or {}
         references = list(refs.get("poisoner", [])) + list(refs.get("unlearner", []))
-        by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        by_target: dict[str, list[CellRecord]] = defaultdict(list)
         for c in cells:
-            by_target[str(c.get("interplay_target") or "share")].append(c)
+            by_target[str(c.interplay_target or "share")].append(c)
         out = []
         for target in sorted(by_target):
             tcells = by_target[target]
             for _, _, column, plot in declared:
-                if not any(column in (c.get("metrics") or {}) for c in tcells):
+                if not any(column in c.metrics for c in tcells):
                     continue
                 m = interplay_matrix(tcells, column, references)
                 meta = decl.meta(track, column)
@@ -710,8 +711,8 @@ def _environment(results: Mapping[str, Any]) -> str:
                      + (f", {env['threads']} threads" if env.get("threads") else ""))
     if env.get("platform"):
         parts.append(str(env["platform"]))
-    cells = results.get("cells") or []
-    failed = sum(1 for c in cells if c.get("status") == "failed")
+    cells = records(results.get("cells") or [])
+    failed = sum(1 for c in cells if c.status == "failed")
     parts.append(f"{len(cells)} cells ({failed} failed)")
     if env.get("wall_seconds") is not None:
         parts.append(f"run time {float(env['wall_seconds']):.0f} s")
@@ -810,11 +811,11 @@ class Point:
     reference: bool
 
 
-def _is_row(cell: Mapping[str, Any], row: str) -> bool:
-    return str(cell.get("unlearner") or cell.get("method") or "").split("(")[0] == row
+def _is_row(cell: CellRecord, row: str) -> bool:
+    return str(cell.unlearner or cell.method or "").split("(")[0] == row
 
 
-def scatter(cells: Iterable[Mapping[str, Any]], references: set[str], candidates: list[tuple[str, str | None]],
+def scatter(cells: Iterable[CellRecord], references: set[str], candidates: list[tuple[str, str | None]],
             y: str) -> tuple[str | None, list[Point]]:
     """One point per method over the unattacked, successful cells of one group: x the first of ``candidates``
     the cells have, y the column ``y``; per method, the seeds with both values are averaged.
@@ -824,7 +825,7 @@ def scatter(cells: Iterable[Mapping[str, Any]], references: set[str], candidates
     that seed has none), usable only when the reference row has values. Returns the x column used (None:
     nothing to plot) and the points, reference rows first."""
     usable = [c for c in cells if _usable(c)]
-    present = {k for c in usable for k, v in (c.get("metrics") or {}).items() if _number(v) is not None}
+    present = {k for c in usable for k, v in c.metrics.items() if _number(v) is not None}
     axis, by_seed, overall = None, {}, None
     for column, row in candidates:
         if column not in present:
@@ -834,8 +835,8 @@ def scatter(cells: Iterable[Mapping[str, Any]], references: set[str], candidates
             break
         target: dict[Any, list[float]] = defaultdict(list)
         for c in usable:
-            if _is_row(c, row) and (v := _number((c.get("metrics") or {}).get(column))) is not None:
-                target[c.get("seed")].append(v)
+            if _is_row(c, row) and (v := _number(c.metrics.get(column))) is not None:
+                target[c.seed].append(v)
         by_seed = {seed: stats(vals).mean for seed, vals in target.items()}
         overall = stats(by_seed.values()).mean
         if overall is not None:
@@ -846,16 +847,16 @@ def scatter(cells: Iterable[Mapping[str, Any]], references: set[str], candidates
     gap = overall is not None
     pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for c in usable:
-        metrics = c.get("metrics") or {}
+        metrics = c.metrics
         yv = _number(metrics.get(y))
         if gap:
             v = _number(metrics.get(axis))
-            ref = by_seed.get(c.get("seed"), overall)
+            ref = by_seed.get(c.seed, overall)
             x = abs(v - ref) if v is not None and ref is not None else None
         else:
             x = _number(metrics.get(axis))
         if x is not None and yv is not None:
-            pairs[c["method"]].append((x, yv))
+            pairs[c.method].append((x, yv))
     points = []
     for method in sorted(pairs, key=lambda m: (m not in references, m)):
         xs, ys = stats(p[0] for p in pairs[method]), stats(p[1] for p in pairs[method])

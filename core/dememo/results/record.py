@@ -11,6 +11,7 @@ there, so both survive a round trip). Keys a newer dememo adds are kept in ``ext
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import attrs
@@ -114,3 +115,8 @@ class CellRecord:
             kwargs["error"] = CellError(str(error.get("stage", "")), str(error.get("message", "")),
                                         str(error.get("traceback", "")))
         return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
+
+
+def records(cells: Iterable[dict[str, Any]]) -> list[CellRecord]:
+    """Cell entries of a results document (checked by ``results.shape_problem``) as typed records."""
+    return [CellRecord.from_json(c) for c in cells]
