@@ -2,7 +2,7 @@
 
     python benchmarks/bench_reliability.py [--kills 30] [--corrupt 40] [--fuzz 200] [--json benchmarks/results/reliability.json]
 
-Runs the scenarios of ``tests/qa/faults.py`` (the same code tests/test_chaos.py runs with fewer cases)
+Runs the scenarios of ``tests/qa/faults.py`` (the same code tests/system/test_chaos.py runs with fewer cases)
 on a slice of the tiny test suite (digits, both tracks, 14 cells), each against one uninterrupted
 reference run of the same cells:
 
@@ -66,7 +66,7 @@ def main() -> None:
     a = p.parse_args()
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from conftest import TINY_SUITE
+    from support import TINY_SUITE
 
     from qa import faults, misbehaving
 

@@ -131,19 +131,21 @@ def _tuple(value: Any) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _declaration_json(obj: Any) -> dict[str, Any]:
-    """A declaration as plain JSON: its fields, lists for tuples."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(obj, recurse=False).items()}
+class _Declaration:
+    """A plugin's declaration as plain JSON and back (tuples as lists; unknown keys ignored, missing ones
+    default), so it can travel in results.json."""
 
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(self, recurse=False).items()}
 
-def _declaration_from_json(cls: type, data: dict[str, Any]) -> Any:
-    """The declaration back from :func:`_declaration_json` (unknown keys ignored, missing ones default)."""
-    names = {f.name for f in attrs.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Any:
+        names = {f.name for f in attrs.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @attrs.frozen
-class Plot:
+class Plot(_Declaration):
     """A figure of ``dememo-bench report`` that a column appears in (``Column(plots=(...))``). The report
     draws one per (track, dataset, forget set) group whose cells hold the column, in ``order`` (then in
     declaration order); its file name is ``figure`` plus the group, its title the group's plus ``title``.
@@ -185,16 +187,9 @@ class Plot:
     tracks: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     order: int = 0
 
-    def to_json(self) -> dict[str, Any]:
-        return _declaration_json(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Plot:
-        return _declaration_from_json(cls, data)
-
 
 @attrs.frozen
-class Tuning:
+class Tuning(_Declaration):
     """A column's role in ``dememo-bench tune`` (``Column(tuning=...)``): every tuning trial computes the
     metrics that declare one and records, per tuning seed, the column's value under ``record`` (in
     ``order``; e.g. ``test_acc`` as ``val_acc``, since a trial reads the validation split in place of the
@@ -205,16 +200,9 @@ class Tuning:
     objective: bool = False
     order: int = 0
 
-    def to_json(self) -> dict[str, Any]:
-        return _declaration_json(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Tuning:
-        return _declaration_from_json(cls, data)
-
 
 @attrs.frozen
-class Sweep:
+class Sweep(_Declaration):
     """An attack-strength sweep (``Attack.sweeps``): a metric column along the attack parameter ``param``
     over the attack's suite variants, the unattacked model being ``param`` = 0 when ``from_zero``. ``axis`` is
     the x axis label (default: the parameter's name) and ``note`` a sentence the caption adds on how to read
@@ -233,13 +221,6 @@ class Sweep:
     title: str = ""
     caption: str = ""
     order: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return _declaration_json(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Sweep:
-        return _declaration_from_json(cls, data)
 
 
 @attrs.frozen(eq=False)

@@ -40,7 +40,7 @@ Kinds (``dememo.plan.suite.ForgetSpec``):
   mix a third from each); the strata then hold typical rather than extreme samples. Measured on digits
   (10 % by the confidence proxy, mean exact Feldman–Zhang score; population 0.04): tertile draws high
   0.10–0.15 and mix 0.03–0.04 (a random set), the published high 0.38–0.40 and mix 0.20–0.23
-  (tests/test_reference_memorization.py).
+  (tests/plugins/unlearners/test_rum.py).
 
 ``strata`` splits any forget set into its bottom, middle and top parts by the same ranking and with the mix's
 part sizes, so a RUM-selected mix splits back into exactly the three parts it was drawn from (RUM's

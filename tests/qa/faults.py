@@ -2,7 +2,7 @@
 
 Each scenario runs the real command (in fresh processes, as a user would) against a reference run of the
 same suite, and returns a :class:`Tally`: cases tried, cases handled correctly, results lost. The tests
-(``tests/test_chaos.py``) run them small; ``benchmarks/bench_reliability.py`` runs them larger and prints
+(``tests/system/test_chaos.py``) run them small; ``benchmarks/bench_reliability.py`` runs them larger and prints
 the figures quoted in the README's reliability section.
 
 What "handled" and "lost" mean, per scenario:

@@ -11,7 +11,7 @@ is recorded by its kind. A case *loses* results when a failed command leaves par
 behind (files in the directory it was told to write), or when a command that reported success wrote
 output that cannot be read back.
 
-The same strategies and runners serve the tests (``tests/test_fuzz_inputs.py``, through hypothesis'
+The same strategies and runners serve the tests (``tests/system/test_fuzz_inputs.py``, through hypothesis'
 ``@given``) and :func:`fuzz_report`, which runs each group's property programmatically (derandomized, so
 the figures are reproducible) and counts cases tried, handled and lost per group::
 

@@ -13,7 +13,7 @@ by replacing every training batch with PGD adversarial examples: δ₀ drawn uni
 where Π projects onto the ε-ball and keeps x + δ in [0, 1] (``dememo.pgd``). Reference code: the
 authors' MadryLab/cifar10_challenge, ``pgd_attack.py`` (``LinfPGDAttack.perturb``) with its
 ``config.json`` (ε = 8, 10 steps of size 2 on the 0–255 scale, random start), checked step by step in
-``tests/test_reference_learner_attacks.py``; one difference: dememo clips the random start into
+``tests/plugins/attacks/test_adversarial_training.py``; one difference: dememo clips the random start into
 [0, 1] before the first gradient, Madry's code clips only after each step; the model is then updated
 on CE(f_θ(x + δ), y) with the suite's recipe. Against unlearnable examples (Huang et al. ICLR 2021;
 Tao et al. NeurIPS 2021) an adversary of radius ≥ the poison's can undo an error-minimising shortcut:

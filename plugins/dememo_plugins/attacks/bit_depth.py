@@ -13,7 +13,7 @@ Reference code: liuzrcc/ImageShortcutSqueezing, ``augmentations.py`` (``aug_trai
 it appends torchvision's ``RandomPosterize(bits=b, p=1)`` to the training transform, applied to the
 8-bit PIL images, i.e. PIL's ``ImageOps.posterize`` (value & ~(2^(8−b) − 1)). dememo's images are
 floats in [0, 1], so they are first rounded to the nearest 8-bit value. Checked in
-``tests/test_reference_learner_attacks.py``.
+``tests/plugins/attacks/test_bit_depth.py``.
 
 Both modes map every pixel onto 2^b levels; ``round`` spreads the levels over [0, 1] and rounds to the
 nearest, ``posterize`` truncates (it darkens the image, its top level is 1 − (2^(8−b) − 1)/255). A

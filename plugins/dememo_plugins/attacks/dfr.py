@@ -18,7 +18,7 @@ features from being learned (shallow unlearnability).
 Reference code: Sandoval-Segura et al.'s psandovalsegura/learn-from-unlearnable, ``dfr_step_2.py``
 (freeze all but the last linear layer, fit it by cross-entropy on 5,000 clean images with L-BFGS); the
 last-layer fit is checked against an independent L-BFGS logistic regression on the frozen features in
-``tests/test_reference_learner_attacks.py``.
+``tests/plugins/attacks/test_dfr.py``.
 
 Implementation: the frozen features are the inputs of the last linear layer, computed once for the
 holdout set with the model in evaluation mode (a forward hook); the layer is then fitted on those

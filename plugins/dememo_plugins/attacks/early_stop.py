@@ -15,7 +15,7 @@ with that cell's final and peak accuracy.
 ``holdout`` is ``LearnerData.holdout`` (the dataset's validation split). Ties go to the earliest epoch.
 No released code defines this defence; the definition above (from the SoK's learner-side attacks and
 REFERENCES.md) is checked against an independent argmax over a replayed run's checkpoints in
-``tests/test_reference_learner_attacks.py``.
+``tests/plugins/attacks/test_early_stop.py``.
 
 This is the realistic counterpart of the ``peak-accuracy`` metric, which reports the oracle peak *test*
 accuracy over the same kind of run; the gap between the two is what choosing on a small holdout costs.

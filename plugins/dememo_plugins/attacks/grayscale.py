@@ -10,7 +10,7 @@ image by its ITU-R BT.601 luma, replicated to all channels:
 and then training a fresh model on (x', y) with the suite's recipe. Reference code:
 liuzrcc/ImageShortcutSqueezing, ``augmentations.py`` (``aug_train`` with ``--grayscale``: torchvision
 ``Grayscale(3)`` on the 8-bit PIL images, i.e. PIL's ``convert("L")``); checked against PIL in
-``tests/test_reference_learner_attacks.py``. Published on CIFAR-10 / ResNet-18:
+``tests/plugins/attacks/test_grayscale.py``. Published on CIFAR-10 / ResNet-18:
 EM 21.05 % → 93.01 %, clean 94.68 % → 92.41 %, OPS 36.55 % → 42.44 %, AR 13.28 % → 34.04 %.
 
 Choices and deviations:

@@ -8,7 +8,7 @@ DCT coefficients in which most perturbative poisons live. Reference code:
 liuzrcc/ImageShortcutSqueezing, ``augmentations.py`` (``aug_train`` with ``--jpeg q``: PIL
 ``image.save(stream, "JPEG", quality=q)`` and ``Image.open``; its ``optimice=True`` is a misspelt keyword
 that PIL ignores, so no optimised Huffman tables); checked against PIL in
-``tests/test_reference_learner_attacks.py``. Published on CIFAR-10 / ResNet-18 (no defence →
+``tests/plugins/attacks/test_jpeg.py``. Published on CIFAR-10 / ResNet-18 (no defence →
 JPEG-10): clean 94.68 → 85.38 %, EM 21.05 → 81.50 %, OPS 36.55 → 82.53 %, AR 13.28 → 85.15 %.
 
 Choices and deviations:
@@ -29,7 +29,7 @@ Choices and deviations:
 Measured on noisy-shapes (small-cnn, quick recipe, test accuracy, seeds 0 / 1): quality 10 on 16×16
 images under strong pixel noise destroys much of the class signal itself: clean 0.91 / 0.95 → 0.40 /
 0.51, EM 0.25 / 0.24 → 0.30 / 0.37, OPS 0.45 / 0.65 → 0.44 / 0.32. The output is bit-identical to PIL's
-JPEG at the same quality (tests/test_train_attacks.py).
+JPEG at the same quality (tests/plugins/attacks/test_jpeg.py).
 """
 
 from __future__ import annotations

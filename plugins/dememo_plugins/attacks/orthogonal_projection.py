@@ -15,7 +15,7 @@ on raw pixels already finds. The learner exploits that:
 Reference code: the authors' psandovalsegura/learn-from-unlearnable, ``orthogonal_projection_step_1.py``
 (the linear fit) and ``orthogonal_projection_step_2.py`` with ``utils_projection.py`` (``project_data(...,
 use_q_matrix=True)``: normalised weight rows, QR, then the projection); the projection is checked
-against a transcription of ``project_data`` in ``tests/test_reference_learner_attacks.py``.
+against a transcription of ``project_data`` in ``tests/plugins/attacks/test_orthogonal_projection.py``.
 
 At test time the model sees ordinary (clean, unprojected) images: the paper trains on projected data and
 evaluates on the standard test set, and the harness evaluates the returned model on clean test images.
@@ -34,7 +34,7 @@ Choices where the paper leaves room, and deviations:
   along span(W) are roughly Qᵀm̄, not 0: when the shortcut patterns are not zero-mean (OPS sets pixels to
   0 or 1; LSP patches have non-zero mean), the paper's projection leaves a constant train/test offset
   along W that the model never saw vary. Measured on stripe-orientation data (as in
-  ``tests/test_ueraser_op_dfr.py``) with non-zero-mean shortcut patterns (seeds 0, 1): paper 0.26 / 0.25,
+  ``tests/plugins/attacks/test_orthogonal_projection.py``) with non-zero-mean shortcut patterns (seeds 0, 1): paper 0.26 / 0.25,
   centred 0.57 / 0.66; with the test's zero-mean patterns both recover (paper 0.68 / 0.85, centred
   0.69 / 0.62; standard training 0.29 / 0.23, clean 0.96 / 0.98).
 - **No clipping** of projected images: the paper trains on the projected values, which may leave [0, 1].
@@ -48,7 +48,7 @@ Published: recovers > 87 % clean test accuracy on OPS-poisoned CIFAR-10 (ResNet-
 accuracy on LSP. The method assumes the real class features are *not* linear in pixels (true of natural
 images). On a synthetic set where classes are stripe orientations (no linear signal) and a zero-mean
 class-wise shortcut is added, it recovers 0.68 / 0.85 against 0.29 / 0.23 for standard training (clean
-0.96 / 0.98; seeds 0 / 1; ``tests/test_ueraser_op_dfr.py``).
+0.96 / 0.98; seeds 0 / 1; ``tests/plugins/attacks/test_orthogonal_projection.py``).
 
 Poison figures in this paragraph predate issue 17's fixes (CUDA, OPS and class-wise EM version 1; sample-wise
 EM is unchanged): the README's quick-suite tables have the current versions' values.

@@ -12,7 +12,7 @@ where the maximum is taken per sample (each image keeps its own worst of its K d
 the authors' repository lafeat/ueraser, file ``ueraser.py`` (the ``UEraser`` kornia pipeline and
 ``adversarial_augmentation_loss``; training loops in ``LSP/cifar_train.py`` and ``EM/QuickStart.ipynb``).
 The augmentation 𝒜 is that pipeline, in its order, with its parameters (kornia's definitions, written
-here without depending on kornia; checked in ``tests/test_reference_learner_attacks.py``):
+here without depending on kornia; checked in ``tests/plugins/attacks/test_ueraser.py``):
 
 1. **Plasma brightness** (``RandomPlasmaBrightness``), with probability ``plasma_probability`` = 0.5
    per image: x ← clip(x + I·(2P − 1)), I ~ U[``brightness_intensity_min``, ``brightness_intensity``]

@@ -8,7 +8,7 @@ hidden, not gone. Noise is added to every floating-point parameter with absolute
 The perturbation is the one PUE's released code draws for its certificate
 (``NeuralSec/certified-data-learnability``, ``certify.py``: σ·``randn_like`` added to every
 ``named_parameters`` tensor, buffers untouched);
-``tests/test_reference_weight_space.py`` checks it. PUE evaluates N = 1,000 such draws for a quantile (the
+``tests/plugins/attacks/test_weight_noise.py`` checks it. PUE evaluates N = 1,000 such draws for a quantile (the
 ``certified-learnability`` metric); this attack averages the metrics over a few.
 """
 

@@ -7,7 +7,7 @@ values come from the same metric plugins with the same parameters, so they are c
 
 The released SalUn code (OPTML-Group/Unlearn-Saliency, ``Classification/main_forget.py``) saves the four
 numbers per run; the average gap itself is the paper's table column (no code computes it), so the reference
-check (tests/test_reference_unlearning_metrics.py) reproduces the published Avg. Gap of SalUn's Table 1 (FT
+check (tests/plugins/metrics/test_avg_gap.py) reproduces the published Avg. Gap of SalUn's Table 1 (FT
 3.78, GA 4.12, SalUn 1.15) and of the RURK table (2.65) from their rows. No deviation; dememo reports it as a
 fraction, the papers in percent.
 """

@@ -20,7 +20,7 @@ first k from ⌈q̄N⌉ to N with BinomCDF(k − 1; N, q̄) > 0.99, then index k
 i.e. the same k-th order statistic; "abstain" where dememo reports 1.0). Other differences from that
 code: it averages per-batch accuracies over a loader that drops the last partial batch (dememo: the exact
 fraction over all images), and it reports the q-quantile by ``np.percentile`` (linear interpolation;
-dememo's ``q_acc`` is the order statistic a_(⌈qN⌉)). ``tests/test_reference_weight_space.py`` compares
+dememo's ``q_acc`` is the order statistic a_(⌈qN⌉)). ``tests/plugins/metrics/test_certified_learnability.py`` compares
 ``certified_bound`` with a transcription of that loop.
 
 Columns: ``cert_acc`` = a_(k) at the configured η (lower is better for the data owner: even the best model

@@ -16,7 +16,7 @@ and the N retrained models. 1 = indistinguishable from retraining at full utilit
 
 ``forget_quality`` (and ``_f``, ``_eps``) is **challenge-exact**: it reproduces ``metric.py``'s
 ``compute_logit_scaled_confidence`` and ``compute_forget_score_from_confs`` bit for bit on the same
-arrays (tests/test_reference_membership.py transcribes the file independently and compares on random
+arrays (tests/plugins/metrics/test_forget_quality.py transcribes the file independently and compares on random
 arrays). Its rules, as released:
 
 * statistic: c = log(p_y + 1e-45) − log(Σ_{k≠y} p_k + 1e-45), softmax from float32 logits minus their
@@ -55,7 +55,7 @@ with ``compute_epsilon_s`` (δ = 0.01, 13 bins scored 2/2^n, a best-threshold an
 logistic-regression attack on the cross-entropy against the *predicted* label) circulate as "the challenge
 metric"; metric.py, the organisers' released scorer, computes none of that, and dememo follows metric.py.
 
-Power at the suite's N (synthetic Gaussians, 60 examples, tests/test_reference_membership.py): with
+Power at the suite's N (synthetic Gaussians, 60 examples, tests/plugins/metrics/test_forget_quality.py): with
 N = 16 models per group a 2σ per-example shift scores F = 0.043 (mean ε 2.5), identical groups 0.20
 (the noise floor; mean ε 1.5). On digits' random 10 % with N = 16 (Python API, seed 0): retrain 0.149 (mean ε 1.70),
 original 0.106 (mean ε 5.99); the Clopper–Pearson variant 0.99 and 0.84. Figures on the benchmark's

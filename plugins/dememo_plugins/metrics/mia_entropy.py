@@ -33,7 +33,7 @@ forget set, the retain set or the test set is empty.
 Measured with version 2 (seed 0, one thread; share of forget predicted member, original / retrain):
 noisy-shapes random-10 % 0.580 / 0.507 (version 1: the same), digits class 0 0.95 / 0.11 (version 1: 0.95 /
 0.13), digits random-10 % 0.824 / 0.824 (version 1: 0.815 / 0.824). The other figures quoted in
-tests/test_relearning_mia_tow.py (seeds 1 and 2) are version 1's, pending the quick-suite re-run.
+tests/plugins/metrics/test_mia_entropy.py (seeds 1 and 2) are version 1's, pending the quick-suite re-run.
 """
 
 from __future__ import annotations

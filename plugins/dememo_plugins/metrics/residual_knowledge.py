@@ -23,7 +23,7 @@ Generators (all run against the evaluated model m; x' is clamped to [0, 1]):
   uniform random start (``dememo.pgd``).
 
 The authors' code was not found released (searched for the RURK repository): dememo follows the paper's
-definition; tests/test_reference_unlearning_metrics.py checks the estimator against the closed-form
+definition; tests/plugins/metrics/test_residual_knowledge.py checks the estimator against the closed-form
 probabilities of threshold models for each generator.
 
 Choices where the paper leaves room, and deviations (dememo):

@@ -13,7 +13,7 @@ computes exactly this product with that attack (read for facts only: kairanzhao/
 ``surgical_plugins/analysis.py`` for ToW and ``surgical_plugins/analysis_mia.py`` for ToW-MIA; they take
 1 − |Δ|/100 of accuracies saved in percent and 1 − |Δ| of the SVC MIA's ``confidence`` entry, a fraction,
 per seed, then average over seeds; dememo reports the per-seed value and the leaderboard averages). No
-deviation; tests/test_reference_unlearning_metrics.py checks the product against that transcription.
+deviation; tests/plugins/metrics/test_tow.py checks the product against that transcription.
 
 The values are read from the ``unlearning-accuracy`` and ``mia-efficacy`` metrics with their configured
 parameters, on the evaluated model and on the retrained reference; they are computed once and cached.

@@ -21,7 +21,7 @@ it, the other never saw it, so the targets are balanced); repeat for every pair.
 accuracy of "LR > 0 ⇒ unlearned" and the AUC of the LR over those K·|forget| scores. 0.5 means the
 unlearner is indistinguishable from never training on the example; the ``retrain`` row, whose replays
 retrain each shadow without its forget examples, reads 0.5 up to sampling noise
-(tests/test_reference_membership.py checks it over seeds). ``original`` (no unlearning) is
+(tests/plugins/metrics/test_u_lira.py checks it over seeds). ``original`` (no unlearning) is
 distinguishable.
 
 Choices: K = 8 by default (the paper uses hundreds of shadows on CIFAR-10; K is a parameter, recorded in

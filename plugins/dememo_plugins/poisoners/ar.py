@@ -28,7 +28,7 @@ to the first draw rescaled to Σ|β| = 1, which makes every value a bounded comb
 Budget: the dataset's ``l2`` radius (the paper's L2 = 1.0 on CIFAR-10), each δ at norm ε before
 clipping.
 
-Measured on noisy-shapes (small-cnn, 15 epochs, L2 0.5, seeds 0 / 1; ``tests/test_model_free_poisoners.py``):
+Measured on noisy-shapes (small-cnn, 15 epochs, L2 0.5, seeds 0 / 1; ``tests/plugins/poisoners/test_ar.py``):
 clean test accuracy 0.930 / 0.953 after clean training, 0.925 / 0.929 after training on AR data (two
 more seeds: 0.94, 0.96) — no effect. Not a broken poison: with larger radii the same code does poison
 noisy-shapes (seed 0: 0.62 at L2 1.0, 0.16 at L2 2.0), and AR noise alone on grey images is learned and

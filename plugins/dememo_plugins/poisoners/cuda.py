@@ -33,7 +33,7 @@ where the code would divide 0 by 0. The code's ``grayscale``, ``same`` (one filt
 Version 1 drew an independent filter per channel and hard-clipped the unnormalised output: that
 saturated 53 % of noisy-shapes' values (now 0.13 %, one per image) and gave each class a colour cast.
 
-Measured on noisy-shapes (small-cnn, 15 epochs, seeds 0 / 1; ``tests/test_model_free_poisoners.py``):
+Measured on noisy-shapes (small-cnn, 15 epochs, seeds 0 / 1; ``tests/plugins/poisoners/test_cuda.py``):
 clean test accuracy 0.920 / 0.956 after clean training, 0.100 / 0.098 after training on CUDA data
 (train accuracy 1.0 / 0.98): chance (0.1) — the model learns the class filters, not the content, and
 predicts (almost) a single class on clean images.

@@ -28,7 +28,7 @@ Choices where the paper leaves room:
 - Budget: the paper's L2 radius (≈ 1.0–1.3 on CIFAR-10's 3,072 values) is the dataset's ``l2`` budget;
   every δ_i has norm exactly ε before clipping.
 
-Measured on noisy-shapes (small-cnn, 15 epochs, L2 0.5, seeds 0 / 1; ``tests/test_model_free_poisoners.py``):
+Measured on noisy-shapes (small-cnn, 15 epochs, L2 0.5, seeds 0 / 1; ``tests/plugins/poisoners/test_lsp.py``):
 clean test accuracy 0.930 / 0.953 after clean training, 0.922 / 0.765 after training on LSP data (four
 more training runs: 0.75–0.89). So at this budget LSP lowers accuracy by 0–0.19, inconsistently, and
 does not make the data unlearnable: with the default 4×4 grid the patches have the scale of the

@@ -41,11 +41,11 @@ images are returned unchanged; a larger ε still changes one pixel (the code's `
 Version 1 summed |ξ − x| over channels before the mean/std and did not exclude taken pairs, so on
 ``digits`` all ten classes set pixel 0 to white, which carries no class information.
 
-Measured on noisy-shapes (small-cnn, 15 epochs, L0 1, seeds 0 / 1; ``tests/test_model_free_poisoners.py``):
+Measured on noisy-shapes (small-cnn, 15 epochs, L0 1, seeds 0 / 1; ``tests/plugins/poisoners/test_ops.py``):
 clean test accuracy 0.920 / 0.956 after clean training, 0.641 / 0.674 after training on OPS data: one
 pixel per image removes about 0.3 of the accuracy, a smaller drop than on CIFAR-10 (94.7 → 36.6 with
 ResNet-18). On digits (mlp, the quick suite's recipe, seeds 0–7;
-``tests/test_reference_model_free_poisoners.py``): 0.967–0.974 clean, 0.929–0.948 with OPS (version 1:
+``tests/plugins/poisoners/test_ops.py``): 0.967–0.974 clean, 0.929–0.948 with OPS (version 1:
 0.965–0.972, no drop): the digits are learned about as fast as the pixel, so the shortcut only takes
 0.02–0.04.
 """

@@ -19,7 +19,7 @@ an end-of-epoch pass over the N training samples costs one forward pass per epoc
 augmentation or dropout state). The run and its record are shared with ``max-confidence``, ``entropy``
 and ``correctness`` (``_learning_curve``); the outputs are bit-identical to the first version of this
 module, which accumulated the same sums itself.
-Measured AUC for 5 % flipped labels (tests/test_memorization_proxies.py): ≥ 0.998 on digits and
+Measured AUC for 5 % flipped labels (tests/plugins/scorers/test_confidence.py): ≥ 0.998 on digits and
 noisy-shapes when the recipe memorizes them, 0.986–0.9999 under the quick recipes.
 """
 

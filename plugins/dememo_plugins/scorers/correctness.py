@@ -15,7 +15,7 @@ scores must break them, as ``dememo.forget`` does).
 Choices: the training run, its record and the end-of-epoch evaluation pass are those of ``confidence``
 (``_learning_curve``: same initial weights and batch order as standard training, shared in process).
 Jiang et al. record correctness at every checkpoint they save; one record per epoch is dememo's choice.
-Measured AUC for 5 % flipped labels (tests/test_memorization_proxies.py): ≥ 0.999 on digits and
+Measured AUC for 5 % flipped labels (tests/plugins/scorers/test_proxy_family.py): ≥ 0.999 on digits and
 noisy-shapes when the recipe memorizes them, 0.97–0.99 under the quick recipes, which fit few of them.
 """
 

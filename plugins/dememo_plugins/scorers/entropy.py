@@ -16,7 +16,7 @@ drop the resulting NaN/inf samples before ranking).
 Choices: the training run, its record and the end-of-epoch evaluation pass are those of ``confidence``
 (``_learning_curve``: same initial weights and batch order as standard training, shared in process).
 Like ``max-confidence`` it ignores the label. Measured AUC for 5 % flipped labels
-(tests/test_memorization_proxies.py): 0.95–0.97 where the recipe memorizes them, 0.75–0.85 under the
+(tests/plugins/scorers/test_proxy_family.py): 0.95–0.97 where the recipe memorizes them, 0.75–0.85 under the
 quick digits recipe and 0.55–0.61 under the quick noisy-shapes recipe, which fit few of them.
 """
 

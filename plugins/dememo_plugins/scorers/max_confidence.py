@@ -12,7 +12,7 @@ the mean over the T epochs of one standard training on the scored data, recorded
 in evaluation mode. Unlike the C-proxy (``confidence``) it ignores the label: a sample predicted
 confidently as the *wrong* class scores low here. It ranks mislabeled samples high only while the model
 hesitates between the given and the true label, so on label noise it is weaker than ``confidence``.
-Measured AUC for 5 % flipped labels (tests/test_memorization_proxies.py): 0.97–0.98 where the recipe
+Measured AUC for 5 % flipped labels (tests/plugins/scorers/test_proxy_family.py): 0.97–0.98 where the recipe
 memorizes them (digits and noisy-shapes, no weight decay, 60 epochs), 0.74–0.85 under the quick digits
 recipe and 0.54–0.61 under the quick noisy-shapes recipe, which fit few of them.
 

@@ -23,7 +23,7 @@ Choices and deviations (dememo):
   own class only). That is the only use of the retain set (its labels).
 - The released code (``adv_generator.py:FGSM``) rounds x' to the 8-bit grid (multiples of 1/255) before
   predicting; dememo does not (the embedded digits are not on that grid). Checked against a closed-form
-  transcription of the released rule on a linear model: ``tests/test_reference_rows.py``.
+  transcription of the released rule on a linear model: ``tests/plugins/unlearners/test_boundary_shrink.py``.
 - The labels are computed once, before fine-tuning (the published code recomputes them every step on a
   frozen copy of θ₀ without augmentation: the same labels).
 - lr 1e-5 moves nothing on the embedded data: a forgotten class there has 100–150 images, i.e. 1–2

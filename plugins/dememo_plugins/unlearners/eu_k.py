@@ -19,7 +19,7 @@ Choices (see ``_last_k`` for exactly which modules form the tail):
 - Re-initialisation draws PyTorch's default distributions with ``ctx.generator``
   (``dememo.models.reinitialise``), the distribution a fresh model of the architecture starts from. The
   released code (shash42/Evaluating-Inexact-Unlearning, ``src/methods.py``) draws Kaiming-normal weights and
-  zero biases instead, its own networks' initialisation. ``tests/test_reference_last_layers.py`` checks the
+  zero biases instead, its own networks' initialisation. ``tests/plugins/unlearners/test_eu_k.py`` checks the
   definition: the result depends neither on the tail's trained weights nor on D_f, and the prefix is
   bit-identical.
 - Training follows the paper (the tail is retrained with the original training schedule): by default the

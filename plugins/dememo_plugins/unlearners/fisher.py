@@ -23,7 +23,7 @@ Choices and deviations:
   notebook) back-propagates the *batch-mean* loss of batches of 32 and weights it by the batch-mean
   p(c|x), which is not the per-sample Fisher of the paper (it depends on the batch size and on which
   samples share a batch); dememo takes per-sample gradients, which equals the released rule at batch
-  size 1 (``tests/test_reference_second_order_unlearners.py`` checks that against a loop transcription).
+  size 1 (``tests/plugins/unlearners/test_fisher.py`` checks that against a loop transcription).
 - F is the Fisher Information Matrix proper, E_{c ~ p(·|x)} (∂ log p(c|x)/∂θ)² (not the empirical Fisher
   with the data's labels), over the retain set, in evaluation mode. By default it is estimated with one
   label per retain sample drawn from the model (``exact = False``, an unbiased Monte Carlo estimate at

@@ -4,7 +4,7 @@ Each step minimises  α·CE(retain batch) − (1 − α)·CE(forget batch), one 
 passes over the retain set (the forget set is cycled). Published: α ≈ 0.95–0.99, lr 0.01, 5 epochs.
 
 Released code: the SCRUB authors' notebook (meghdadk/SCRUB, ``small_scale_unlearning.ipynb``,
-``run_neggrad_epoch``); ``tests/test_reference_unlearners_a.py`` checks the first step's objective against
+``run_neggrad_epoch``); ``tests/plugins/unlearners/test_neggrad_plus.py`` checks the first step's objective against
 it. Deviations: the notebook adds α·(wd/2)·‖θ − θ₀‖² to the retain term (a pull toward the original
 weights) and steps with plain SGD in evaluation mode; dememo uses the harness's training loop (the recipe's
 Nesterov momentum and weight decay toward zero, its schedule, train mode), like every other fine-tuning

@@ -1,0 +1,1 @@
+"""Helpers shared by the metric tests (tests/plugins/metrics/), one module per group of methods."""

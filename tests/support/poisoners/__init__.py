@@ -1,0 +1,1 @@
+"""Helpers shared by the poisoner tests (tests/plugins/poisoners/), one module per group of methods."""
