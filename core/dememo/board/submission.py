@@ -363,7 +363,7 @@ def load_bundle(path: Path | str) -> dict[str, Any]:
         raise UserError(f"{path} is not valid bundle JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} is not a bundle: the top-level JSON value is a {type(data).__name__}, not an object")
-    if results_mod._depth(data) > results_mod.MAX_DEPTH:
+    if results_mod.check._depth(data) > results_mod.MAX_DEPTH:
         raise UserError(f"{path} is not a bundle: its JSON is nested more than {results_mod.MAX_DEPTH} levels deep")
     return data
 
