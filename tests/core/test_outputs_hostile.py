@@ -17,7 +17,7 @@ import torch
 
 from dememo import cli, interrupts, results
 from dememo import files as outputs
-from dememo.board import leaderboard, submission, writer
+from dememo.board import leaderboard, writer
 from dememo.errors import StorageError, UserError, storage_advice
 from dememo.files import atomic_write_bytes
 from dememo.results.record import CellRecord
@@ -267,11 +267,11 @@ def test_an_interrupt_in_the_middle_of_a_set_rolls_it_back(tmp_path, monkeypatch
 
 def test_a_board_write_that_fails_on_its_last_file_keeps_the_previous_board(tmp_path, monkeypatch):
     board = {"results.json": "{}\n", "leaderboard.md": "# old\n", "leaderboard.html": "<p>old</p>\n"}
-    submission.write_files(tmp_path, board)
+    outputs.write_files(tmp_path, board)
     before = snapshot(tmp_path)
     fail_writing(monkeypatch, "leaderboard.html", errno.EACCES)
     with pytest.raises(UserError, match="cannot write the board") as info:
-        submission.write_files(tmp_path, {name: text.replace("old", "new") for name, text in board.items()})
+        outputs.write_files(tmp_path, {name: text.replace("old", "new") for name, text in board.items()})
     assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == sorted(board)
     assert "previous files there are unchanged" in str(info.value) and "free space" not in str(info.value)
 

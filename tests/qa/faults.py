@@ -579,9 +579,9 @@ def rehash(b: dict[str, Any]) -> dict[str, Any]:
 def tamper(b: dict[str, Any], rng: random.Random, n: int) -> int:
     """Change up to ``n`` fraction values of the bundle's finished non-reference cells (still in range), as
     a forger making an entry look better; the number changed."""
-    from dememo.board import submission
+    from dememo.board.bundle import _is_reference
     refs = b["suite"].get("references", {})
-    values = [(c, col) for c in b["cells"] if c["status"] == "ok" and not submission._is_reference(c, refs)
+    values = [(c, col) for c in b["cells"] if c["status"] == "ok" and not _is_reference(c, refs)
               for col, v in sorted(c["metrics"].items())
               if isinstance(v, float) and b["columns"][c["track"]].get(col, {}).get("unit") == "fraction"]
     for c, col in rng.sample(values, min(n, len(values))):
@@ -595,10 +595,11 @@ def third_party(genuine: dict[str, Any], dist: str, prefix: str, name: str | Non
     ``prefix + name`` and claimed by distribution ``dist``, with the reference rows of their tables as
     context (what ``dememo-bench submit`` makes for a plugin of another distribution)."""
     from dememo.board import submission
+    from dememo.board.bundle import _is_reference, _row_plugins, _table
     from dememo.hashing import digest
 
     refs = genuine["suite"].get("references", {})
-    used = {fn for c in genuine["cells"] if not submission._is_reference(c, refs) for fn in submission._row_plugins(c)}
+    used = {fn for c in genuine["cells"] if not _is_reference(c, refs) for fn in _row_plugins(c)}
     reference = {(f, n) for f, names in refs.items() for n in names} | {("attack", "none")}
     family, plugin = sorted((fn for fn in used if fn not in reference), key=lambda fn: (fn[0] != "unlearner", fn))[0]
     new = prefix + plugin
@@ -618,9 +619,9 @@ def third_party(genuine: dict[str, Any], dist: str, prefix: str, name: str | Non
                 c[f] = label
         c["key"] = digest(c["params"])
         own.append(c)
-        tables.add(submission._table(c))
+        tables.add(_table(c))
     context = [json.loads(json.dumps(c)) for c in genuine["cells"]
-               if submission._table(c) in tables and submission._is_reference(c, refs)]
+               if _table(c) in tables and _is_reference(c, refs)]
     version = next(p["version"] for p in genuine["plugins"] if (p["family"], p["name"]) == (family, plugin))
     tracks = sorted({c["track"] for c in own + context})
     b = {**json.loads(json.dumps({k: v for k, v in genuine.items() if k != "cells"})),
@@ -789,6 +790,7 @@ def _hostile_cases(g: dict[str, Any], rng: random.Random) -> list[tuple]:
     """(case name, {file name: bundle}) of every hostile case; each file is written next to the genuine
     ``dememo.json`` and the benign third-party ``third.json``."""
     from dememo.board import submission
+    from dememo.board.bundle import _is_reference, _row_plugins
     def copy(b: dict[str, Any]) -> dict[str, Any]:
         return json.loads(json.dumps(b))
 
@@ -801,10 +803,10 @@ def _hostile_cases(g: dict[str, Any], rng: random.Random) -> list[tuple]:
     evil = third_party(g, "dememo-evil", "evil-")
     claims = copy(evil)
     claims["plugins"].append(next(p for p in g["plugins"] if (p["family"], p["name"]) in
-                                  {fn for c in submission.own_cells(g) for fn in submission._row_plugins(c)}
+                                  {fn for c in submission.own_cells(g) for fn in _row_plugins(c)}
                                   and p["name"] not in ("none", "original", "retrain")))
     foreign = copy(evil)
-    stolen = copy(next(c for c in g["cells"] if c["status"] == "ok" and not submission._is_reference(c, g["suite"]["references"])))
+    stolen = copy(next(c for c in g["cells"] if c["status"] == "ok" and not _is_reference(c, g["suite"]["references"])))
     stolen["metrics"] = {k: (round(1 - v, 6) if isinstance(v, float) and 0 <= v <= 1 else v) for k, v in stolen["metrics"].items()}
     foreign["cells"].append(stolen)
     foreign["columns"], foreign["seeds"] = copy(g["columns"]), copy(g["seeds"])
@@ -867,20 +869,21 @@ def _board_check(g: dict[str, Any], out: Path, board: Any, hostile: list[str],
     """(handled, genuine rows missing, genuine rows shown with other values, why not) of one built board (or
     the ``error`` of a build that accepted nothing) against the genuine bundle ``g`` (``dememo.json``)."""
     from dememo.board import submission
+    from dememo.board.bundle import _slot
     own = submission.own_cells(g)
     if board is None:  # everything held back: the one-line error must say why, naming the hostile files
         named = "dememo.json: held back" in error and all(h in error for h in hostile)
         return named, 0 if named else len(own), 0, "" if named else f"no board, and the error does not name {hostile}: {error}"
     refused = dict(board.refused)
-    on_board = {submission._slot(c): c for c in json.loads((out / "results.json").read_text())["cells"]}
+    on_board = {_slot(c): c for c in json.loads((out / "results.json").read_text())["cells"]}
     if "dememo.json" in refused:
         named = any(h in refused["dememo.json"] for h in hostile) and all(h in refused for h in hostile)
-        shown = [s for s in map(submission._slot, own) if s in on_board]
+        shown = [s for s in map(_slot, own) if s in on_board]
         ok = named and not shown
         return ok, 0 if named else len(own), 0, "" if ok else f"held back without naming {hostile}: {refused['dememo.json']}"
-    missing = [c for c in own if submission._slot(c) not in on_board]
-    changed = [c for c in own if submission._slot(c) in on_board and
-               any(on_board[submission._slot(c)].get(k) != c.get(k) for k in ("key", "status", "metrics", "series"))]
+    missing = [c for c in own if _slot(c) not in on_board]
+    changed = [c for c in own if _slot(c) in on_board and
+               any(on_board[_slot(c)].get(k) != c.get(k) for k in ("key", "status", "metrics", "series"))]
     lost = len(missing) + len(changed)
     md = (out / "leaderboard.md").read_text(encoding="utf-8")
     ok = lost == 0 and not raw_markdown(md) and not ragged_tables(md)

@@ -34,6 +34,8 @@ from qa import fuzz
 from dememo.results.aggregate import stats
 from dememo.board import leaderboard, report, submission
 from dememo.errors import DatasetError, ParameterError, SuiteError, UserError
+from dememo.files import write_files
+from dememo.hashing import digest
 from dememo.params import build, parse_sets, parse_value
 from dememo.plan.suite import load_suite
 from dememo.results import load_results
@@ -326,7 +328,7 @@ def test_board_renders_everything_before_writing(env, tmp_path, monkeypatch):
 
 def test_a_file_that_cannot_be_written_takes_the_others_back(tmp_path):
     (tmp_path / "out" / "b.txt").mkdir(parents=True)  # os.replace cannot put a file there
-    message = one_line_error(UserError, submission.write_files, tmp_path / "out", {"a.txt": "a", "b.txt": "b"})
+    message = one_line_error(UserError, write_files, tmp_path / "out", {"a.txt": "a", "b.txt": "b"})
     assert "cannot write the board" in message
     assert not (tmp_path / "out" / "a.txt").exists() and not list((tmp_path / "out").glob(".*tmp"))
 
@@ -335,7 +337,7 @@ def test_a_file_that_cannot_be_written_takes_the_others_back(tmp_path):
 
 
 def _rehashed(bundle: dict) -> dict:
-    bundle["suite_fingerprint"] = submission.digest(bundle["suite"])
+    bundle["suite_fingerprint"] = digest(bundle["suite"])
     bundle["content_sha256"] = submission.content_hash(bundle)
     return bundle
 

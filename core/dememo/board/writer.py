@@ -1,5 +1,7 @@
-"""The one writer of a run's outputs: ``results.json`` with ``leaderboard.md``/``.csv``/``.json``/``.html``,
-rendered in memory and written as one set (:func:`dememo.files.atomic_write_set`)."""
+"""The one writer of ``results.json`` with ``leaderboard.md``/``.csv``/``.json``/``.html``: a run's outputs
+(``output_files``, ``write_outputs``) and the public board's (``board_files``, written by
+:func:`dememo.board.public.build_board`), rendered in memory from a results document by the same
+``leaderboard_files`` and ``leaderboard_page`` and written as one set (:func:`dememo.files.atomic_write_set`)."""
 
 from __future__ import annotations
 
@@ -17,17 +19,27 @@ from dememo.files import atomic_write_set
 PARTIAL_DIR = "partial"
 
 
-def output_files(data: dict[str, Any], suite_name: str) -> dict[str, bytes | None]:
-    """results.json and leaderboard.md/.csv/.json/.html, rendered in memory (nothing is written). A rendering
-    error costs the HTML page only: its entry is None, which removes an older page with the set (no page is
-    left that disagrees with the results beside it)."""
-    files: dict[str, bytes | None] = {
-        "results.json": (json.dumps(data, indent=1, sort_keys=True, allow_nan=True) + "\n").encode(),
-        "leaderboard.md": (f"# dememo leaderboard — suite `{suite_name}`\n\n" + leaderboard.render(data, "github")
-                           + "\n").encode(),
-        "leaderboard.csv": leaderboard.to_csv(data).encode(),
-        "leaderboard.json": (json.dumps(leaderboard.to_json(data), indent=1, ensure_ascii=False) + "\n").encode(),
+def leaderboard_files(data: dict[str, Any], heading: str, preamble: str = "") -> dict[str, str]:
+    """leaderboard.md (``# heading``, then ``preamble``, then the tables), leaderboard.csv and leaderboard.json
+    (the tables as data) of a results document, rendered in memory."""
+    return {
+        "leaderboard.md": f"# {heading}\n\n{preamble}" + leaderboard.render(data, "github") + "\n",
+        "leaderboard.csv": leaderboard.to_csv(data),
+        "leaderboard.json": json.dumps(leaderboard.to_json(data), indent=1, ensure_ascii=False) + "\n",
     }
+
+
+def leaderboard_page(data: dict[str, Any], survive_errors: bool = True) -> str | None:
+    """leaderboard.html of a results document, rendered in memory. With ``survive_errors`` (a run) any error
+    costs the page only: a warning on stderr and None, whose entry removes an older page with the set (no page
+    is left that disagrees with the results beside it). Without (the board) a rendering error propagates, and
+    None means that ``dememo.board.html`` is not available."""
+    if not survive_errors:
+        try:
+            from dememo.board.html import render_page
+        except ImportError:
+            return None
+        return render_page(data)
     try:
         from dememo.board.html import render_page
 
@@ -35,9 +47,36 @@ def output_files(data: dict[str, Any], suite_name: str) -> dict[str, bytes | Non
     except Exception as exc:  # noqa: BLE001
         print(f"dememo-bench: warning: leaderboard.html not written ({type(exc).__name__}: {' '.join(str(exc).split())})",
               file=sys.stderr)
-        files["leaderboard.html"] = None
-        return files
-    files["leaderboard.html"] = page.encode("utf-8")
+        return None
+    return page
+
+
+def output_files(data: dict[str, Any], suite_name: str) -> dict[str, bytes | None]:
+    """A run's results.json and leaderboard.md/.csv/.json/.html, rendered in memory (nothing is written). A
+    rendering error costs the HTML page only: its entry is None, which removes an older page with the set (no
+    page is left that disagrees with the results beside it)."""
+    text: dict[str, str | None] = {
+        "results.json": json.dumps(data, indent=1, sort_keys=True, allow_nan=True) + "\n",
+        **leaderboard_files(data, f"dememo leaderboard — suite `{suite_name}`"),
+    }
+    text["leaderboard.html"] = leaderboard_page(data)
+    return {name: None if content is None else content.encode("utf-8") for name, content in text.items()}
+
+
+def board_files(data: dict[str, Any], heading: str, preamble: str) -> dict[str, str]:
+    """The public board's results.json (the merged results, non-ASCII kept), leaderboard.md (``# heading``,
+    ``preamble``: the entries table, then the tables), .csv, .json and .html, rendered in memory. An HTML
+    rendering error propagates (nothing of the board is written); the page is left out when
+    ``dememo.board.html`` is not available."""
+    tables = leaderboard_files(data, heading, preamble)
+    files = {
+        "leaderboard.md": tables.pop("leaderboard.md"),
+        "results.json": json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+        **tables,
+    }
+    page = leaderboard_page(data, survive_errors=False)
+    if page is not None:
+        files["leaderboard.html"] = page
     return files
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dememo.errors import UserError
 from dememo.run.devices import resolve_device
-from dememo.board import submission
+from dememo.board.public import build_board
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,8 +37,8 @@ def main(args: argparse.Namespace) -> int:
     if args.rerun < 0:
         raise UserError("--rerun must be at least 0")
     device = resolve_device(args.device) if args.rerun else "cpu"
-    board = submission.build_board(args.entries, args.out, rerun=args.rerun, rerun_seed=args.rerun_seed,
-                                   device=device, data_dir=args.data_dir)
+    board = build_board(args.entries, args.out, rerun=args.rerun, rerun_seed=args.rerun_seed,
+                        device=device, data_dir=args.data_dir)
     for name, check in board.reruns:  # which cells were re-run, and the seed of the draw
         print(f"re-ran {name}: {check.line()}")
     for entry in board.accepted:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dememo import results
 from dememo.errors import UserError
-from dememo.board import submission
+from dememo.board.bundle import bundle, write_bundle
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,8 +32,8 @@ def main(args: argparse.Namespace) -> int:
         p = data["partial"]
         raise UserError(f"{args.results} holds partial results ({p['cells_done']} of {p['cells_planned']} cells, the run "
                         "was stopped); run the same command again to finish it, then submit")
-    b = submission.bundle(data, args.name, args.plugin)  # which refuses partial results too
-    path = submission.write_bundle(b, args.out)
+    b = bundle(data, args.name, args.plugin)  # which refuses partial results too
+    path = write_bundle(b, args.out)
     own = len(b["cells"])
     print(f"dememo-bench: wrote {path}: {own} cells of {b['plugin']['distribution']} {b['plugin']['version']} with "
           f"their reference rows, suite {b['suite']['name']!r}, sha256 {b['content_sha256']}", file=sys.stderr)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from dememo.errors import UserError
 from dememo.run.devices import resolve_device
-from dememo.board import submission
+from dememo.board import verify
+from dememo.board.bundle import load_bundle
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,14 +36,14 @@ def parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     if args.rerun < 0:
         raise UserError("--rerun must be at least 0")
-    abs_tol = submission.ABS_TOL if args.tolerance is None else args.tolerance
-    rel_tol = submission.REL_TOL if args.rel_tolerance is None else args.rel_tolerance
+    abs_tol = verify.ABS_TOL if args.tolerance is None else args.tolerance
+    rel_tol = verify.REL_TOL if args.rel_tolerance is None else args.rel_tolerance
     if abs_tol < 0 or rel_tol < 0:
         raise UserError("--tolerance and --rel-tolerance must be ≥ 0")
-    b = submission.load_bundle(args.bundle)
+    b = load_bundle(args.bundle)
     device = resolve_device(args.device) if (args.rerun or args.cell) else "cpu"
-    checks = submission.verify(b, rerun=args.rerun, tolerance=abs_tol, rel_tolerance=rel_tol, cache_dir=args.cache_dir,
-                               seed=args.rerun_seed, keys=args.cell or None, device=device, data_dir=args.data_dir)
+    checks = verify.verify(b, rerun=args.rerun, tolerance=abs_tol, rel_tolerance=rel_tol, cache_dir=args.cache_dir,
+                           seed=args.rerun_seed, keys=args.cell or None, device=device, data_dir=args.data_dir)
     for check in checks:
         print(check.line())
     failed = [c for c in checks if not c.ok]

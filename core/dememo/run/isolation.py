@@ -47,7 +47,7 @@ POLL_SECONDS = 0.1
 def _worker(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], conn: Connection) -> None:
     """The worker's body: plan, then run the cells the parent sends until it sends None."""
     from dememo import interrupts
-    from dememo.run.runner import StageFailure
+    from dememo.run.failures import StageFailure
 
     with interrupts.handling():  # a plugin's own KeyboardInterrupt fails its stage, as in-process
         _serve(spec, keys, failed, conn, StageFailure)
@@ -57,8 +57,8 @@ def _serve(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], c
     try:
         planned, runner = prepare(spec, keys)
         for key, (stage, message) in failed.items():
-            runner.failed[key] = StageFailure(stage, message, "")
-        runner.on_stage = lambda key, name, started: conn.send(("stage", key, name, started))
+            runner.memo.failed[key] = StageFailure(stage, message, "")
+        runner.memo.on_stage = lambda key, name, started: conn.send(("stage", key, name, started))
         conn.send(("ready",))
         while (key := conn.recv()) is not None:
             conn.send(("record", runner.run_cell(planned[key])))
@@ -198,9 +198,9 @@ class Isolated:
                     reason = f"worker used {_gib(used)}, over --cell-memory {_gib(self.memory_bytes)} (worker killed)"
         self._stop()
         self.restarts += 1
-        from dememo.run.runner import Runner
+        from dememo.run.cell import blank_record
 
-        record = Runner.blank_record(cell)
+        record = blank_record(cell)
         stage = stages[-1][1] if stages else "cell"
         if stages:
             self.failed[stages[-1][0]] = (stage, f"{reason} (while computing this stage for an earlier cell)")

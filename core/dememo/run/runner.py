@@ -30,9 +30,7 @@ import contextlib
 import copy
 import json
 import math
-import time
 import traceback
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -45,7 +43,7 @@ from dememo.budget import Budget, check_poison
 from dememo.context import Context, seeded_generator, standard_training
 from dememo.data import Data, Splits, Task
 from dememo.ensemble import Ensemble, fit_many
-from dememo.errors import BudgetViolation, ContractViolation, DatasetError, StorageError, UserError
+from dememo.errors import ContractViolation, DatasetError, UserError
 from dememo.evaluation import Evaluation
 from dememo.families import AttackData, LearnerData, Metric, Series
 from dememo.hashing import derive_seed, digest, tensor_digest
@@ -53,10 +51,13 @@ from dememo.params import parse_label
 from dememo.plan.planner import Cell, Configured, DatasetConfig, Planner
 from dememo.progress import Progress
 from dememo.results import clean_number
-from dememo.results.record import UNSET, CellRecord
+from dememo.results.record import CellRecord
 from dememo.run import globalstate
 from dememo.run.cache import Store
-from dememo.run.guards import InputMutated, Watch, unchanged
+from dememo.run.cell import CellRun, CellState, needs_of
+from dememo.run.failures import StageFailure, escaped, first_line, one_line, user_stop
+from dememo.run.guards import Watch, unchanged
+from dememo.run.memo import StageInfo, StageMemo
 from dememo.training import History, place
 
 #: bump when the meaning of a stage changes in core, to invalidate old cache entries
@@ -78,60 +79,6 @@ def describe_subset(mask: torch.Tensor, ratio: float) -> dict[str, Any]:
             "rule": "first round(ratio*n) of randperm(n) seeded by derive_seed('poison-subset', dataset, seed)"}
 
 
-def mean_series(draws: list[Series]) -> Series:
-    """The point-wise mean of a series over a model-stage attack's random draws (same x grid)."""
-    if len(draws) == 1:
-        return draws[0]
-    if any(d.x != draws[0].x for d in draws):
-        raise ContractViolation("a series column changed its x grid between draws of one cell")
-    return Series(draws[0].x, [sum(ys) / len(ys) for ys in zip(*(d.y for d in draws))], draws[0].x_name)
-
-
-class StageFailure(Exception):
-    """A stage raised: one-line ``message`` and the full ``trace``; shared by every cell that needs it.
-    ``mutated``: the plugin modified shared data in place (what is held in memory was dropped)."""
-
-    def __init__(self, stage: str, message: str, trace: str, mutated: bool = False):
-        super().__init__(f"{stage}: {message}")
-        self.stage, self.message, self.trace, self.mutated = stage, message, trace, mutated
-
-
-def escaped(exc: BaseException, who: str) -> str | None:
-    """The one-line reason for an exception that is not an ordinary plugin bug but must still fail only the
-    plugin's stage (None for an ordinary ``Exception``)."""
-    if isinstance(exc, SystemExit):
-        return f"{who} called sys.exit({exc.code!r}); a plugin must raise an exception instead of ending the process"
-    if isinstance(exc, KeyboardInterrupt):
-        return f"{who} raised KeyboardInterrupt, and no Ctrl-C or SIGTERM was received"
-    if isinstance(exc, UserError):
-        return f"{who} raised {type(exc).__name__}: {first_line(exc)}"
-    if not isinstance(exc, Exception):
-        return f"{who} raised {type(exc).__name__}"
-    return None
-
-
-def user_stop(exc: BaseException) -> bool:
-    """Whether an exception stops the run rather than failing a stage: dememo's own cache or results
-    directory cannot be written, or the user's interrupt."""
-    return (isinstance(exc, StorageError) and exc.harness) or (isinstance(exc, KeyboardInterrupt)
-                                                               and interrupts.from_user(exc))
-
-
-def needs_of(metric: Configured, track: str, quiet: bool = False) -> tuple[str, ...]:
-    """The references ``metric`` declares for ``track``; a declaration that raises fails that metric (a
-    StageFailure naming it), or with ``quiet`` counts as none (its own stage then fails)."""
-    try:
-        return tuple(type(metric.obj).needs_on(track))  # type: ignore[attr-defined]
-    except BaseException as exc:
-        if user_stop(exc):
-            raise
-        if quiet:
-            return ()
-        who = f"metric {metric.name!r}.needs_on()"
-        raise StageFailure(f"metric:{metric.name}", escaped(exc, who) or f"{who} raised {one_line(exc)}",
-                           traceback.format_exc()) from None
-
-
 def _copy(value: Any) -> Any:
     """``value`` itself when immutable (most parameters: numbers, strings, tuples of them), else a deep copy."""
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
@@ -144,52 +91,6 @@ def _copy(value: Any) -> Any:
 def _state(obj: Any) -> str:
     """A digest of an attrs object's fields (a plugin's parameters, the training recipe)."""
     return digest(attrs.asdict(obj, recurse=True))
-
-
-class Subject(NamedTuple):
-    """What a cell's metrics read: the loaded dataset, the task, the training data and the model(s) under
-    evaluation (one per model-stage attack draw)."""
-
-    env: DatasetEnv
-    task: Task | None
-    train_data: Data | None
-    history: list | None
-    draws: list[tuple[nn.Module, str]]
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message ("" when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def one_line(exc: BaseException) -> str:
-    text = first_line(exc)
-    if isinstance(exc, (BudgetViolation, ContractViolation)):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def nbytes(value: Any) -> int:
-    """Approximate memory held by a stage output (models, tensors; other values count as small)."""
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, Ensemble):
-        return sum(nbytes(t) for t in [*value.params.values(), *value.buffers.values()])
-    if isinstance(value, nn.Module):
-        return sum(t.numel() * t.element_size() for t in value.state_dict().values())
-    if isinstance(value, (list, tuple)):
-        return sum(nbytes(v) for v in value)
-    return 256
-
-
-@attrs.define
-class StageInfo:
-    seconds: float
-    cached: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seconds": round(self.seconds, 4), "cached": self.cached}
 
 
 class ModelStage(NamedTuple):
@@ -217,16 +118,6 @@ class AttackStage(NamedTuple):
 
     draws: list[tuple[nn.Module, str]]
     info: StageInfo
-
-
-@attrs.define
-class CellState:
-    """What one cell's stages share while it runs, fresh for every cell: the evaluations built per model
-    key, the costs the run-time metrics read, and the interplay cell's owner share (clean images)."""
-
-    evals: dict[str, Evaluation] = attrs.field(factory=dict)
-    costs: dict[str, float] = attrs.field(factory=dict)
-    owner_share: Data | None = None
 
 
 @attrs.define(eq=False)
@@ -259,29 +150,15 @@ class Runner:
         self.progress = progress or Progress(show=False)
         self.data_dir = data_dir
         self.download = download
-        self.memory_bytes = memory_bytes  # stage outputs kept in memory (LRU); the disk cache holds all
-        self.mem: OrderedDict[str, tuple[Any, dict[str, Any], StageInfo]] = OrderedDict()
-        self._mem_sizes: dict[str, int] = {}
-        self._mem_total = 0
-        self.failed: dict[str, StageFailure] = {}
+        #: stage outputs: from memory, the disk cache or their computation, once (``run.memo``)
+        self.memo = StageMemo(store, memory_bytes, self.drop_shared)
         self.envs: dict[str, DatasetEnv] = {}
-        #: the cell being run: its evaluations per model key (metrics share predictions), the costs behind
-        #: its model (``Evaluation.costs``), the interplay owner share; a fresh one for every cell
-        self._cell = CellState()
-        #: seconds of cached trainings reused by the stage being computed (billed to it)
-        self._borrowed = 0.0
         #: whether the metric being computed declared ``replays`` (may call ``ev.unlearn_many``)
         self._replays = False
-        #: the watches of the plugin calls in progress (innermost last): stage outputs handed out meanwhile
-        #: are added to each (``guards.Watch``)
-        self._watches: list[Watch] = []
         #: (plugin, torch setting) pairs already warned about in this run (``globalstate.preserved``)
         self._warned: set[tuple[str, str]] = set()
         #: datasets that failed to load: config key → the error (their cells fail without retrying)
         self.bad_envs: dict[str, DatasetError] = {}
-        #: called with (key, stage name, True) before a stage is computed (not when read from the cache) and
-        #: (key, stage name, False) after: lets an isolating parent know which stage a crashed worker was in
-        self.on_stage: Callable[[str, str, bool], None] | None = None
 
     # -- datasets ----------------------------------------------------------------------------------
 
@@ -346,102 +223,13 @@ class Runner:
     def _trainer_copy(self, env: DatasetEnv, data: Data, seed: int) -> tuple[nn.Module, Any]:
         model, key, info, meta = self.standard(env, data, seed)
         if info.cached:  # a stage that reuses a cached training is billed its cost (retrain's run time is a training)
-            self._borrowed += info.seconds
+            self.memo.borrowed += info.seconds
         return copy.deepcopy(model), meta.get("history")
-
-    # -- the generic stage ---------------------------------------------------------------------------
-
-    def _stage(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-               decode: Callable[[dict[str, Any], Any], Any], who: str | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
-        """A stage's output, from memory, the cache or ``compute`` (run as plugin ``who``, default the stage
-        name). The output is shared: while a plugin runs, it is added to the plugin's watch."""
-        value, meta, info = self._get(key, name, compute, decode, who or name)
-        for watch in self._watches:
-            watch.add(f"{name} output", value)
-        return value, meta, info
-
-    def _get(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-             decode: Callable[[dict[str, Any], Any], Any], who: str) -> tuple[Any, dict[str, Any], StageInfo]:
-        if key in self.failed:
-            raise self.failed[key]
-        if key in self.mem:
-            self.mem.move_to_end(key)
-            value, meta, info = self.mem[key]
-            return value, meta, StageInfo(info.seconds, True)
-        hit = self.store.get(key)
-        if hit is None:
-            with self.store.claim(key):  # another process computing this stage: wait for it, then read its entry
-                hit = self.store.get(key)
-                if hit is None:
-                    value, meta, info = self._compute(key, name, compute, who)
-        if hit is not None:
-            meta, payload = hit
-            value = decode(meta, payload)
-            info = StageInfo(float(meta.get("seconds", 0.0)), True)
-        self.mem[key] = (value, meta, info)
-        self._mem_sizes[key] = nbytes(value)
-        self._mem_total += self._mem_sizes[key]
-        while self._mem_total > self.memory_bytes and len(self.mem) > 1:
-            old, _ = self.mem.popitem(last=False)
-            self._mem_total -= self._mem_sizes.pop(old)
-        return value, meta, info
-
-    def _compute(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-                 who: str) -> tuple[Any, dict[str, Any], StageInfo]:
-        """Compute a stage and store it (the caller holds its claim). Whatever the plugin raises fails the
-        stage (``escaped``), except a full disk and the user's interrupt."""
-        if self.on_stage is not None:
-            self.on_stage(key, name, True)
-        start = time.perf_counter()
-        outer, self._borrowed = self._borrowed, 0.0
-        signals = interrupts.pending()
-        try:
-            value, payload, extra = compute()
-        except StageFailure as exc:
-            if interrupts.pending() > signals:  # the user's Ctrl-C, swallowed by a plugin: still the user's
-                raise KeyboardInterrupt from exc
-            raise
-        except BaseException as exc:
-            if user_stop(exc):
-                raise
-            if interrupts.pending() > signals:
-                raise KeyboardInterrupt from exc
-            mutated = isinstance(exc, InputMutated)
-            failure = StageFailure(name, escaped(exc, who) or one_line(exc), traceback.format_exc(), mutated)
-            self.failed[key] = failure
-            if mutated:
-                self.drop_shared()
-            raise failure from exc
-        finally:
-            borrowed, self._borrowed = self._borrowed, outer
-            if self.on_stage is not None:
-                self.on_stage(key, name, False)
-        if interrupts.pending() > signals:
-            raise KeyboardInterrupt
-        self._refuse_tainted(name)
-        seconds = time.perf_counter() - start + borrowed
-        meta = {"stage": name, "seconds": seconds, **extra}
-        self.store.put(key, meta, payload)
-        return value, meta, StageInfo(seconds, False)
-
-    def _refuse_tainted(self, name: str) -> None:
-        """A stage computed for a plugin that had already modified shared data (``ctx.train`` on a retain set
-        it changed, ``ev.metric`` on a model it scaled) is computed from the wrong inputs under the right key:
-        it is not stored, and fails (not remembered as this key's failure: the key itself is sound); the
-        plugin's own guard then fails the plugin."""
-        for watch in self._watches:
-            changed = watch.changed()
-            if changed:
-                self.drop_shared()
-                raise StageFailure(name, f"not stored: {watch.who} had modified {changed[0]} in place before "
-                                         "asking for it", "", mutated=True)
 
     def drop_shared(self) -> None:
         """Forget every dataset and stage output held in memory (after a plugin modified one in place):
         later cells reload them from disk and the cache."""
-        self.mem.clear()
-        self._mem_sizes.clear()
-        self._mem_total = 0
+        self.memo.clear()
         self.envs.clear()
 
     # -- models ------------------------------------------------------------------------------------
@@ -478,7 +266,7 @@ class Runner:
         def decode(meta, payload):
             return [self._load(env, s) for s in payload["models"]]
 
-        return self._stage(key, name, compute, decode, who)
+        return self.memo.stage(key, name, compute, decode, who)
 
     @contextlib.contextmanager
     def _guard(self, who: str, plugin: Any, env: DatasetEnv, **shared: Any) -> Iterator[Watch]:
@@ -492,7 +280,7 @@ class Runner:
                  for i, o in objects.items()}
         moved: list[Any] = []
         try:
-            with unchanged(who, shared, self._watches) as watch, globalstate.preserved(who, self._warned):
+            with unchanged(who, shared, self.memo.watches) as watch, globalstate.preserved(who, self._warned):
                 yield watch
         finally:
             for i, o in objects.items():
@@ -544,7 +332,7 @@ class Runner:
                 ens = fit_many(self.context(env, seed, key), data, masks.to(data.device), seeds, desc=f"ensemble of {len(seeds)}")
             return ens, ens.to_payload(), {"members": len(seeds)}
 
-        ens, _, _ = self._stage(key, "ensemble", compute,
+        ens, _, _ = self.memo.stage(key, "ensemble", compute,
                                 lambda meta, payload: Ensemble.from_payload(payload, env.build(), self.device), who)
         ens.key = key
         return ens
@@ -575,7 +363,7 @@ class Runner:
             delta = (out.to(clean.x.dtype) - clean.x).to("cpu")
             return delta, {"delta": delta}, {"budget": attrs.asdict(budget)}
 
-        delta, meta, info = self._stage(key, "poison", compute, lambda meta, payload: payload["delta"], who)
+        delta, meta, info = self.memo.stage(key, "poison", compute, lambda meta, payload: payload["delta"], who)
         delta = delta.to(self.device)
         tag: list[Any] = ["poisoned", key]
         subset = None
@@ -638,9 +426,9 @@ class Runner:
                 raise ContractViolation(f"scorer {name!r} returned non-finite scores")
             return values, {"scores": values}, {}
 
-        values, _, info = self._stage(key, f"scores:{name}", compute, lambda meta, payload: payload["scores"], who)
+        values, _, info = self.memo.stage(key, f"scores:{name}", compute, lambda meta, payload: payload["scores"], who)
         if info.cached:  # like a reused training: a stage that reads the scores is billed their cost
-            self._borrowed += info.seconds
+            self.memo.borrowed += info.seconds
         return values
 
     def task(self, env: DatasetEnv, cell: Cell) -> Task:
@@ -786,7 +574,9 @@ class Runner:
         return {name: (lambda d=data: trained_on(d)) for name, data in self.reference_data(env, task, original).items()}
 
     def metric(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
-               task: Task | None, train_data: Data | None, history: list | None, metrics: dict[str, Configured]) -> dict[str, float]:
+               task: Task | None, train_data: Data | None, history: list | None, metrics: dict[str, Configured],
+               state: CellState) -> dict[str, float]:
+        """A metric on one model of the cell (``state``: what the cell's metrics share)."""
         cls: type[Metric] = type(metric.obj)  # type: ignore[assignment]
         original = train_data if cell.track == "interplay" else None
         refs = self.references(env, cell, task, original)
@@ -809,14 +599,15 @@ class Runner:
 
         def compute():
             ctx = self.context(env, cell.seed, key)
-            evals = self._cell.evals
+            evals = state.evals
             if model_key not in evals:
-                evals[model_key] = self._evaluation(env, cell, model, model_key, task, train_data, history, metrics, refs)
+                evals[model_key] = self._evaluation(env, cell, model, model_key, task, train_data, history, metrics, refs,
+                                                    state)
             ev = evals[model_key]
             outer, self._replays = self._replays, replays
             try:
                 with self._guard(f"metric {metric.name!r}", metric.obj, env, model=model, splits=env.splits, task=task,
-                                 train=train_data, owner_share=self._cell.owner_share) as watch:
+                                 train=train_data, owner_share=state.owner_share) as watch:
                     view = ev.view(watch.add)
                     values = metric.obj.compute(view, ctx)  # type: ignore[attr-defined]
                 ev.merge(view)
@@ -830,15 +621,15 @@ class Runner:
             return {k: Series.from_json(v) if isinstance(v, dict) else (math.nan if v is None else v)
                     for k, v in meta["values"].items()}
 
-        values, _, _ = self._stage(key, f"metric:{metric.name}", compute, decode, f"metric {metric.name!r}")
+        values, _, _ = self.memo.stage(key, f"metric:{metric.name}", compute, decode, f"metric {metric.name!r}")
         return values
 
-    def _evaluation(self, env, cell, model, model_key, task, train_data, history, metrics, refs) -> Evaluation:
+    def _evaluation(self, env, cell, model, model_key, task, train_data, history, metrics, refs, state) -> Evaluation:
         def reference(name: str) -> nn.Module:
             if name not in refs:
                 raise KeyError(f"unknown reference {name!r}; available: {sorted(refs)}")
             model = refs[name]()[0]
-            for watch in self._watches:  # shared with every cell of the seed: watched under its own name
+            for watch in self.memo.watches:  # shared with every cell of the seed: watched under its own name
                 watch.add(f"reference {name!r}", model, rename=True)
             return model
 
@@ -849,11 +640,12 @@ class Runner:
                 m, k = model, model_key
             else:
                 m, k = refs[on]()
-            return self.metric(env, cell, metrics[name], m, k, task, train_data, history if on == "model" else None, metrics)
+            return self.metric(env, cell, metrics[name], m, k, task, train_data, history if on == "model" else None, metrics,
+                               state)
 
         replay = (lambda ens, data, masks: self.replay(env, cell, ens, data, masks)) if cell.unlearner is not None else None
         return Evaluation(model=model, splits=env.splits, track=cell.track, task=task, train_data=train_data,
-                          history=history, cell=cell.config(), costs=dict(self._cell.costs), owner_share=self._cell.owner_share,
+                          history=history, cell=cell.config(), costs=dict(state.costs), owner_share=state.owner_share,
                           references=reference, metric=other, replay=replay)
 
     @staticmethod
@@ -878,114 +670,7 @@ class Runner:
                 raise ContractViolation(f"metric {metric.name!r} column {k!r} is not a number: {v!r}") from None
         return out
 
-    # -- cells -------------------------------------------------------------------------------------
-
-    @staticmethod
-    def blank_record(cell: Cell) -> CellRecord:
-        """A cell's record before it runs: what it is, status ``ok`` and no metrics yet."""
-        return CellRecord(
-            track=cell.track, dataset=cell.data.name, method=cell.method, attack=cell.attack.label, seed=cell.seed,
-            key=cell.key, architecture=cell.data.architecture.label,
-            poisoner=cell.poisoner.label if cell.poisoner else None,
-            train_attack=cell.train_attack.label if cell.train_attack else None,
-            unlearner=cell.unlearner.label if cell.unlearner else None,
-            forget=cell.forget_label, selection=cell.selection, params=cell.config(), error=None, timings={},
-        )
-
     def run_cell(self, cell: Cell) -> CellRecord:
-        """Run one cell; plugin failures are captured in the returned record, never raised."""
-        self._cell = CellState()
-        record = self.blank_record(cell)
-        try:
-            subject = self._subject(cell, record)
-            self._metrics(cell, subject, record)
-        except StageFailure as exc:
-            record.fail(exc.stage, exc.message, exc.trace)
-        return record
-
-    def _load_env(self, config: DatasetConfig) -> DatasetEnv:
-        try:
-            return self.env(config)
-        except DatasetError as exc:  # that dataset's cells fail; the run goes on
-            raise StageFailure("dataset", str(exc), "") from None
-
-    def _subject(self, cell: Cell, record: CellRecord) -> Subject:
-        """Every stage up to the model(s) under evaluation, recording into ``record`` (and its timings)."""
-        timings = record.timings
-        env = self._load_env(cell.data)
-        task: Task | None = None
-        train_data: Data | None = None
-        history = None
-        if cell.poisoner is not None:  # unlearnability, and interplay's owner share
-            train_data, info, subset = self.poisoned(env, cell, ratio=cell.owner.share if cell.owner else None)
-            timings["poison"] = info.to_json()
-            record.budget = env.config.budgets.get(type(cell.poisoner.obj).norm)  # type: ignore[attr-defined]
-            if subset is not None:
-                record.poison_subset = subset
-        if cell.track == "unlearnability":
-            assert train_data is not None
-            model, model_key, info, history = self.trained(env, cell, train_data)
-            timings["train"] = info.to_json()
-        else:
-            original_data = None
-            if cell.track == "interplay":
-                assert train_data is not None
-                task, self._cell.owner_share = self.interplay_task(env, cell, train_data)
-                original_data = train_data
-                record.interplay_target = cell.target
-            else:
-                task = self.task(env, cell)
-            _, _, info, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
-            timings["train"] = info.to_json()
-            retrain = self.standard(env, task.retain, cell.seed).info  # the paired retrain: every gap's reference
-            timings["reference:retrained"] = retrain.to_json()
-            unlearned = self.unlearned(env, cell, task, original_data)
-            model, model_key, info = unlearned.model, unlearned.key, unlearned.info
-            timings["unlearn"] = info.to_json()
-            if unlearned.meta is not None:
-                record.unlearn_record = unlearned.meta
-            self._cell.costs = {"unlearn_seconds": info.seconds, "retrain_seconds": retrain.seconds}
-            record.forget_size = len(task.forget)
-        draws, info = self.attacked(env, cell, model, model_key, task)
-        timings["attack"] = info.to_json()
-        if len(draws) > 1:
-            record.draws = len(draws)
-        ref_data = self.reference_data(env, task, train_data if cell.track == "interplay" else None)
-        needed = sorted({n for m in cell.metrics for n in needs_of(m, cell.track, quiet=True) if n in ref_data})
-        for name in needed:  # train shared references up front, so their cost is not billed to a metric
-            timings[f"reference:{name}"] = self.standard(env, ref_data[name], cell.seed).info.to_json()
-        return Subject(env, task, train_data, history, draws)
-
-    def _metrics(self, cell: Cell, subject: Subject, record: CellRecord) -> None:
-        """The cell's metrics on every draw, averaged into ``record``; raises the first failure after all ran.
-        A metric that modified shared data fails, and the rest run on pristine copies reloaded from the cache."""
-        by_name = {m.name: m for m in cell.metrics}
-        start = time.perf_counter()
-        errors: list[StageFailure] = []
-        for metric in cell.metrics:
-            per_draw = []
-            for m, k in subject.draws:
-                try:
-                    per_draw.append(self.metric(subject.env, cell, metric, m, k, subject.task, subject.train_data,
-                                                subject.history, by_name))
-                except StageFailure as exc:
-                    errors.append(exc)
-                    if exc.mutated:  # nothing more is computed from the objects it touched
-                        self._cell.evals = {}
-                        subject = self._subject(cell, self.blank_record(cell))
-                    break
-            else:
-                try:
-                    for column, first in per_draw[0].items():
-                        vals = [d[column] for d in per_draw]
-                        if isinstance(first, Series):
-                            if record.series is UNSET:
-                                record.series = {}
-                            record.series[column] = mean_series(vals).to_json()
-                        else:
-                            record.metrics[column] = sum(vals) / len(vals)
-                except ContractViolation as exc:  # a plugin bug fails this cell, never the run
-                    errors.append(StageFailure(f"metric:{metric.name}", str(exc), traceback.format_exc()))
-        record.timings["metrics"] = {"seconds": round(time.perf_counter() - start, 4)}
-        if errors:
-            raise errors[0]
+        """Run one cell (a fresh :class:`~dememo.run.cell.CellRun`); plugin failures are captured in the
+        returned record, never raised."""
+        return CellRun(self, cell).run()

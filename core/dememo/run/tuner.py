@@ -38,7 +38,8 @@ from dememo.hashing import digest, generator_for
 from dememo.plan.planner import Cell, Configured, Planner
 from dememo.plan.suite import ForgetSpec, Suite
 from dememo.plan.tuning_record import SCHEMA, chosen, load  # noqa: F401 (also their old home, for callers)
-from dememo.run.runner import Runner, StageFailure
+from dememo.run.failures import StageFailure
+from dememo.run.runner import Runner
 
 SEED_BASE = 1000
 #: the protocol as tuning.json states it, for the objective metric and whether the smallest or largest mean wins
@@ -221,8 +222,8 @@ def summary(tuning: dict[str, Any]) -> str:
 
 
 def write(out: Path, tuning: dict[str, Any]) -> Path:
-    from dememo.results import clean_number
     from dememo import files
+    from dememo.results import clean_number
 
     path = out / "tuning.json"
     files.atomic_write_json(path, clean_number(tuning))

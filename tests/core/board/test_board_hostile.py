@@ -23,6 +23,8 @@ from support import TINY_SUITE, bench
 from qa import faults
 
 from dememo.board import submission
+from dememo.board.bundle import _is_reference, _slot, _table
+from dememo.board.verify import _recorded_sets
 from dememo.cli import main
 from dememo.errors import UserError
 from dememo.hashing import digest
@@ -68,7 +70,7 @@ def board_files(out: Path) -> dict[str, bytes]:
 
 
 def by_slot(out: Path) -> dict[tuple, dict]:
-    return {submission._slot(c): c for c in json.loads((out / "results.json").read_text())["cells"]}
+    return {_slot(c): c for c in json.loads((out / "results.json").read_text())["cells"]}
 
 
 def forged_copy(b: dict, seed: int = 0, n: int = 6) -> dict:
@@ -92,7 +94,7 @@ def test_forged_first_party_copy_is_held_back_with_the_genuine_whatever_the_file
         for f in ("dememo.json", fname):  # both held back, each message naming both files
             assert refused[f].startswith("held back: ") and "dememo.json" in refused[f] and fname in refused[f]
             assert "both are distribution 'dememo'" in refused[f] and "row(s) as their own" in refused[f]
-        assert not set(map(submission._slot, submission.own_cells(g))) & set(by_slot(tmp_path / f"board-{label}"))
+        assert not set(map(_slot, submission.own_cells(g))) & set(by_slot(tmp_path / f"board-{label}"))
         outs[label] = board_files(tmp_path / f"board-{label}")
     assert outs["first"] == outs["last"]  # the forged file's name decides nothing
     code, stdout, _ = cli("leaderboard", "build", str(tmp_path / "entries-first"), "--out", str(tmp_path / "cli"))
@@ -110,7 +112,7 @@ def test_genuine_and_third_party_merge_in_any_file_order(run, tmp_path):
         outs.append((merged["cells"], (tmp_path / f"o{i}" / "leaderboard.csv").read_text()))
     assert outs[0] == outs[1]
     cells = by_slot(tmp_path / "o0")
-    own = {submission._slot(c): c for c in submission.own_cells(g)}
+    own = {_slot(c): c for c in submission.own_cells(g)}
     assert all(cells[s]["key"] == c["key"] and cells[s]["metrics"] == c["metrics"] for s, c in own.items())
     assert {c["entry"] for s, c in cells.items() if s in own} == {"First party"}  # references stay the owner's
 
@@ -139,15 +141,15 @@ def test_rows_of_plugins_a_bundle_does_not_provide_are_refused(run, tmp_path):
     stolen = copy.deepcopy(next(c for c in g["cells"] if c["status"] == "ok" and (c.get("poisoner") or "").startswith("random-noise")))
     stolen["metrics"] = {k: 0.0 for k in stolen["metrics"]}  # a "better" random-noise row, under another name
     foreign["cells"].append(stolen)  # with the reference rows of its table, so that only ownership is wrong
-    foreign["cells"] += [copy.deepcopy(c) for c in g["cells"] if submission._table(c) == submission._table(stolen)
-                         and submission._is_reference(c, g["suite"]["references"])]
+    foreign["cells"] += [copy.deepcopy(c) for c in g["cells"] if _table(c) == _table(stolen)
+                         and _is_reference(c, g["suite"]["references"])]
     foreign["columns"] = g["columns"]
     d = entries(tmp_path, "e", {"a-foreign.json": faults.rehash(foreign), "dememo.json": g})
     board = submission.build_board(d, tmp_path / "board")
     assert [e["file"] for e in board.accepted] == ["dememo.json"]
     reason = dict(board.refused)["a-foreign.json"]
     assert "carries 1 rows of plugins dememo-plugin-mine does not list under `plugins`, e.g. random-noise" in reason
-    assert by_slot(tmp_path / "board")[submission._slot(stolen)]["metrics"] != stolen["metrics"]
+    assert by_slot(tmp_path / "board")[_slot(stolen)]["metrics"] != stolen["metrics"]
 
 
 def test_third_party_reference_copies_are_context_never_merged(run, tmp_path):
@@ -160,15 +162,15 @@ def test_third_party_reference_copies_are_context_never_merged(run, tmp_path):
     board = submission.build_board(d, tmp_path / "board")
     assert len(board.accepted) == 2 and not board.refused
     cells = by_slot(tmp_path / "board")
-    genuine = {submission._slot(c): c for c in g["cells"]}
-    assert all(cells[submission._slot(c)]["metrics"] == genuine[submission._slot(c)]["metrics"] for c in changed)
+    genuine = {_slot(c): c for c in g["cells"]}
+    assert all(cells[_slot(c)]["metrics"] == genuine[_slot(c)]["metrics"] for c in changed)
     note = next(n for n in board.notes if n.startswith("0-mine.json: "))
     assert f"{len(changed)} of its copies of reference rows differ beyond tolerance" in note
     assert "the board shows the provider's copies" in note
     # without the provider of the reference plugins, a third party's copies are not shown either
     alone = entries(tmp_path, "alone", {"mine.json": third})
     board = submission.build_board(alone, tmp_path / "board-alone")
-    assert not set(map(submission._slot, changed)) & set(by_slot(tmp_path / "board-alone"))
+    assert not set(map(_slot, changed)) & set(by_slot(tmp_path / "board-alone"))
     assert any("reference rows have no copy from an accepted entry" in n for n in board.notes)
 
 
@@ -349,8 +351,8 @@ def _alone(run, tmp_path, name: str, hostile: dict) -> str:
     refused = dict(board.refused)
     assert [e["file"] for e in board.accepted] == ["dememo.json"] and list(refused) == [name], refused
     cells = by_slot(tmp_path / f"board-{name}")
-    assert all(cells[submission._slot(c)]["metrics"] == c["metrics"] for c in submission.own_cells(run["bundle"]))
-    assert set(cells) == set(map(submission._slot, submission.own_cells(run["bundle"])))  # nothing of the hostile's
+    assert all(cells[_slot(c)]["metrics"] == c["metrics"] for c in submission.own_cells(run["bundle"]))
+    assert set(cells) == set(map(_slot, submission.own_cells(run["bundle"])))  # nothing of the hostile's
     return refused[name]
 
 
@@ -434,7 +436,7 @@ def test_set_on_the_suites_data_or_reference_plugins_is_another_protocol(run, tm
     assert "its architecture differ from what suite 'tiny' plans for digits" in failed["suite"]
     assert "data.architecture.params.hidden: installed here" in failed["suite"]
     own = submission.owning_plugins(b)
-    sets = submission._recorded_sets(b["cells"][0]["params"], own)
+    sets = _recorded_sets(b["cells"][0]["params"], own)
     assert not {"digits", "mlp"} & set(sets)  # re-runs never re-plan the suite's data as recorded
     reason = _alone(run, tmp_path, "deviant.json", faults.deviant_data(run["bundle"]))
     assert reason.startswith("suite check failed: ") and "differ from what suite 'tiny' plans for digits" in reason

@@ -198,7 +198,7 @@ def test_load_bundle_refuses_before_parsing(run, tmp_path, monkeypatch):
         f.truncate(submission.MAX_BYTES + 1)  # sparse: nothing is read
     with pytest.raises(UserError, match=r"over the bundle size limit of 33554432 bytes \(32 MiB\)"):
         submission.load_bundle(big)
-    monkeypatch.setattr(submission, "MAX_BYTES", 1000)
+    monkeypatch.setattr("dememo.board.bundle.MAX_BYTES", 1000)  # what load_bundle reads
     with pytest.raises(UserError, match="over the bundle size limit of 1000 bytes"):
         submission.load_bundle(run["path"])
     monkeypatch.undo()

@@ -219,9 +219,9 @@ def test_runner_memory_is_bounded_by_bytes_and_falls_back_to_disk(tmp_path):
 
     keys = [f"{i:064x}" for i in range(3)]
     for i, k in enumerate(keys):
-        runner._stage(k, "test", make(i), lambda meta, payload: payload["t"])
-    assert len(runner.mem) == 1 and keys[2] in runner.mem
-    value, _, info = runner._stage(keys[0], "test", make(0), lambda meta, payload: payload["t"])
+        runner.memo.stage(k, "test", make(i), lambda meta, payload: payload["t"])
+    assert len(runner.memo.mem) == 1 and keys[2] in runner.memo.mem
+    value, _, info = runner.memo.stage(keys[0], "test", make(0), lambda meta, payload: payload["t"])
     assert info.cached and calls == [0, 1, 2] and float(value[0]) == 0.0
 
 

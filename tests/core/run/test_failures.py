@@ -166,4 +166,4 @@ def test_a_caught_mutation_drops_the_damaged_shared_data(tiny_suite, tmp_path):
     assert not torch.equal(env.splits.val.x, pristine), "the plugin did damage the old copy"
     reloaded = runner.env(cell.data)
     assert reloaded is not env and torch.equal(reloaded.splits.val.x, pristine)
-    assert not runner.mem
+    assert not runner.memo.mem
