@@ -220,7 +220,7 @@ def _copy_diffs(board_cell: dict[str, Any], copy: dict[str, Any], meta: dict[str
     if board_cell["key"] != copy["key"]:
         return [f"another configuration (key {copy['key'][:12]}, the board's {board_cell['key'][:12]})"]
     return [d.replace(" claimed", " on the board").replace("claimed ", "on the board ").replace("recomputed", "in this bundle")
-            for d in compare(board_cell, CellRecord.from_json(copy), meta, ABS_TOL, REL_TOL)]
+            for d in compare(CellRecord.from_json(board_cell), CellRecord.from_json(copy), meta, ABS_TOL, REL_TOL)]
 
 
 def _context_notes(entry: _Candidate, cells: dict[tuple, dict[str, Any]], owners: dict[tuple, str]) -> list[str]:

@@ -18,7 +18,7 @@ from dememo import results as results_mod
 from dememo.board.bundle import (CELL_FAMILIES, Check, _few, _leaf_diffs, canonical_bytes, check_bundle,
                                  claimed_plugins, own_cells, owning_plugins)
 from dememo.errors import UserError
-from dememo.results.record import CellRecord
+from dememo.results.record import CellRecord, records
 
 #: default tolerances of ``verify --rerun``: absolute for fraction columns, relative otherwise
 ABS_TOL = 0.02
@@ -37,18 +37,19 @@ def _close(a: float, b: float, unit: str | None, abs_tol: float, rel_tol: float)
     return abs(a - b) <= rel_tol * max(abs(a), abs(b)) + 1e-12
 
 
-def compare(claimed: dict[str, Any], record: CellRecord, meta: dict[str, Any], abs_tol: float,
+def compare(claimed: CellRecord, record: CellRecord, meta: dict[str, Any], abs_tol: float,
             rel_tol: float) -> list[str]:
-    """Differences between a claimed cell and its recomputed record beyond the tolerance."""
+    """Differences between a claimed cell and its recomputed record beyond the tolerance (both checked
+    records: the claim comes from a bundle that passed its checks)."""
     diffs = []
-    if claimed["status"] != record.status:
+    if claimed.status != record.status:
         msg = record.error.message if record.error else ""
-        diffs.append(f"status {claimed['status']} claimed, {record.status} recomputed {msg[:120]}".rstrip())
+        diffs.append(f"status {claimed.status} claimed, {record.status} recomputed {msg[:120]}".rstrip())
     got = results_mod.clean_number(record.metrics)
-    for col in sorted(set(claimed["metrics"]) | set(got)):
+    for col in sorted(set(claimed.metrics) | set(got)):
         if meta.get(col, {}).get("wall_clock"):
             continue
-        a, b = claimed["metrics"].get(col, "missing"), got.get(col, "missing")
+        a, b = claimed.metrics.get(col, "missing"), got.get(col, "missing")
         if a is None and b is None:
             continue
         if not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
@@ -56,8 +57,8 @@ def compare(claimed: dict[str, Any], record: CellRecord, meta: dict[str, Any], a
         elif not _close(a, b, meta.get(col, {}).get("unit"), abs_tol, rel_tol):
             diffs.append(f"{col}: claimed {a:.6g}, recomputed {b:.6g}")
     got_series = results_mod.clean_number(record.series or {})
-    for col in sorted(set(claimed.get("series") or {}) | set(got_series)):
-        a, b = (claimed.get("series") or {}).get(col), got_series.get(col)
+    for col in sorted(set(claimed.series or {}) | set(got_series)):
+        a, b = (claimed.series or {}).get(col), got_series.get(col)
         if a is None or b is None or a["x"] != b["x"]:
             diffs.append(f"series {col}: claimed and recomputed grids differ")
             continue
@@ -99,7 +100,7 @@ def _recorded_sets(params: dict[str, Any], own: set[tuple[str, str]]) -> dict[st
     return out
 
 
-def _replan(b: dict[str, Any], claimed: dict[str, Any], registry: Any) -> tuple[Any, Any, str]:
+def _replan(b: dict[str, Any], claimed: CellRecord, registry: Any) -> tuple[Any, Any, str]:
     """The bundle's suite planned with the installed plugins, the planned cell whose key is the claimed one
     and, when there is none, what differs. Tried as the suite plans it, then with the parameters the claimed
     cell records (``_recorded_sets``), so that a bundle of a run with ``--set`` can be re-run."""
@@ -108,7 +109,7 @@ def _replan(b: dict[str, Any], claimed: dict[str, Any], registry: Any) -> tuple[
     from dememo.plan.suite import Suite
 
     suite = structure(b["suite"], Suite, "$")
-    p = claimed["params"]
+    p = claimed.params
     names = lambda *specs: tuple(s["name"] for s in specs if s)  # noqa: E731
     filters = Filters(poisoner=names(p["poisoner"]), unlearner=names(p["unlearner"]),
                       attack=names(p["attack"], p["train_attack"]), metric=names(*p["metrics"]))
@@ -122,20 +123,20 @@ def _replan(b: dict[str, Any], claimed: dict[str, Any], registry: Any) -> tuple[
                 raise
             continue  # a recorded parameter the installed plugin lacks: _mismatch names it
         for cell in cells:
-            if cell.key == claimed["key"]:
+            if cell.key == claimed.key:
                 return planner, cell, ""
         planned = planned or cells
     return None, None, _mismatch(b, claimed, registry, planned)
 
 
 
-def _mismatch(b: dict[str, Any], claimed: dict[str, Any], registry: Any, planned: list[Any]) -> str:
+def _mismatch(b: dict[str, Any], claimed: CellRecord, registry: Any, planned: list[Any]) -> str:
     """Exactly what keeps the installed plugins from reproducing a claimed cell: a plugin not installed, its
     installed version against the bundle's, a recorded parameter it does not have, else the parameters in
     which the closest planned cell differs."""
     from dememo.params import field_names
 
-    p, dist, claimed_by = claimed["params"], b["plugin"], claimed_plugins(b)
+    p, dist, claimed_by = claimed.params, b["plugin"], claimed_plugins(b)
     specs = [(family, p[field]) for field, family in CELL_FAMILIES.items() if p.get(field)]
     specs += [("metric", m) for m in p["metrics"]]
     specs += [(k, p["data"][k]) for k in ("dataset", "architecture") if isinstance(p.get("data", {}).get(k), dict)]
@@ -155,7 +156,7 @@ def _mismatch(b: dict[str, Any], claimed: dict[str, Any], registry: Any, planned
                              f"installed version {info.cls.version!r} (from {info.distribution} {info.dist_version}) "
                              "does not have")
     if not found:
-        same = [c for c in planned if c.track == claimed["track"] and c.seed == claimed["seed"]] or planned
+        same = [c for c in planned if c.track == claimed.track and c.seed == claimed.seed] or planned
         diffs = [_leaf_diffs(json.loads(canonical_bytes(c.config())), p, "") for c in same]
         found = min(diffs, key=len) if diffs else ["no installed configuration plans a cell of its row"]
     return _few(found)
@@ -204,27 +205,27 @@ def rerun_checks(b: dict[str, Any], k: int, abs_tol: float = ABS_TOL, rel_tol: f
         cache_dir = Path(tmp.name)
     out = []
     try:
-        for claimed in picked:
-            name = f"rerun {claimed['key'][:12]}"
-            what = f"{claimed['method']} @{claimed['attack']} ({claimed['dataset']}, seed {claimed['seed']})"
+        for claimed in records(picked):
+            name = f"rerun {claimed.key[:12]}"
+            what = f"{claimed.method} @{claimed.attack} ({claimed.dataset}, seed {claimed.seed})"
             try:
                 planner, cell, why = _replan(b, claimed, registry)
             except UserError as exc:  # an unknown plugin name, a suite the installed dememo cannot read
-                out.append(Check(name, False, f"cell {claimed['key']} cannot be re-planned here: {exc}"))
+                out.append(Check(name, False, f"cell {claimed.key} cannot be re-planned here: {exc}"))
                 continue
             if cell is None:
                 dist = b["plugin"]
-                out.append(Check(name, False, f"cell {claimed['key']} cannot be re-planned here: plugin "
+                out.append(Check(name, False, f"cell {claimed.key} cannot be re-planned here: plugin "
                                               f"{dist['distribution']} version {dist['version']} is not installed or "
                                               f"its parameters differ{_installed_note(b, registry)}: {why}"))
                 continue
             try:
                 record = runner_factory(planner, cache_dir).run_cell(cell)
             except UserError as exc:  # e.g. a dataset whose files are not here
-                out.append(Check(name, False, f"cell {claimed['key']} cannot be re-run here: {exc}"))
+                out.append(Check(name, False, f"cell {claimed.key} cannot be re-run here: {exc}"))
                 continue
-            diffs = compare(claimed, record, b["columns"].get(claimed["track"], {}), abs_tol, rel_tol)
-            n = len([c for c in claimed["metrics"] if not b["columns"].get(claimed["track"], {}).get(c, {}).get("wall_clock")])
+            diffs = compare(claimed, record, b["columns"].get(claimed.track, {}), abs_tol, rel_tol)
+            n = len([c for c in claimed.metrics if not b["columns"].get(claimed.track, {}).get(c, {}).get("wall_clock")])
             if diffs:
                 out.append(Check(name, False, f"{what}: recomputed values differ ({rule}): {_few(diffs)}"))
             else:
