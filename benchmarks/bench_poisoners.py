@@ -37,7 +37,7 @@ import torch
 
 from dememo import plugins
 from dememo.budget import Budget, check_poison
-from dememo.cli import resolve_device
+from dememo.run.devices import resolve_device
 from dememo.context import Context, seeded_generator, standard_training
 from dememo.data import Data
 from dememo.environment import fingerprint

@@ -1,9 +1,12 @@
 """Old module paths kept for one release after the core moved into packages (issue 19).
 
 ``dememo.runner`` is now ``dememo.run.runner`` and so on. An old path is an alias, not a copy: importing it
-returns the new module object itself (so ``monkeypatch.setattr(dememo.runner, ...)`` still patches the code
-that runs), with a :class:`DeprecationWarning`. The aliases live in this finder rather than as files so that
-the package's directory shows only the current layout.
+returns the new module object itself, with a :class:`DeprecationWarning`. Names that moved on to another
+module when a module was split (``dememo.runner.run_cell`` is ``dememo.run.cell.run_cell``; the bundle
+checks of ``dememo.submission`` are in ``dememo.board.bundle``, which ``dememo.board.submission`` re-exports)
+are not forwarded, and patching a re-export does not patch the code that runs: patch the new home. The
+aliases live in this finder rather than as files so that the package's directory shows only the current
+layout.
 """
 
 from __future__ import annotations

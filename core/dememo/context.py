@@ -17,14 +17,14 @@ from torch import nn
 from dememo import training
 from dememo.budget import Budget
 from dememo.data import Data
-from dememo.families import Architecture, Plugin
 from dememo.hashing import derive_seed
 from dememo.params import parse_label
 from dememo.progress import Progress
 from dememo.training import History, Recipe
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: families imports this module's Context the same way
     from dememo.ensemble import Ensemble
+    from dememo.families import Architecture, Plugin
 
 T = TypeVar("T")
 

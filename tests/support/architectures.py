@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import dememo
 from torch import nn
 
+import dememo
 
 
 def build(arch: dememo.Architecture, shape, classes, seed: int = 0) -> nn.Module:

@@ -240,17 +240,6 @@ def test_seed_limits_agree():
     assert results.MAX_SEEDS == suite.MAX_SEEDS
 
 
-def test_damaged_cell_files_are_skipped(env, tmp_path):
-    from dememo.results import read_cells
-
-    (tmp_path / "cells").mkdir()
-    for i, text in enumerate(["[" * 100_000, "[1]", json.dumps({"key": [1]}), '{"key": "k", "metrics": NaN}']):
-        (tmp_path / "cells" / f"{i}.json").write_text(text)
-    good = env.results["cells"][0]
-    (tmp_path / "cells" / "good.json").write_text(json.dumps(good))
-    assert list(read_cells(tmp_path)) == [good["key"]]
-
-
 def test_a_directory_is_not_a_suite(tmp_path):
     (tmp_path / "d.toml").mkdir()
     assert "is a directory" in one_line_error(SuiteError, load_suite, str(tmp_path / "d.toml"))

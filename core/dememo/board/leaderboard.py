@@ -370,7 +370,7 @@ def build_tables(results: dict[str, Any], cells: list[CellRecord]) -> list[dict[
     for (m, attack), bad in sorted(failed.items(), key=lambda kv: kv[0]):
         err = bad[0].error
         notes.append(f"FAILED {m} @{attack} ({len(bad)} cell{'s' if len(bad) > 1 else ''}): "
-                     f"[{(err.stage if err else '') or '?'}] {(err.message if err else '') or 'unknown error'}")
+                     f"[{err.stage if err else '?'}] {err.message if err else 'unknown error'}")
     tables[-1]["notes"] = sorted(set(notes))
     return tables
 

@@ -198,7 +198,7 @@ def rerun_checks(b: dict[str, Any], k: int, abs_tol: float = ABS_TOL, rel_tol: f
                                           "numbers, to re-run (a bundle's own rows use a plugin it lists under `plugins`)")]
     rule = tolerance_text(abs_tol, rel_tol)
     if runner_factory is None:
-        runner_factory = _default_runner(device, data_dir)
+        runner_factory = _Rerunner(device, data_dir)
     tmp = None
     if cache_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="dememo-verify-")
@@ -236,17 +236,28 @@ def rerun_checks(b: dict[str, Any], k: int, abs_tol: float = ABS_TOL, rel_tol: f
     return out
 
 
-def _default_runner(device: Any, data_dir: Any) -> Callable[[Any, Path], Any]:
-    def make(planner: Any, cache_dir: Path) -> Any:
+class _Rerunner:
+    """The default ``runner_factory``: ``_Rerunner(device, data_dir)(planner, cache_dir).run_cell(cell)``
+    re-runs a cell with the installed plugins (tests put a fake with the same two calls in its place)."""
+
+    def __init__(self, device: Any, data_dir: Any):
+        self.device, self.data_dir, self.runner = device, data_dir, None
+
+    def __call__(self, planner: Any, cache_dir: Path) -> _Rerunner:
         import torch
 
         from dememo.progress import Progress
         from dememo.run.cache import Store
         from dememo.run.runner import Runner
 
-        return Runner(Store(cache_dir), torch.device(device), Progress(show=False), data_dir=data_dir, planner=planner)
+        self.runner = Runner(Store(cache_dir), torch.device(self.device), Progress(show=False), data_dir=self.data_dir,
+                             planner=planner)
+        return self
 
-    return make
+    def run_cell(self, cell: Any) -> CellRecord:
+        from dememo.run.cell import run_cell
+
+        return run_cell(self.runner, cell)
 
 
 def verify(b: dict[str, Any], rerun: int = 0, tolerance: float = ABS_TOL, rel_tolerance: float = REL_TOL,

@@ -18,6 +18,32 @@ from dememo.params import printable
 #: subcommand → its module under dememo.cli
 SUBCOMMANDS = {"tune": "tune", "report": "report", "submit": "submit", "verify": "verify", "leaderboard": "leaderboard"}
 
+#: names the one-module CLI had, and where they live now (read through ``dememo.cli`` for one more release;
+#: ``dememo.cli.run``, once a function, is now the module of the main command)
+MOVED = {
+    "parser": "dememo.cli.run:parser", "default_cache_dir": "dememo.cli.run:default_cache_dir",
+    "list_plugins": "dememo.cli.run:list_plugins", "LARGE_PLAN": "dememo.run.session:LARGE_PLAN",
+    "check_plan_size": "dememo.run.session:check_plan_size", "columns_meta": "dememo.run.session:columns_meta",
+    "load_datasets": "dememo.run.session:load_datasets", "output_files": "dememo.board.writer:output_files",
+    "write_outputs": "dememo.board.writer:write_outputs", "PARTIAL_DIR": "dememo.board.writer:PARTIAL_DIR",
+    "resolve_device": "dememo.run.devices:resolve_device", "set_deterministic": "dememo.run.devices:set_deterministic",
+    **{f"{name}_parser": f"dememo.cli.{module}:parser" for name, module in SUBCOMMANDS.items()},
+    **{f"run_{name}": f"dememo.cli.{module}:main" for name, module in SUBCOMMANDS.items()},
+}
+
+
+def __getattr__(name: str) -> object:
+    """A name of the old one-module CLI, with a DeprecationWarning saying where it lives now (a read-only
+    forward: to patch it, patch its new home)."""
+    if name not in MOVED:
+        raise AttributeError(f"module 'dememo.cli' has no attribute {name!r}")
+    module, attr = MOVED[name].split(":")
+    import warnings
+
+    warnings.warn(f"dememo.cli.{name} moved to {module}.{attr}; the old name goes in the next release",
+                  DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(module), attr)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``dememo-bench`` with ``argv`` (default: ``sys.argv[1:]``) and return its exit status."""

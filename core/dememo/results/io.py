@@ -15,7 +15,7 @@ from typing import Any
 
 from dememo import files
 from dememo.errors import UserError, harness_storage, storage_advice
-from dememo.results.check import MAX_DEPTH, _cell_problem, _depth, _reject_constant, _short, shape_problem
+from dememo.results.check import _reject_constant, _short, shape_problem
 from dememo.results.record import CellRecord
 
 SCHEMA = "dememo.results/1"
@@ -40,18 +40,6 @@ def write_cell(out: Path, record: CellRecord) -> None:
     except OSError as exc:
         raise harness_storage(f"cannot write results to {out}: {storage_advice(exc, '--out')}; then run the same "
                            "command again (it resumes from the cache)") from None
-
-
-def read_cells(out: Path) -> dict[str, dict[str, Any]]:
-    cells = {}
-    for path in sorted((out / "cells").glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-        except (OSError, ValueError, RecursionError):
-            continue  # a foreign or damaged file is ignored; the cell is recomputed from the cache
-        if _depth(record) <= MAX_DEPTH and _cell_problem(record) is None:
-            cells[record["key"]] = record
-    return cells
 
 
 def assemble(suite: dict[str, Any], environment: dict[str, Any], plugins: list[dict[str, Any]],

@@ -1,29 +1,26 @@
 """One cell's run: the stages up to the model(s) under evaluation, then every metric on every draw, into
 the cell's :class:`~dememo.results.record.CellRecord`.
 
-A :class:`CellRun` is made fresh for each cell and holds what that cell's stages share (:class:`CellState`);
-the stages themselves are the :class:`~dememo.run.runner.Runner`'s, cached and shared across cells.
+A :class:`CellRun` is made fresh for each cell (:func:`run_cell`) and holds what that cell's stages share
+(:class:`~dememo.run.runner.CellState`); the stages themselves are the :class:`~dememo.run.runner.Runner`'s,
+cached and shared across cells.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-import attrs
 from torch import nn
 
 from dememo.data import Data, Task
 from dememo.errors import ContractViolation, DatasetError
-from dememo.evaluation import Evaluation
 from dememo.families import Series
-from dememo.plan.planner import Cell, Configured, DatasetConfig
+from dememo.plan.planner import Cell, DatasetConfig
 from dememo.results.record import UNSET, CellRecord
-from dememo.run.failures import StageFailure, escaped, one_line, user_stop
-
-if TYPE_CHECKING:
-    from dememo.run.runner import DatasetEnv, Runner
+from dememo.run.failures import StageFailure
+from dememo.run.runner import CellState, DatasetEnv, Runner, needs_of
 
 
 def mean_series(draws: list[Series]) -> Series:
@@ -35,21 +32,6 @@ def mean_series(draws: list[Series]) -> Series:
     return Series(draws[0].x, [sum(ys) / len(ys) for ys in zip(*(d.y for d in draws))], draws[0].x_name)
 
 
-def needs_of(metric: Configured, track: str, quiet: bool = False) -> tuple[str, ...]:
-    """The references ``metric`` declares for ``track``; a declaration that raises fails that metric (a
-    StageFailure naming it), or with ``quiet`` counts as none (its own stage then fails)."""
-    try:
-        return tuple(type(metric.obj).needs_on(track))  # type: ignore[attr-defined]
-    except BaseException as exc:
-        if user_stop(exc):
-            raise
-        if quiet:
-            return ()
-        who = f"metric {metric.name!r}.needs_on()"
-        raise StageFailure(f"metric:{metric.name}", escaped(exc, who) or f"{who} raised {one_line(exc)}",
-                           traceback.format_exc()) from None
-
-
 class Subject(NamedTuple):
     """What a cell's metrics read: the loaded dataset, the task, the training data and the model(s) under
     evaluation (one per model-stage attack draw)."""
@@ -59,16 +41,6 @@ class Subject(NamedTuple):
     train_data: Data | None
     history: list | None
     draws: list[tuple[nn.Module, str]]
-
-
-@attrs.define
-class CellState:
-    """What one cell's stages share while it runs, fresh for every cell: the evaluations built per model
-    key, the costs the run-time metrics read, and the interplay cell's owner share (clean images)."""
-
-    evals: dict[str, Evaluation] = attrs.field(factory=dict)
-    costs: dict[str, float] = attrs.field(factory=dict)
-    owner_share: Data | None = None
 
 
 def blank_record(cell: Cell) -> CellRecord:
@@ -187,3 +159,9 @@ class CellRun:
         record.timings["metrics"] = {"seconds": round(time.perf_counter() - start, 4)}
         if errors:
             raise errors[0]
+
+
+def run_cell(runner: Runner, cell: Cell) -> CellRecord:
+    """Run one cell with ``runner``'s stages; plugin failures are captured in the returned record, never
+    raised."""
+    return CellRun(runner, cell).run()

@@ -88,7 +88,9 @@ def prepare(spec: RunSpec, keys: list[str]) -> tuple[dict[str, Any], Any]:
 def run_group(spec: RunSpec, keys: list[str]) -> list[dict[str, Any]]:
     """Re-plan the run described by ``spec`` and run the cells ``keys`` in order (a Ray task's body)."""
     planned, runner = prepare(spec, keys)
-    return [runner.run_cell(planned[k]) for k in keys]
+    from dememo.run.cell import run_cell
+
+    return [run_cell(runner, planned[k]) for k in keys]
 
 
 def _reachable(address: str | None, timeout: float = 5.0) -> None:

@@ -54,6 +54,8 @@ def _worker(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], 
 
 
 def _serve(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], conn: Connection, StageFailure: type) -> None:
+    from dememo.run.cell import run_cell
+
     try:
         planned, runner = prepare(spec, keys)
         for key, (stage, message) in failed.items():
@@ -61,7 +63,7 @@ def _serve(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], c
         runner.memo.on_stage = lambda key, name, started: conn.send(("stage", key, name, started))
         conn.send(("ready",))
         while (key := conn.recv()) is not None:
-            conn.send(("record", runner.run_cell(planned[key])))
+            conn.send(("record", run_cell(runner, planned[key])))
     except UserError as exc:  # e.g. a full disk, or plugins that differ from the parent's: stop the run
         conn.send(("user-error", type(exc).__name__, str(exc), exc.exit_code))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the parent went away or was interrupted

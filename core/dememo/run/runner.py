@@ -51,10 +51,8 @@ from dememo.params import parse_label
 from dememo.plan.planner import Cell, Configured, DatasetConfig, Planner
 from dememo.progress import Progress
 from dememo.results import clean_number
-from dememo.results.record import CellRecord
 from dememo.run import globalstate
 from dememo.run.cache import Store
-from dememo.run.cell import CellRun, CellState, needs_of
 from dememo.run.failures import StageFailure, escaped, first_line, one_line, user_stop
 from dememo.run.guards import Watch, unchanged
 from dememo.run.memo import StageInfo, StageMemo
@@ -77,6 +75,21 @@ def describe_subset(mask: torch.Tensor, ratio: float) -> dict[str, Any]:
     positions = mask.nonzero().flatten()
     return {"ratio": ratio, "count": int(len(positions)), "positions_sha256": digest(positions.tolist()),
             "rule": "first round(ratio*n) of randperm(n) seeded by derive_seed('poison-subset', dataset, seed)"}
+
+
+def needs_of(metric: Configured, track: str, quiet: bool = False) -> tuple[str, ...]:
+    """The references ``metric`` declares for ``track``; a declaration that raises fails that metric (a
+    StageFailure naming it), or with ``quiet`` counts as none (its own stage then fails)."""
+    try:
+        return tuple(type(metric.obj).needs_on(track))  # type: ignore[attr-defined]
+    except BaseException as exc:
+        if user_stop(exc):
+            raise
+        if quiet:
+            return ()
+        who = f"metric {metric.name!r}.needs_on()"
+        raise StageFailure(f"metric:{metric.name}", escaped(exc, who) or f"{who} raised {one_line(exc)}",
+                           traceback.format_exc()) from None
 
 
 def _copy(value: Any) -> Any:
@@ -118,6 +131,16 @@ class AttackStage(NamedTuple):
 
     draws: list[tuple[nn.Module, str]]
     info: StageInfo
+
+
+@attrs.define
+class CellState:
+    """What one cell's stages share while it runs, fresh for every cell: the evaluations built per model
+    key, the costs the run-time metrics read, and the interplay cell's owner share (clean images)."""
+
+    evals: dict[str, Evaluation] = attrs.field(factory=dict)
+    costs: dict[str, float] = attrs.field(factory=dict)
+    owner_share: Data | None = None
 
 
 @attrs.define(eq=False)
@@ -669,8 +692,3 @@ class Runner:
             except (TypeError, ValueError):
                 raise ContractViolation(f"metric {metric.name!r} column {k!r} is not a number: {v!r}") from None
         return out
-
-    def run_cell(self, cell: Cell) -> CellRecord:
-        """Run one cell (a fresh :class:`~dememo.run.cell.CellRun`); plugin failures are captured in the
-        returned record, never raised."""
-        return CellRun(self, cell).run()

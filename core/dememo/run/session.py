@@ -17,6 +17,7 @@ from dememo.params import printable
 from dememo.plan.planner import Planner
 from dememo.progress import Progress
 from dememo.results.record import CellRecord
+from dememo.run.cell import run_cell
 from dememo.run.executors import RunSpec
 from dememo.run.runner import Runner
 
@@ -119,7 +120,7 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
         else:
             for cell in cells:
                 bar.set_postfix_str(f"{cell.data.name}: {cell.method} @{cell.attack.label}"[:60])
-                finished(runner.run_cell(cell))
+                finished(run_cell(runner, cell))
                 bar.update(1)
     except KeyboardInterrupt:
         outcome.interrupted = True

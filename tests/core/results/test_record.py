@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dememo.run.cell import run_cell
 from dememo import results
 from dememo.results.record import UNSET, CellError, CellRecord
 
@@ -88,7 +89,7 @@ def test_the_runner_returns_a_record_that_is_written_as_json(tmp_path, tiny_suit
     planner = Planner(plugins.get_registry(), load_suite(str(tiny_suite)), {})
     cell = next(c for c in planner.cells(Filters((), ("finetune",), ("none",), ("unlearning-accuracy",)))
                 if c.track == "unlearning")
-    record = Runner(Store(tmp_path / "cache"), torch.device("cpu"), planner=planner).run_cell(cell)
+    record = run_cell(Runner(Store(tmp_path / "cache"), torch.device("cpu"), planner=planner), cell)
     assert isinstance(record, CellRecord) and record.ok and record.key == cell.key
     assert record.forget_size > 0 and set(record.timings) >= {"train", "unlearn", "metrics"}
     results.write_cell(tmp_path / "out", record)

@@ -9,6 +9,7 @@ import attrs
 import torch
 
 import dememo
+from dememo.run.cell import run_cell
 from dememo import cli
 from dememo.testing import registered
 
@@ -161,7 +162,7 @@ def test_a_caught_mutation_drops_the_damaged_shared_data(tiny_suite, tmp_path):
         runner = Runner(Store(tmp_path / "cache"), torch.device("cpu"), planner=planner)
         env = runner.env(cell.data)
         pristine = env.splits.val.x.clone()
-        record = runner.run_cell(cell)
+        record = run_cell(runner, cell)
     assert record.status == "failed" and "task.val.x" in record.error.message
     assert not torch.equal(env.splits.val.x, pristine), "the plugin did damage the old copy"
     reloaded = runner.env(cell.data)

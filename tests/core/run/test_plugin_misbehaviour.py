@@ -17,6 +17,7 @@ import torch
 from qa.misbehaving import (CASES, FIELD, StateChanger, dataset_failure, differences, is_own, misbehaviour, numbers,
                             plugin_of)
 
+from dememo.run.cell import CellRun, run_cell
 from dememo import cli
 from dememo.plan.planner import Filters
 from dememo.run.cache import Store
@@ -120,10 +121,10 @@ def test_a_plugin_that_changes_its_own_parameters_is_put_back(tiny_suite, tmp_pa
         runner = Runner(Store(tmp_path / "cache"), torch.device("cpu"), planner=planner)
         cell = next(c for c in planner.cells(Filters((), ("self-tuner",), ("none",), ("unlearning-accuracy",)))
                     if c.unlearner is not None and c.unlearner.name == "self-tuner")
-        record = runner.run_cell(cell)
+        record = run_cell(runner, cell)
         assert record.status == "failed" and "changed its own parameters" in record.error.message
         assert cell.unlearner.obj.lr == 0.01, "the shared object is restored"
-        assert runner.run_cell(cell).error.message == record.error.message
+        assert run_cell(runner, cell).error.message == record.error.message
 
 
 # -- a plan too large to start unannounced ---------------------------------------------------------------
@@ -172,15 +173,15 @@ def test_relative_output_paths_survive_a_plugin_that_changes_the_working_directo
 def test_an_internal_error_escaping_the_cells_keeps_the_finished_ones_as_partial_results(tiny_suite, tmp_path,
                                                                                         monkeypatch, capsys):
     calls = []
-    real = Runner.run_cell
+    real = CellRun.run
 
-    def flaky(self, cell):
-        calls.append(cell.key)
+    def flaky(self):
+        calls.append(self.cell.key)
         if len(calls) == 3:
             raise RuntimeError("a harness bug")
-        return real(self, cell)
+        return real(self)
 
-    monkeypatch.setattr(Runner, "run_cell", flaky)
+    monkeypatch.setattr(CellRun, "run", flaky)
     with pytest.raises(RuntimeError, match="a harness bug"):
         cli.main(["--all", "--suite", str(tiny_suite), "--out", str(tmp_path / "out"), "--cache-dir",
                   str(tmp_path / "cache"), "--quiet", *SLICE])

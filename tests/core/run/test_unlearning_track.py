@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dememo
+from dememo.run.cell import run_cell
 from dememo import forget
 from dememo.errors import ParameterError, UserError
 from dememo.params import parse_label
@@ -329,7 +330,7 @@ def test_methods_that_must_not_read_the_forget_set_get_an_empty_one_from_the_har
         planner = Planner(plugins.get_registry(), load_suite(str(tmp_path / "s.toml")))
         cells = planner.cells(Filters(unlearner=("spy",), attack=("none",), metric=("unlearning-accuracy",)))
         runner = Runner(Store(tmp_path / "cache"), torch.device("cpu"), planner=planner)
-        records = [runner.run_cell(c) for c in cells if c.unlearner.name == "spy"]
+        records = [run_cell(runner, c) for c in cells if c.unlearner.name == "spy"]
     assert records and all(r.status == "ok" and r.forget_size > 0 for r in records)
     assert CALLS and all(c[0] == "spy" and c[2] == () for c in CALLS)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-import dememo
 import numpy as np
+import torch
 from PIL import Image
 
+import dememo
 
 
 def gen(seed: int) -> torch.Generator:

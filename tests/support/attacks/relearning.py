@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+
 import torch
+
 from dememo import plugins
 from dememo.evaluation import Evaluation
-from dememo_plugins.unlearners.gradient_ascent import GradientAscent
 from dememo.families import AttackData
-
+from dememo_plugins.unlearners.gradient_ascent import GradientAscent
 
 
 def evaluation(model, s) -> Evaluation:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
+from hypothesis import settings
+from hypothesis import strategies as st
+
 import dememo
-from hypothesis import settings, strategies as st
-
-
 
 PROPERTY = settings(max_examples=25, deadline=None)
 

@@ -5,6 +5,5 @@ from __future__ import annotations
 import torch
 
 
-
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+
 import pytest
-from support.unlearning import setting
-from dememo_plugins.metrics.depth import Depth
-from dememo.plan.planner import Planner
+
 from dememo import plugins
 from dememo.evaluation import Evaluation
-from dememo.plan.suite import load_suite, ForgetSpec
+from dememo.plan.planner import Planner
+from dememo.plan.suite import ForgetSpec, load_suite
+from dememo_plugins.metrics.depth import Depth
 
+from support.unlearning import setting
 
 
 @pytest.fixture(scope="module")

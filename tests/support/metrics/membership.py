@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+
 import pytest
+
 from support import bench
-
-
 
 SUITE = """
 name = "membership"

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
-import copy
+
+from torch import nn
+
+from dememo.evaluation import Evaluation
+from dememo_plugins.unlearners.finetune import Finetune
+from dememo_plugins.unlearners.gradient_ascent import GradientAscent
+from dememo_plugins.unlearners.rurk import Rurk
+
 import support.unlearning as kit
 from support import ROOT
-from dememo_plugins.unlearners.rurk import Rurk
-from dememo_plugins.unlearners.gradient_ascent import GradientAscent
-from torch import nn
-from dememo_plugins.unlearners.finetune import Finetune
-from dememo.evaluation import Evaluation
-
-
 
 TUNING = ROOT / "core" / "dememo" / "suites" / "quick.tuning.json"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from hypothesis import strategies as st
 from torch import nn
+
 from dememo.data import Data
 from dememo.evaluation import Evaluation
-from hypothesis import strategies as st
-
 
 
 class Table(nn.Module):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import settings
+
 from dememo.testing import tiny_context, tiny_splits
-
-
 
 PROPERTY = settings(max_examples=25, deadline=None)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-import copy
 from hypothesis import settings
+
 from dememo.testing import tiny_context, tiny_splits
-
-
 
 PROPERTY = settings(max_examples=30, deadline=None)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dememo.testing import tiny_context
 from dememo.context import standard_training
-
+from dememo.testing import tiny_context
 
 
 def crafting_model(splits, seed=0):

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import dememo
-import torch
-import attrs
 import copy
+from typing import ClassVar
+
+import attrs
+import torch
 import torch.nn.functional as F
-from dememo_plugins.datasets.digits import Digits
+from torch import nn
+
+import dememo
 from dememo.budget import Budget
 from dememo.data import Splits
 from dememo.testing import tiny_context
-from typing import ClassVar
-from torch import nn
-
-
+from dememo_plugins.datasets.digits import Digits
 
 _DIGITS: dememo.Data | None = None
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import dememo
-import torch
 import pytest
-from hypothesis import settings, strategies as st
+import torch
+from hypothesis import settings
+from hypothesis import strategies as st
+
+import dememo
 from dememo.budget import Budget, check_poison
-from dememo.testing import tiny_context
 from dememo.context import standard_training
-from dememo_plugins.datasets.noisy_shapes import NoisyShapes
+from dememo.testing import tiny_context
 from dememo.training import Recipe
 from dememo_plugins.architectures.small_cnn import SmallCNN
-
-
+from dememo_plugins.datasets.noisy_shapes import NoisyShapes
 
 PROPERTY = settings(max_examples=25, deadline=None)
 

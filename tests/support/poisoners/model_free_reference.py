@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dememo
 import torch
 from hypothesis import settings
 
-
+import dememo
 
 PROPERTY = settings(max_examples=20, deadline=None)
 

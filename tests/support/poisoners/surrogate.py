@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import torch
-import dememo
 import pytest
+import torch
 from hypothesis import settings
+
+import dememo
 from dememo.budget import Budget, check_poison
+from dememo.context import standard_training
 from dememo.data import Splits
 from dememo.testing import tiny_context
-from dememo.context import standard_training
-from dememo_plugins.datasets.noisy_shapes import NoisyShapes
 from dememo.training import Recipe
 from dememo_plugins.architectures.small_cnn import SmallCNN
-
-
+from dememo_plugins.datasets.noisy_shapes import NoisyShapes
 
 PROPERTY = settings(max_examples=10, deadline=None)
 

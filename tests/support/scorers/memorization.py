@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import dememo
-from dememo.testing import tiny_splits, tiny_context
 
+import dememo
+from dememo.testing import tiny_context, tiny_splits
 
 
 @pytest.fixture(scope="module")

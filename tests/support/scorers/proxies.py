@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import torch
-import attrs
 import functools
-from dememo.hashing import digest, derive_seed
-from dememo.context import seeded_generator, Context
+
+import attrs
+import torch
+
+from dememo.context import Context, seeded_generator
+from dememo.hashing import derive_seed, digest
+
 from support.unlearning import _loaded
-
-
 
 CPU = torch.device("cpu")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 
-
 def state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

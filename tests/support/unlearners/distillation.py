@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def _softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max())
     return e / e.sum()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
-import torch
-from dememo import forget
-from dememo.testing import tiny_task, tiny_context, tiny_splits
 
+import torch
+
+from dememo import forget
+from dememo.testing import tiny_context, tiny_splits, tiny_task
 
 
 def _class_task(s, classes=(0,)):

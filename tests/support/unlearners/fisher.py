@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import support.unlearning as kit
 import copy
-import torch
-from dememo_plugins.unlearners import _fisher
-from dememo.testing import tiny_task, tiny_context, tiny_splits
 
+import torch
+
+from dememo.testing import tiny_context, tiny_splits, tiny_task
+from dememo_plugins.unlearners import _fisher
+
+import support.unlearning as kit
 
 
 def _unlearn(unlearner, seed=0):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from dememo.testing import tiny_context
 
+from dememo.testing import tiny_context
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:

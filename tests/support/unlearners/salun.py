@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import support.unlearning as kit
 import copy
 
+import support.unlearning as kit
 
 
 def _unlearn(unlearner, dataset, kind="random", seed=0, task=None):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dememo.testing import tiny_task, tiny_context, tiny_splits
 
+from dememo.testing import tiny_context, tiny_splits, tiny_task
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import torch
 import copy
-import torch.nn.functional as F
-from dememo.testing import tiny_task, tiny_context, tiny_class_task, tiny_splits
 
+import torch
+import torch.nn.functional as F
+
+from dememo.testing import tiny_class_task, tiny_context, tiny_splits, tiny_task
 
 
 def _trained(seed=0, task="class"):
