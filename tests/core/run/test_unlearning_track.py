@@ -214,9 +214,11 @@ def test_tune_writes_its_log_and_a_suite_applies_and_records_it(tmp_path: Path):
     assert {c["selection"]["source"] for c in results["cells"] if c["unlearner"] == "retrain"} == {"default"}
     board = (out / "leaderboard.md").read_text()
     assert "| tuned" in board and "chosen by `dememo-bench tune`" in board
-    # run time relative to retrain: retrain reads 1, original about 0
+    # run time relative to retrain: retrain's unlearning stage is billed the whole retraining it reuses, so its
+    # RTE is at least 1 exactly; the rest is the harness's own work (copies, guards), a wall-clock share that
+    # on this 5-epoch recipe reached 0.15 on an idle machine, so only a loose upper bound; original about 0
     rte = {c["unlearner"]: c["metrics"]["rte"] for c in results["cells"] if c["seed"] == 0}
-    assert rte["retrain"] == pytest.approx(1.0, abs=0.15) and rte["original"] < 0.2
+    assert 1.0 <= rte["retrain"] < 1.5 and rte["original"] < 0.2
 
     # a hand-set value wins over the tuned one and says so
     r = bench("--all", "--suite", str(tmp_path / "applied.toml"), "--unlearner", "gradient-ascent", "--attack", "none",
