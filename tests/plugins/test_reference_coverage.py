@@ -1,10 +1,6 @@
 """Every first-party method has a *reference check*: a test marked ``@pytest.mark.reference(family, name,
 source=...)`` that compares the plugin with a value or property computed from its paper's equation or the
 authors' released code, transcribed independently into the test, so that a wrong implementation fails.
-
-The marks are read from the test files' syntax trees (no test is run here), so this test is fast and says
-exactly which plugin lacks a check. ``PENDING`` lists the plugins whose check is still to be written: the list
-may only shrink (a plugin in it that has a check is an error too, so the list stays true).
 """
 
 from __future__ import annotations

@@ -25,12 +25,12 @@ Measured (seed 0, 2 CPU cores, quick-suite recipes; the assertions leave room ar
 from __future__ import annotations
 
 import pytest
-from dememo_plugins.attacks.relearn import Relearn
-from dememo_plugins.metrics.relearn_time import RelearnTime
-from dememo_plugins.metrics.mia_entropy import MIAEntropy
-from dememo_plugins.attacks.prototype_relearn import PrototypeRelearn
-from dememo_plugins.metrics.tow import ToWMIA, ToW
 
+from dememo_plugins.attacks.prototype_relearn import PrototypeRelearn
+from dememo_plugins.attacks.relearn import Relearn
+from dememo_plugins.metrics.mia_entropy import MIAEntropy
+from dememo_plugins.metrics.relearn_time import RelearnTime
+from dememo_plugins.metrics.tow import ToW, ToWMIA
 
 
 @pytest.mark.parametrize("cls, params, message", [

@@ -10,14 +10,15 @@ on a loaded 2-core CPU (OMP_NUM_THREADS=1).
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
-import dememo
-import pytest
-from dememo_plugins.architectures.airbench import Airbench, AirbenchNet, patch_moments
 from torch import nn
-from support.architectures import build
 
+import dememo
+from dememo_plugins.architectures.airbench import Airbench, AirbenchNet, patch_moments
+
+from support.architectures import build
 
 
 def smooth_images(n: int, channels: int = 3, size: int = 16, seed: int = 0, mix: float = 0.8) -> torch.Tensor:

@@ -10,22 +10,24 @@ on a loaded 2-core CPU (OMP_NUM_THREADS=1).
 
 from __future__ import annotations
 
-import dememo
-import torch
-import pytest
 from pathlib import Path
-from dememo_plugins.architectures.resnet import ResNet18
-from dememo_plugins.architectures.airbench import Airbench
-from dememo.models import features, last_linear
-from dememo.ensemble import check_vectorizable
+
+import pytest
+import torch
+
+import dememo
 from dememo.context import standard_training
-from dememo.testing import tiny_splits, tiny_context, isolated_registry
-from dememo.training import Recipe
-from dememo_plugins.architectures import airbench as airbench_module, resnet as resnet_module
+from dememo.ensemble import check_vectorizable
+from dememo.models import features, last_linear
 from dememo.plan.suite import load_suite
+from dememo.testing import isolated_registry, tiny_context, tiny_splits
+from dememo.training import Recipe
+from dememo_plugins.architectures import airbench as airbench_module
+from dememo_plugins.architectures import resnet as resnet_module
+from dememo_plugins.architectures.airbench import Airbench
+from dememo_plugins.architectures.resnet import ResNet18
+
 from support.architectures import build
-
-
 
 SUITES = Path(dememo.__file__).parent / "suites"
 

@@ -1,16 +1,14 @@
-"""The ``resnet18`` architecture (plugins/dememo_plugins/architectures/resnet.py): behaviour tests and reference checks.
-
-The paper-scale architectures (``resnet18``, ``airbench``) and the ``cifar10`` / ``cifar10-fast`` suites.
-"""
+"""The ``resnet18`` architecture (plugins/dememo_plugins/architectures/resnet.py): behaviour tests and reference checks."""
 
 from __future__ import annotations
 
-import torch
 import pytest
+import torch
 from torch import nn
-from dememo_plugins.architectures.resnet import ResNet18
-from support.architectures import build
 
+from dememo_plugins.architectures.resnet import ResNet18
+
+from support.architectures import build
 
 
 def test_resnet18_cifar_stem_and_parameter_count():

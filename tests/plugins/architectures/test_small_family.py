@@ -5,11 +5,11 @@ First-party datasets, architectures and methods do what their docstrings and pap
 
 from __future__ import annotations
 
-import torch
 import pytest
+import torch
+
 from dememo_plugins.architectures.mlp import MLP
 from dememo_plugins.architectures.small_cnn import SmallCNN
-
 
 
 @pytest.mark.parametrize("shape, classes", [((1, 8, 8), 10), ((3, 16, 16), 7), ((3, 32, 32), 100), ((1, 28, 28), 2)])

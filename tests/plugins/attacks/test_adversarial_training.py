@@ -1,19 +1,7 @@
 """The ``adversarial-training`` attack (plugins/dememo_plugins/attacks/adversarial_training.py): behaviour tests and reference checks.
 
-- UEraser: the authors' pipeline in lafeat/ueraser, ``ueraser.py`` (kornia ``RandomPlasmaBrightness``
-  roughness U[0.3, 0.7], intensity U[0.5, 1], p = 0.5; ``RandomPlasmaContrast`` roughness U[0.3, 0.7],
-  p = 0.5; ``RandomChannelShuffle`` p = 0.5; ``TrivialAugment``), with kornia's definitions in
-  kornia/kornia, ``kornia/augmentation/_2d/intensity/plasma.py``, ``kornia/contrib/diamond_square.py``
-  and ``kornia/enhance/adjust.py`` (posterize).
-- bit-depth, grayscale, jpeg: ISS's compressions in liuzrcc/ImageShortcutSqueezing, ``augmentations.py``
-  (``aug_train``: torchvision ``RandomPosterize(bits, p=1)``, ``Grayscale(3)`` and PIL JPEG ``save(...,
-  quality=q)`` on the 8-bit PIL training images).
 - adversarial-training: Madry et al.'s L∞ PGD in MadryLab/cifar10_challenge, ``pgd_attack.py``
   (``LinfPGDAttack.perturb``; ``config.json``: ε = 8, 10 steps of 2 on the 0–255 scale, random start).
-- orthogonal-projection and dfr: psandovalsegura/learn-from-unlearnable, ``utils_projection.py``
-  (``project_data(..., use_q_matrix=True)``) and ``dfr_step_2.py`` (last layer only, L-BFGS).
-- early-stop: no released code; the definition (first argmax of holdout accuracy over the epochs of the
-  standard run) is transcribed.
 
 grayscale / jpeg / bit-depth are data transforms: tested as transforms (luma, a real JPEG round trip
 bit-identical to PIL's, the quantisation grid) and for the shortcut each one squeezes out.
@@ -24,19 +12,20 @@ never looking at the monitor.
 
 from __future__ import annotations
 
-import torch
-import pytest
-import dememo
 import numpy as np
+import pytest
+import torch
 import torch.nn.functional as F
-from dememo_plugins.attacks.adversarial_training import AdversarialTraining
+
+import dememo
 from dememo.budget import Budget, per_sample_norm
 from dememo.pgd import project, random_start
-from dememo.training import Recipe
 from dememo.testing import tiny_context, tiny_splits
+from dememo.training import Recipe
+from dememo_plugins.attacks.adversarial_training import AdversarialTraining
+
 from support.attacks.learner import gen
 from support.attacks.transforms import images
-
 
 
 def madry_linf_pgd(model, x_nat, y, start, eps, steps, step_size):

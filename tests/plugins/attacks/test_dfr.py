@@ -3,20 +3,8 @@
 Reference checks of the learner-side attacks (issue 17): UEraser, bit-depth, grayscale, JPEG, adversarial
 training, orthogonal projection, DFR and early stopping.
 
-- UEraser: the authors' pipeline in lafeat/ueraser, ``ueraser.py`` (kornia ``RandomPlasmaBrightness``
-  roughness U[0.3, 0.7], intensity U[0.5, 1], p = 0.5; ``RandomPlasmaContrast`` roughness U[0.3, 0.7],
-  p = 0.5; ``RandomChannelShuffle`` p = 0.5; ``TrivialAugment``), with kornia's definitions in
-  kornia/kornia, ``kornia/augmentation/_2d/intensity/plasma.py``, ``kornia/contrib/diamond_square.py``
-  and ``kornia/enhance/adjust.py`` (posterize).
-- bit-depth, grayscale, jpeg: ISS's compressions in liuzrcc/ImageShortcutSqueezing, ``augmentations.py``
-  (``aug_train``: torchvision ``RandomPosterize(bits, p=1)``, ``Grayscale(3)`` and PIL JPEG ``save(...,
-  quality=q)`` on the 8-bit PIL training images).
-- adversarial-training: Madry et al.'s L∞ PGD in MadryLab/cifar10_challenge, ``pgd_attack.py``
-  (``LinfPGDAttack.perturb``; ``config.json``: ε = 8, 10 steps of 2 on the 0–255 scale, random start).
 - orthogonal-projection and dfr: psandovalsegura/learn-from-unlearnable, ``utils_projection.py``
   (``project_data(..., use_q_matrix=True)``) and ``dfr_step_2.py`` (last layer only, L-BFGS).
-- early-stop: no released code; the definition (first argmax of holdout accuracy over the epochs of the
-  standard run) is transcribed.
 
 Learner-side attacks UEraser, Orthogonal Projection and DFR do what their papers and docstrings say.
 
@@ -32,23 +20,25 @@ class signal is *not* linear (stripe orientation) with a class-wise linear short
 
 from __future__ import annotations
 
+import copy
+
+import attrs
 import pytest
 import torch
-import dememo
-import attrs
-import copy
-from dememo.testing import tiny_splits, tiny_context
-from dememo.models import last_linear
-from dememo_plugins.attacks.dfr import DeepFeatureReweighting
-from dememo.context import Context
 from torch import nn
+
+import dememo
 from dememo.budget import Budget
-from dememo_plugins.datasets.noisy_shapes import NoisyShapes
+from dememo.context import Context
+from dememo.models import last_linear
+from dememo.testing import tiny_context, tiny_splits
 from dememo.training import Recipe
 from dememo_plugins.architectures.small_cnn import SmallCNN
+from dememo_plugins.attacks.dfr import DeepFeatureReweighting
+from dememo_plugins.datasets.noisy_shapes import NoisyShapes
 from dememo_plugins.poisoners.cuda import ConvolutionUnlearnable
-from support.attacks.learner import gen
 
+from support.attacks.learner import gen
 
 
 @pytest.mark.reference("attack", "dfr", source="psandovalsegura/learn-from-unlearnable:dfr_step_2.py")

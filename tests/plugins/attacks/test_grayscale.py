@@ -3,20 +3,9 @@
 Reference checks of the learner-side attacks (issue 17): UEraser, bit-depth, grayscale, JPEG, adversarial
 training, orthogonal projection, DFR and early stopping.
 
-- UEraser: the authors' pipeline in lafeat/ueraser, ``ueraser.py`` (kornia ``RandomPlasmaBrightness``
-  roughness U[0.3, 0.7], intensity U[0.5, 1], p = 0.5; ``RandomPlasmaContrast`` roughness U[0.3, 0.7],
-  p = 0.5; ``RandomChannelShuffle`` p = 0.5; ``TrivialAugment``), with kornia's definitions in
-  kornia/kornia, ``kornia/augmentation/_2d/intensity/plasma.py``, ``kornia/contrib/diamond_square.py``
-  and ``kornia/enhance/adjust.py`` (posterize).
 - bit-depth, grayscale, jpeg: ISS's compressions in liuzrcc/ImageShortcutSqueezing, ``augmentations.py``
   (``aug_train``: torchvision ``RandomPosterize(bits, p=1)``, ``Grayscale(3)`` and PIL JPEG ``save(...,
   quality=q)`` on the 8-bit PIL training images).
-- adversarial-training: Madry et al.'s L∞ PGD in MadryLab/cifar10_challenge, ``pgd_attack.py``
-  (``LinfPGDAttack.perturb``; ``config.json``: ε = 8, 10 steps of 2 on the 0–255 scale, random start).
-- orthogonal-projection and dfr: psandovalsegura/learn-from-unlearnable, ``utils_projection.py``
-  (``project_data(..., use_q_matrix=True)``) and ``dfr_step_2.py`` (last layer only, L-BFGS).
-- early-stop: no released code; the definition (first argmax of holdout accuracy over the epochs of the
-  standard run) is transcribed.
 
 grayscale / jpeg / bit-depth are data transforms: tested as transforms (luma, a real JPEG round trip
 bit-identical to PIL's, the quantisation grid) and for the shortcut each one squeezes out.
@@ -27,14 +16,16 @@ never looking at the monitor.
 
 from __future__ import annotations
 
-import torch
 import numpy as np
 import pytest
-from dememo_plugins.attacks.grayscale import Grayscale, LUMA, to_grayscale
-from hypothesis import given, strategies as st
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dememo_plugins.attacks.grayscale import LUMA, Grayscale, to_grayscale
+
 from support.attacks.learner import pil_images, transformed
 from support.attacks.transforms import PROPERTY, data_of, images, seeds
-
 
 
 @pytest.mark.reference("attack", "grayscale", source="liuzrcc/ImageShortcutSqueezing:augmentations.py")

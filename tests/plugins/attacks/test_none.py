@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from dememo_plugins.attacks.none import NoAttack
-from dememo.testing import tiny_context, tiny_splits
-from dememo.context import standard_training
-from support.reference_rows import _same_weights
 
+from dememo.context import standard_training
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.attacks.none import NoAttack
+
+from support.reference_rows import _same_weights
 
 
 @pytest.mark.reference("attack", "none", source="paper: Huang et al. ICLR 2021, standard training (no defence)")

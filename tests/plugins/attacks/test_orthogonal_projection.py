@@ -1,37 +1,27 @@
 """The ``orthogonal-projection`` attack (plugins/dememo_plugins/attacks/orthogonal_projection.py): behaviour tests and reference checks.
 
-- UEraser: the authors' pipeline in lafeat/ueraser, ``ueraser.py`` (kornia ``RandomPlasmaBrightness``
-  roughness U[0.3, 0.7], intensity U[0.5, 1], p = 0.5; ``RandomPlasmaContrast`` roughness U[0.3, 0.7],
-  p = 0.5; ``RandomChannelShuffle`` p = 0.5; ``TrivialAugment``), with kornia's definitions in
-  kornia/kornia, ``kornia/augmentation/_2d/intensity/plasma.py``, ``kornia/contrib/diamond_square.py``
-  and ``kornia/enhance/adjust.py`` (posterize).
-- bit-depth, grayscale, jpeg: ISS's compressions in liuzrcc/ImageShortcutSqueezing, ``augmentations.py``
-  (``aug_train``: torchvision ``RandomPosterize(bits, p=1)``, ``Grayscale(3)`` and PIL JPEG ``save(...,
-  quality=q)`` on the 8-bit PIL training images).
-- adversarial-training: Madry et al.'s L∞ PGD in MadryLab/cifar10_challenge, ``pgd_attack.py``
-  (``LinfPGDAttack.perturb``; ``config.json``: ε = 8, 10 steps of 2 on the 0–255 scale, random start).
 - orthogonal-projection and dfr: psandovalsegura/learn-from-unlearnable, ``utils_projection.py``
   (``project_data(..., use_q_matrix=True)``) and ``dfr_step_2.py`` (last layer only, L-BFGS).
-- early-stop: no released code; the definition (first argmax of holdout accuracy over the epochs of the
-  standard run) is transcribed.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
-import math
-import dememo
-from dememo_plugins.attacks.orthogonal_projection import OrthogonalProjection, fit_linear, orthogonal_basis, project_out
-from dememo.testing import tiny_splits, tiny_context
-from dememo.training import Recipe
-from dememo.data import Splits
-from dememo_plugins.architectures.small_cnn import SmallCNN
-from dememo.context import Context, standard_training
-from dememo_plugins.datasets.noisy_shapes import NoisyShapes
-from support.attacks.ueraser import gen
 
+import dememo
+from dememo.context import Context, standard_training
+from dememo.data import Splits
+from dememo.testing import tiny_context, tiny_splits
+from dememo.training import Recipe
+from dememo_plugins.architectures.small_cnn import SmallCNN
+from dememo_plugins.attacks.orthogonal_projection import OrthogonalProjection, fit_linear, orthogonal_basis, project_out
+from dememo_plugins.datasets.noisy_shapes import NoisyShapes
+
+from support.attacks.ueraser import gen
 
 
 def authors_project_data(data: np.ndarray, vectors: np.ndarray) -> np.ndarray:

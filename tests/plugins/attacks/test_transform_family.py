@@ -16,14 +16,15 @@ are in the lead's report and the module docstrings.
 from __future__ import annotations
 
 import torch
-import dememo
-from dememo_plugins.attacks._learner import with_transformed_images
-from dememo_plugins.attacks.bit_depth import reduce_bit_depth, BitDepth
-from dememo.context import standard_training
-from dememo.testing import tiny_splits, tiny_context
-from dememo_plugins.attacks.grayscale import Grayscale
-from support.attacks.transforms import data_of, images
 
+import dememo
+from dememo.context import standard_training
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.attacks._learner import with_transformed_images
+from dememo_plugins.attacks.bit_depth import BitDepth, reduce_bit_depth
+from dememo_plugins.attacks.grayscale import Grayscale
+
+from support.attacks.transforms import data_of, images
 
 
 def test_transformed_data_keeps_labels_and_gets_a_new_fingerprint():

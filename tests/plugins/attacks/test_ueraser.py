@@ -8,15 +8,6 @@ training, orthogonal projection, DFR and early stopping.
   p = 0.5; ``RandomChannelShuffle`` p = 0.5; ``TrivialAugment``), with kornia's definitions in
   kornia/kornia, ``kornia/augmentation/_2d/intensity/plasma.py``, ``kornia/contrib/diamond_square.py``
   and ``kornia/enhance/adjust.py`` (posterize).
-- bit-depth, grayscale, jpeg: ISS's compressions in liuzrcc/ImageShortcutSqueezing, ``augmentations.py``
-  (``aug_train``: torchvision ``RandomPosterize(bits, p=1)``, ``Grayscale(3)`` and PIL JPEG ``save(...,
-  quality=q)`` on the 8-bit PIL training images).
-- adversarial-training: Madry et al.'s L∞ PGD in MadryLab/cifar10_challenge, ``pgd_attack.py``
-  (``LinfPGDAttack.perturb``; ``config.json``: ε = 8, 10 steps of 2 on the 0–255 scale, random start).
-- orthogonal-projection and dfr: psandovalsegura/learn-from-unlearnable, ``utils_projection.py``
-  (``project_data(..., use_q_matrix=True)``) and ``dfr_step_2.py`` (last layer only, L-BFGS).
-- early-stop: no released code; the definition (first argmax of holdout accuracy over the epochs of the
-  standard run) is transcribed.
 
 Learner-side attacks UEraser, Orthogonal Projection and DFR do what their papers and docstrings say.
 
@@ -35,14 +26,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import dememo
-from dememo_plugins.attacks import ueraser as U
-from hypothesis import settings, strategies as st, given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
-from dememo.testing import tiny_splits, tiny_context
-from dememo.training import Recipe
-from support.attacks.learner import gen
 
+import dememo
+from dememo.testing import tiny_context, tiny_splits
+from dememo.training import Recipe
+from dememo_plugins.attacks import ueraser as U
+
+from support.attacks.learner import gen
 
 
 def kornia_seed(d: np.ndarray) -> np.ndarray:

@@ -6,15 +6,17 @@ metric with its fresh-initialisation control, ``weight-noise`` and ``certified-l
 
 from __future__ import annotations
 
-import torch
 import copy
-import pytest
 import math
-from dememo_plugins.attacks.weight_noise import WeightNoise
-from dememo.testing import tiny_context, tiny_splits
-from dememo import AttackData
-from support.metrics.weight_space_reference import tiny  # noqa: F401 (pytest fixtures, used as arguments)
 
+import pytest
+import torch
+
+from dememo import AttackData
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.attacks.weight_noise import WeightNoise
+
+from support.metrics.weight_space_reference import tiny  # noqa: F401 (pytest fixtures, used as arguments)
 
 
 def test_weight_noise_scales_with_sigma_and_zero_is_identity():

@@ -14,24 +14,28 @@ from a random initialisation reaches 0.31–0.42 at η = 2. (‖θ̂‖₂ ≈ 1
 
 from __future__ import annotations
 
-import torch
-import math
-import pytest
 import copy
-from dememo_plugins.attacks import weight_recovery as wr
-from hypothesis import strategies as st, given, settings
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dememo import AttackData
-from dememo_plugins.attacks.weight_recovery import WeightRecovery
-from dememo.testing import tiny_context, tiny_splits
-from dememo.training import accuracy, Recipe
-from dememo_plugins.architectures.small_cnn import SmallCNN
 from dememo.budget import Budget
 from dememo.context import standard_training
+from dememo.testing import tiny_context, tiny_splits
+from dememo.training import Recipe, accuracy
+from dememo_plugins.architectures.small_cnn import SmallCNN
+from dememo_plugins.attacks import weight_recovery as wr
+from dememo_plugins.attacks.weight_recovery import WeightRecovery
 from dememo_plugins.datasets.noisy_shapes import NoisyShapes
 from dememo_plugins.poisoners.em import ErrorMinimizing
-from support.metrics.weight_space import PROPERTY
-from support.metrics.weight_space_reference import PROPERTY as REFERENCE_PROPERTY, moved_copy, tiny  # noqa: F401 (pytest fixtures, used as arguments)
 
+from support.metrics.weight_space import PROPERTY
+from support.metrics.weight_space_reference import PROPERTY as REFERENCE_PROPERTY  # noqa: F401 (pytest fixtures, used as arguments)
+from support.metrics.weight_space_reference import moved_copy, tiny
 
 
 def released_projection(params: dict[str, torch.Tensor], origin: dict[str, torch.Tensor], eta: float,

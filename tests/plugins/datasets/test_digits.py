@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from dememo_plugins.datasets.digits import Digits
 
+from dememo_plugins.datasets.digits import Digits
 
 
 def test_digits_is_the_real_scikit_learn_data_with_a_fixed_split():

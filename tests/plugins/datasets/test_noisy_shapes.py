@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from dememo_plugins.datasets.noisy_shapes import NoisyShapes
 
+from dememo_plugins.datasets.noisy_shapes import NoisyShapes
 
 
 def test_noisy_shapes_is_deterministic_balanced_and_weak_per_pixel():

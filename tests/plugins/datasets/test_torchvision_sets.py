@@ -1,25 +1,4 @@
-"""The torchvision-backed dataset plugins, on tiny files in each dataset's real on-disk format.
-
-Nothing downloads: every test writes a few dozen images in the published layout into ``tmp_path`` and
-loads them through the plugin's ``load`` (torchvision's real readers included):
-
-- CIFAR-10/100: Python pickles of dicts whose keys are *Python-2 byte strings* (as in the official
-  files, which torchvision reads with ``pickle.load(encoding="latin1")``), ``data`` a uint8 N×3072 array
-  (1,024 red, then green, then blue values, row-major), ``labels``/``fine_labels`` a list of ints;
-- MNIST/Fashion-MNIST: uncompressed idx files in ``<Class>/raw/`` (big-endian header: magic 0x0803 or
-  0x0801, then the sizes), which torchvision 0.29 parses directly when no legacy ``processed/`` files exist;
-- SVHN: MATLAB v5 ``{train,test}_32x32.mat`` written with ``scipy.io.savemat``: ``X`` H×W×3×N uint8 and
-  ``y`` N×1 with 10 standing for digit 0.
-
-Checksums: torchvision 0.29 checks every CIFAR file and both SVHN files against the official MD5 sums
-(``CIFAR10.train_list``/``test_list``/``meta``, ``SVHN.split_list``) before reading. The tests patch only
-those checksum lists on the classes (``monkeypatch``) to the MD5s of the tiny files; the readers
-themselves are unpatched. MNIST's raw files carry no checksum in torchvision.
-
-Each image encodes its sample number k in pixel (0, 0) of the first channel and its position in the
-others, so the tests check that labels stay with their images and that the H/W/C axes are not swapped.
-Measured: the whole file takes about 5 s under pytest on one shared core (no network touched).
-"""
+"""The torchvision-backed dataset plugins, on tiny files in each dataset's real on-disk format."""
 
 from __future__ import annotations
 

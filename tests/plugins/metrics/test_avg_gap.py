@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dememo.evaluation import Evaluation
 from dememo_plugins.metrics.avg_gap import AvgGap
-from hypothesis import strategies as st, settings, given
-from support.metrics.unlearning import fractions, stub_evaluation
 
+from support.metrics.unlearning import fractions, stub_evaluation
 
 
 def stub_for(row: tuple[float, float, float, float], retrain: tuple[float, float, float, float]) -> Evaluation:

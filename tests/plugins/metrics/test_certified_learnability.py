@@ -9,19 +9,23 @@ Weight-space probes of shallow unlearnability: ``weight-recovery`` and ``certifi
 from __future__ import annotations
 
 import math
+
+import numpy as np
 import pytest
 import torch
-import numpy as np
-from dememo_plugins.metrics.certified_learnability import CertifiedLearnability
+from hypothesis import example, given
+from hypothesis import strategies as st
 from scipy.stats import binom, norm
-from hypothesis import strategies as st, example, given
-from dememo_plugins.metrics import certified_learnability as cl
-from dememo.testing import tiny_context, evaluation_for
+
+from dememo.testing import evaluation_for, tiny_context
 from dememo.training import accuracy
+from dememo_plugins.metrics import certified_learnability as cl
+from dememo_plugins.metrics.certified_learnability import CertifiedLearnability
+
 from support.metrics.depth import class0  # noqa: F401 (pytest fixtures, used as arguments)
 from support.metrics.weight_space import PROPERTY
-from support.metrics.weight_space_reference import PROPERTY as REFERENCE_PROPERTY, tiny  # noqa: F401 (pytest fixtures, used as arguments)
-
+from support.metrics.weight_space_reference import PROPERTY as REFERENCE_PROPERTY  # noqa: F401 (pytest fixtures, used as arguments)
+from support.metrics.weight_space_reference import tiny
 
 
 def test_the_certificate_reads_the_forget_set_on_the_unlearning_track(class0):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from dememo.data import Splits
-from dememo_plugins.metrics.clean_accuracy import CleanAccuracy
-from dememo.evaluation import Evaluation
-from hypothesis import settings, given
-from support.metrics.unlearning import Table, data, loop_accuracy, onehot_images, pairs
+from hypothesis import given, settings
 
+from dememo.data import Splits
+from dememo.evaluation import Evaluation
+from dememo_plugins.metrics.clean_accuracy import CleanAccuracy
+
+from support.metrics.unlearning import Table, data, loop_accuracy, onehot_images, pairs
 
 
 @pytest.mark.reference("metric", "clean-accuracy",

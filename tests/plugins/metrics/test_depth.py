@@ -15,17 +15,20 @@ metric with its fresh-initialisation control, ``weight-noise`` and ``certified-l
 from __future__ import annotations
 
 import math
+
 import pytest
-from dememo_plugins.metrics.depth import first_reaching, Depth, SIGMA_CAP, ETA_CAP
-from hypothesis import strategies as st, given
-from dememo.training import accuracy
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dememo import AttackData
+from dememo.testing import evaluation_for, tiny_class_task, tiny_context
+from dememo.training import accuracy
 from dememo_plugins.attacks.weight_recovery import WeightRecovery
 from dememo_plugins.metrics import depth as depth_module
-from dememo.testing import tiny_context, evaluation_for, tiny_class_task
+from dememo_plugins.metrics.depth import ETA_CAP, SIGMA_CAP, Depth, first_reaching
+
 from support.metrics.depth import class0  # noqa: F401 (pytest fixtures, used as arguments)
 from support.metrics.weight_space_reference import moved_copy, tiny  # noqa: F401 (pytest fixtures, used as arguments)
-
 
 
 def test_first_reaching_examples():

@@ -9,14 +9,24 @@ Reference checks of the many-model membership metrics (issue 17): ``forget-quali
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
-import warnings
-from dememo_plugins.metrics.forget_quality import bucket_score, epsilon, upper_rate, challenge_epsilons, challenge_score, challenge_confidence
-from hypothesis import settings, given, strategies as st
-from support.metrics.membership import membership  # noqa: F401 (pytest fixtures, used as arguments)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dememo_plugins.metrics.forget_quality import (
+    bucket_score,
+    challenge_confidence,
+    challenge_epsilons,
+    challenge_score,
+    epsilon,
+    upper_rate,
+)
+
+from support.metrics.membership import membership  # noqa: F401 (pytest fixtures, used as arguments)
 
 
 @settings(max_examples=40, deadline=None)

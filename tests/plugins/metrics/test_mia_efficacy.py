@@ -5,15 +5,8 @@ Reference checks (issue 17) for ``ssd``, ``salun`` and ``mia-efficacy``, and for
 ``rurk``: each plugin against a loop transcription, written here independently, of its paper's equation as
 the authors' released code computes it.
 
-- ssd: if-loops/selective-synaptic-dampening, ``ssd.py`` (``calc_importance``, ``modify_weight``) with the
-  loaders of ``src/forget_random_main.py`` (unshuffled, batch 128, full data = retain then forget).
-- salun: OPTML-Group/Unlearn-Saliency, ``Classification/generate_mask.py`` (``save_gradient_ratio``).
 - mia-efficacy: OPTML-Group/Unlearn-Saliency, ``Classification/evaluation/SVC_MIA.py`` with the sets of
   ``Classification/main_random.py``.
-- finetune, gradient-ascent, random-label, l1-sparse: OPTML-Group/Unlearn-Saliency ``Classification/unlearn/``
-  (FT.py, GA.py, RL.py); neggrad-plus and scrub: meghdadk/SCRUB; cf-k: shash42/Evaluating-Inexact-Unlearning
-  ``src/methods.py``; rurk: the paper (no code released). These are checked on their first optimiser step
-  (the objective: terms, signs, weights, data), not on the optimiser or schedule (see the section below).
 
 Measured (seed 0, 2 loaded CPU cores): the tiny model (643 weights) on the class-0 task at α = 2: the released
 batch-12 formula dampens 135 weights, the per-sample one 58, and the two dampened models differ in 157
@@ -22,17 +15,18 @@ entries (max 0.28); digits with class 0 forgotten: MIA-efficacy of the original 
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 import numpy as np
 import pytest
-import support.unlearning as kit
+import torch
+import torch.nn.functional as F
 from torch import nn
+
 from dememo.data import Data, Splits, Task
-from dememo_plugins.metrics.mia_efficacy import MIAEfficacy
 from dememo.evaluation import Evaluation
 from dememo.testing import tiny_context
+from dememo_plugins.metrics.mia_efficacy import MIAEfficacy
 
+import support.unlearning as kit
 
 
 class LogitsAreInputs(nn.Module):

@@ -5,20 +5,23 @@ residual-knowledge (RURK's r_τ) and ou-at-eps (OU@ε) on the embedded data.
 
 from __future__ import annotations
 
-import math
-import torch
-import pytest
-import support.unlearning as kit
 import copy
-from dememo.data import Task, Splits
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
-from hypothesis import strategies as st, settings, given
+
+from dememo.data import Splits, Task
 from dememo.evaluation import Evaluation
-from dememo_plugins.metrics.ou_at_eps import OverUnlearning, logit_margin, js_divergence, masked_probs
-from dememo.testing import tiny_context, tiny_splits, tiny_task, tiny_class_task
+from dememo.testing import tiny_class_task, tiny_context, tiny_splits, tiny_task
+from dememo_plugins.metrics.ou_at_eps import OverUnlearning, js_divergence, logit_margin, masked_probs
+
+import support.unlearning as kit
 from support.metrics.residual_knowledge import evaluation, unlearned
 from support.metrics.unlearning import Table, data
-
 
 
 def spotter_ou(p_orig: list[list[float]], p_unl: list[list[float]], forgotten: list[int]) -> float:

@@ -6,14 +6,15 @@ whose predictions are fixed so the accuracies are known exactly.
 
 from __future__ import annotations
 
-import torch
 import pytest
-from dememo.testing import tiny_splits, tiny_context
-from hypothesis import settings, strategies as st, given
-from dememo_plugins.metrics.owner_share import OwnerShare
-from dememo.evaluation import Evaluation
-from dememo.data import Data
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dememo.data import Data
+from dememo.evaluation import Evaluation
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.metrics.owner_share import OwnerShare
 
 
 class Lookup(torch.nn.Module):

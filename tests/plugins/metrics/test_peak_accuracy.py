@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
 import math
-from hypothesis import strategies as st, settings, given
-from dememo_plugins.metrics.peak_accuracy import PeakAccuracy
-from dememo.evaluation import Evaluation
-from support.metrics.unlearning import Table
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dememo.evaluation import Evaluation
+from dememo_plugins.metrics.peak_accuracy import PeakAccuracy
+
+from support.metrics.unlearning import Table
 
 
 @pytest.mark.reference("metric", "peak-accuracy",

@@ -5,24 +5,27 @@ residual-knowledge (RURK's r_τ) and ou-at-eps (OU@ε) on the embedded data.
 
 from __future__ import annotations
 
-import torch
-import numpy as np
-import math
-import pytest
-import support.unlearning as kit
 import copy
 import functools
-from torch import nn
-from dememo.data import Task, Splits
-from dememo.testing import tiny_context, tiny_task, tiny_splits
-from dememo_plugins.metrics.residual_knowledge import ResidualKnowledge, GENERATORS, GRID
-from dememo.evaluation import Evaluation
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
+from torch import nn
+
 from dememo import Series
-from hypothesis import strategies as st, settings, given
+from dememo.data import Splits, Task
+from dememo.evaluation import Evaluation
+from dememo.testing import tiny_context, tiny_splits, tiny_task
+from dememo_plugins.metrics.residual_knowledge import GENERATORS, GRID, ResidualKnowledge
+
+import support.unlearning as kit
 from support.metrics.residual_knowledge import evaluation, unlearned
 from support.metrics.unlearning import data
-
 
 
 class Threshold(nn.Module):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dememo.testing import tiny_splits, tiny_context
-from dememo.evaluation import Evaluation
-from dememo_plugins.metrics.run_time import RunTime
 
+from dememo.evaluation import Evaluation
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.metrics.run_time import RunTime
 
 
 @pytest.mark.reference("metric", "run-time", source="paper: Fan et al. ICLR 2024 (SalUn), Table 1 'RTE' = run time "

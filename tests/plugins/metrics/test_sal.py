@@ -10,20 +10,22 @@ threshold / #LP / UD computation of ``analysis/get_ud.py`` (scikit-learn's KMean
 
 from __future__ import annotations
 
+import itertools
+import math
+from unittest import mock
+
 import numpy as np
 import pytest
-import torch.nn.functional as F
 import torch
-import math
-import itertools
-from unittest import mock
-from dememo_plugins.metrics import sal
-from hypothesis import strategies as st, settings, given
-from dememo.testing import tiny_splits, tiny_context
-from dememo.evaluation import Evaluation
-from dememo_plugins.architectures.small_cnn import SmallCNN
-from dememo_plugins.metrics.sal import UD, SAL
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dememo.evaluation import Evaluation
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.architectures.small_cnn import SmallCNN
+from dememo_plugins.metrics import sal
+from dememo_plugins.metrics.sal import SAL, UD
 
 
 def released_ud(clean: np.ndarray, poisoned: np.ndarray) -> float:

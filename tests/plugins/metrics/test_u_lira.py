@@ -9,19 +9,21 @@ Reference checks of the many-model membership metrics (issue 17): ``forget-quali
 
 from __future__ import annotations
 
-import torch
+import math
+
 import numpy as np
 import pytest
-import math
-from dememo_plugins.metrics._membership import logit_confidence, half_splits
-from dememo_plugins.metrics.u_lira import gaussian_log_ratio, pooled_variance, ULiRA
-from dememo.testing import tiny_splits, tiny_task, tiny_context
-from dememo.ensemble import Ensemble
-from dememo.context import standard_training
-from dememo.evaluation import Evaluation
-from dememo.training import Recipe
-from support.metrics.membership import membership  # noqa: F401 (pytest fixtures, used as arguments)
+import torch
 
+from dememo.context import standard_training
+from dememo.ensemble import Ensemble
+from dememo.evaluation import Evaluation
+from dememo.testing import tiny_context, tiny_splits, tiny_task
+from dememo.training import Recipe
+from dememo_plugins.metrics._membership import half_splits, logit_confidence
+from dememo_plugins.metrics.u_lira import ULiRA, gaussian_log_ratio, pooled_variance
+
+from support.metrics.membership import membership  # noqa: F401 (pytest fixtures, used as arguments)
 
 
 def test_logit_confidence_and_lira_pieces():

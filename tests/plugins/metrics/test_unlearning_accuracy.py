@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from dememo.data import Task, Splits
-from hypothesis import settings, given
-from dememo_plugins.metrics.unlearning_accuracy import UnlearningAccuracy
-from dememo.evaluation import Evaluation
-from support.metrics.unlearning import Table, data, loop_accuracy, onehot_images, pairs
+from hypothesis import given, settings
 
+from dememo.data import Splits, Task
+from dememo.evaluation import Evaluation
+from dememo_plugins.metrics.unlearning_accuracy import UnlearningAccuracy
+
+from support.metrics.unlearning import Table, data, loop_accuracy, onehot_images, pairs
 
 
 @pytest.mark.reference("metric", "unlearning-accuracy", source="OPTML-Group/Unlearn-Saliency:Classification/main_forget.py")

@@ -2,26 +2,23 @@
 
 Model-free availability poisoners (LSP, AR, OPS, CUDA) do what their papers and docstrings say.
 
-- CUDA: github.com/vinusankars/Convolution-based-Unlearnability, ``final_filter_unlearnable.py``
-  (``get_filter_unlearnable``).
-- OPS: github.com/cychomatica/One-Pixel-Shotcut, ``perturb.py`` (``pixel_search``).
-- LSP: github.com/dayu11/Availability-Attacks-Create-Shortcuts, ``synthetic_perturbations/cifar_train.py``.
 - AR: github.com/psandovalsegura/autoregressive-poisoning, ``autoregressive.py``.
-- random noise: github.com/HanxunH/Unlearnable-Examples, ``toolbox.py`` (``random_noise``).
 """
 
 from __future__ import annotations
 
-import torch
 import numpy as np
 import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dememo.budget import Budget
-from dememo_plugins.poisoners.ar import Autoregressive, run_recurrence
-from hypothesis import strategies as st, given
 from dememo.testing import tiny_context
+from dememo_plugins.poisoners.ar import Autoregressive, run_recurrence
+
 from support.poisoners.model_free import PROPERTY, classes, clean_accuracy, make_data, noisy_shapes_accuracy, run, seeds  # noqa: F401 (pytest fixtures, used as arguments)
 from support.poisoners.model_free_reference import grey_data
-
 
 
 def ar_residual(delta: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

@@ -12,17 +12,18 @@ HYPO 100 steps → 0.682 / 0.716. The published order (TAP strong, HYPO weak to 
 
 from __future__ import annotations
 
-import pytest
 import copy
+
+import pytest
+
 from dememo.budget import Budget, check_poison
-from dememo_plugins.poisoners.tap import TargetedAdversarialPoisoning
 from dememo.context import standard_training
-from dememo.testing import tiny_splits, tiny_context
-from dememo_plugins.poisoners.hypo import HypocriticalPerturbation
-from dememo_plugins.datasets.noisy_shapes import NoisyShapes
+from dememo.testing import tiny_context, tiny_splits
 from dememo.training import Recipe
 from dememo_plugins.architectures.small_cnn import SmallCNN
-
+from dememo_plugins.datasets.noisy_shapes import NoisyShapes
+from dememo_plugins.poisoners.hypo import HypocriticalPerturbation
+from dememo_plugins.poisoners.tap import TargetedAdversarialPoisoning
 
 
 def test_crafting_model_is_left_trainable():

@@ -8,28 +8,37 @@ plus, for CUDA and OPS, the properties that distinguish the published method fro
 
 - CUDA: github.com/vinusankars/Convolution-based-Unlearnability, ``final_filter_unlearnable.py``
   (``get_filter_unlearnable``).
-- OPS: github.com/cychomatica/One-Pixel-Shotcut, ``perturb.py`` (``pixel_search``).
-- LSP: github.com/dayu11/Availability-Attacks-Create-Shortcuts, ``synthetic_perturbations/cifar_train.py``.
-- AR: github.com/psandovalsegura/autoregressive-poisoning, ``autoregressive.py``.
-- random noise: github.com/HanxunH/Unlearnable-Examples, ``toolbox.py`` (``random_noise``).
 """
 
 from __future__ import annotations
 
-import torch
 import itertools
+import math
+
 import numpy as np
 import pytest
-import math
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
 import dememo
 from dememo.budget import Budget, check_poison
-from hypothesis import strategies as st, given
-from dememo_plugins.poisoners.cuda import ConvolutionUnlearnable
 from dememo.testing import tiny_context
 from dememo_plugins.datasets.noisy_shapes import NoisyShapes
-from support.poisoners.model_free import PROPERTY, classes, clean_accuracy, make_data, noisy_shapes_accuracy, run, seeds, shapes  # noqa: F401 (pytest fixtures, used as arguments)
-from support.poisoners.model_free_reference import PROPERTY as REFERENCE_PROPERTY, random_data
+from dememo_plugins.poisoners.cuda import ConvolutionUnlearnable
 
+from support.poisoners.model_free import (  # noqa: F401 (pytest fixtures, used as arguments)
+    PROPERTY,
+    classes,
+    clean_accuracy,
+    make_data,
+    noisy_shapes_accuracy,
+    run,
+    seeds,
+    shapes,
+)
+from support.poisoners.model_free_reference import PROPERTY as REFERENCE_PROPERTY
+from support.poisoners.model_free_reference import random_data
 
 
 @PROPERTY

@@ -1,19 +1,5 @@
 """Properties every installed poisoner must have, checked uniformly (new poisoners are picked up from the
 registry automatically).
-
-- Budget, finiteness, range and shape (``dememo.budget.check_poison`` on the float32 output), input not
-  mutated, deterministic under a seed — over random image shapes (1 or 3 channels, 4–16 pixels), class
-  counts (2–12), radii and seeds.
-- Sample-wise modes really are sample-wise (the public-code bug that looked "sample-wise" noise up by
-  label, silently making it class-wise), and class-wise modes really are class-wise.
-- Additive poisons are applied as clip(x + δ, 0, 1): on images whose pixels are all 0 or 1, the negative
-  part of δ shows on white pixels and the positive part on black pixels (the bug clamps before adding).
-
-Poisoners that run optimisation get the small parameters in ``FAST`` (a handful of steps on a 32-unit MLP),
-so the whole file runs in well under a minute on 2 CPU cores; what is checked does not depend on the
-number of steps. Model-free poisoners' structure (LSP patches, AR recurrences, OPS pixel search, CUDA
-filters) is tested in ``tests/plugins/poisoners/test_<method>.py``; first-party effects on noisy-shapes in the
-behaviour tests.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
 """The ``hypo`` poisoner (plugins/dememo_plugins/poisoners/hypo.py): behaviour tests and reference checks.
 
-- SEP (Sizhe-Chen/SEP, ``ens.py``): targeted sign descent towards (y + ⌊C/2⌋) mod C on the mean input
-  gradient of the checkpoints, clipped to the ε-ball and [0, 1]; most checkpoints then predict the target.
-- REM (CausalLearning/robust-unlearnable-examples, ``generate_robust_em.py`` and
-  ``attacks/robust_workers.py``): every generation call restarts δu from U[−ε, ε]; every surrogate step
-  trains on freshly generated noise, and the released noise is generated afresh on the final surrogate.
-- class-wise EM (HanxunH/Unlearnable-Examples, ``perturbation.py`` ``universal_perturbation`` with
-  ``toolbox.py`` ``min_min_attack``): the class noise is the mean of the per-sample one-step results.
 - TAP (lhfowl/adversarial_poisons, ``village/shop/forgemaster_targeted.py`` with ``forgemaster_base.py``'s
   PGD step) and HYPO (TLMichael/Delusive-Adversary, ``poison.py``, attack P2): sign descent on a fixed
   clean-trained model towards (y + 1) mod C, respectively the true label.
@@ -23,15 +16,16 @@ HYPO 100 steps → 0.682 / 0.716. The published order (TAP strong, HYPO weak to 
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 import pytest
 import torch
+import torch.nn.functional as F
+
 from dememo.budget import Budget
-from dememo_plugins.poisoners.hypo import HypocriticalPerturbation
 from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.poisoners.hypo import HypocriticalPerturbation
+
 from support.poisoners.crafting import crafting_model
 from support.poisoners.em import context, digits, released_sign_descent
-
 
 
 @pytest.mark.reference("poisoner", "hypo", source="TLMichael/Delusive-Adversary:poison.py")

@@ -5,14 +5,16 @@ Model-free availability poisoners (LSP, AR, OPS, CUDA) do what their papers and 
 
 from __future__ import annotations
 
-import torch
 import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dememo.budget import Budget
 from dememo_plugins.poisoners.ar import Autoregressive
-from hypothesis import strategies as st, given
 from dememo_plugins.poisoners.lsp import LinearSeparablePerturbation
-from support.poisoners.model_free import PROPERTY, classes, make_data, run, seeds, shapes
 
+from support.poisoners.model_free import PROPERTY, classes, make_data, run, seeds, shapes
 
 
 @PROPERTY

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 import pytest
-from dememo_plugins.poisoners.none import NoPoison
-from dememo.testing import tiny_context, tiny_splits
+import torch
 
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.poisoners.none import NoPoison
 
 
 @pytest.mark.reference("poisoner", "none", source="paper: Huang et al. ICLR 2021, the 'clean' row of Table 1")

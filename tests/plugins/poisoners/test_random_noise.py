@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dememo.budget import Budget, check_poison
-from dememo_plugins.poisoners.random_noise import RandomNoise
-from hypothesis import strategies as st, settings, given
-from dememo.testing import tiny_splits, tiny_context
-from support.poisoners.model_free_reference import grey_data
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dememo.budget import Budget, check_poison
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.poisoners.random_noise import RandomNoise
+
+from support.poisoners.model_free_reference import grey_data
 
 
 @settings(max_examples=20, deadline=None)

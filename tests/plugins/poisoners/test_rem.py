@@ -3,16 +3,9 @@
 Reference checks for the error-minimizing family of poisoners (issue 17): SEP, REM and class-wise EM
 against the rules in the authors' released code, each transcribed here independently as a small loop.
 
-- SEP (Sizhe-Chen/SEP, ``ens.py``): targeted sign descent towards (y + ⌊C/2⌋) mod C on the mean input
-  gradient of the checkpoints, clipped to the ε-ball and [0, 1]; most checkpoints then predict the target.
 - REM (CausalLearning/robust-unlearnable-examples, ``generate_robust_em.py`` and
   ``attacks/robust_workers.py``): every generation call restarts δu from U[−ε, ε]; every surrogate step
   trains on freshly generated noise, and the released noise is generated afresh on the final surrogate.
-- class-wise EM (HanxunH/Unlearnable-Examples, ``perturbation.py`` ``universal_perturbation`` with
-  ``toolbox.py`` ``min_min_attack``): the class noise is the mean of the per-sample one-step results.
-- TAP (lhfowl/adversarial_poisons, ``village/shop/forgemaster_targeted.py`` with ``forgemaster_base.py``'s
-  PGD step) and HYPO (TLMichael/Delusive-Adversary, ``poison.py``, attack P2): sign descent on a fixed
-  clean-trained model towards (y + 1) mod C, respectively the true label.
 
 REM (robust error-minimizing noise) and SEP (self-ensemble protection) do what their papers and
 docstrings say.
@@ -31,21 +24,23 @@ docstrings.
 
 from __future__ import annotations
 
-import torch
-import dememo
 import pytest
+import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
+
+import dememo
 from dememo.budget import Budget, check_poison
-from dememo_plugins.poisoners.rem import RobustErrorMinimizing, augment
-from dememo.training import Recipe
-from hypothesis import strategies as st, settings, given
 from dememo.pgd import cross_entropy_loss, pgd
+from dememo.testing import tiny_context, tiny_splits
+from dememo.training import Recipe
 from dememo_plugins.poisoners.random_noise import RandomNoise
-from dememo.testing import tiny_splits, tiny_context
+from dememo_plugins.poisoners.rem import RobustErrorMinimizing, augment
+
 from support.poisoners.em import Fixed, context
 from support.poisoners.surrogate import FAST_REM, clean_accuracy, noisy_shapes_accuracy, run  # noqa: F401 (pytest fixtures, used as arguments)
-
 
 
 class Linear2(nn.Module):

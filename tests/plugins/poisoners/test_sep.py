@@ -5,14 +5,6 @@ against the rules in the authors' released code, each transcribed here independe
 
 - SEP (Sizhe-Chen/SEP, ``ens.py``): targeted sign descent towards (y + ⌊C/2⌋) mod C on the mean input
   gradient of the checkpoints, clipped to the ε-ball and [0, 1]; most checkpoints then predict the target.
-- REM (CausalLearning/robust-unlearnable-examples, ``generate_robust_em.py`` and
-  ``attacks/robust_workers.py``): every generation call restarts δu from U[−ε, ε]; every surrogate step
-  trains on freshly generated noise, and the released noise is generated afresh on the final surrogate.
-- class-wise EM (HanxunH/Unlearnable-Examples, ``perturbation.py`` ``universal_perturbation`` with
-  ``toolbox.py`` ``min_min_attack``): the class noise is the mean of the per-sample one-step results.
-- TAP (lhfowl/adversarial_poisons, ``village/shop/forgemaster_targeted.py`` with ``forgemaster_base.py``'s
-  PGD step) and HYPO (TLMichael/Delusive-Adversary, ``poison.py``, attack P2): sign descent on a fixed
-  clean-trained model towards (y + 1) mod C, respectively the true label.
 
 REM (robust error-minimizing noise) and SEP (self-ensemble protection) do what their papers and
 docstrings say.
@@ -31,18 +23,20 @@ docstrings.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-import torch
 import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
+
 from dememo.budget import Budget, check_poison
-from dememo_plugins.poisoners.sep import SelfEnsembleProtection, snapshot_steps
-from hypothesis import given, strategies as st
-from dememo.testing import tiny_splits, tiny_context
 from dememo.pgd import cross_entropy_loss
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.poisoners.sep import SelfEnsembleProtection, snapshot_steps
+
 from support.poisoners.em import context, digits
 from support.poisoners.surrogate import PROPERTY, clean_accuracy, noisy_shapes_accuracy  # noqa: F401 (pytest fixtures, used as arguments)
-
 
 
 def released_sep(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor, num_classes: int, eps: float,

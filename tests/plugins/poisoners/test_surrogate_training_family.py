@@ -17,18 +17,19 @@ docstrings.
 
 from __future__ import annotations
 
-import dememo
-import torch
 import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import dememo
 from dememo.budget import Budget
-from hypothesis import strategies as st, given
-from dememo_plugins.poisoners.rem import RobustErrorMinimizing
-from dememo_plugins.poisoners.sep import SelfEnsembleProtection
 from dememo.data import Splits
 from dememo.testing import tiny_context
+from dememo_plugins.poisoners.rem import RobustErrorMinimizing
+from dememo_plugins.poisoners.sep import SelfEnsembleProtection
+
 from support.poisoners.surrogate import FAST_REM, PROPERTY, run
-
-
 
 FAST_SEP = dict(checkpoints=2, steps=3)
 

@@ -1,12 +1,5 @@
 """The ``tap`` poisoner (plugins/dememo_plugins/poisoners/tap.py): behaviour tests and reference checks.
 
-- SEP (Sizhe-Chen/SEP, ``ens.py``): targeted sign descent towards (y + ⌊C/2⌋) mod C on the mean input
-  gradient of the checkpoints, clipped to the ε-ball and [0, 1]; most checkpoints then predict the target.
-- REM (CausalLearning/robust-unlearnable-examples, ``generate_robust_em.py`` and
-  ``attacks/robust_workers.py``): every generation call restarts δu from U[−ε, ε]; every surrogate step
-  trains on freshly generated noise, and the released noise is generated afresh on the final surrogate.
-- class-wise EM (HanxunH/Unlearnable-Examples, ``perturbation.py`` ``universal_perturbation`` with
-  ``toolbox.py`` ``min_min_attack``): the class noise is the mean of the per-sample one-step results.
 - TAP (lhfowl/adversarial_poisons, ``village/shop/forgemaster_targeted.py`` with ``forgemaster_base.py``'s
   PGD step) and HYPO (TLMichael/Delusive-Adversary, ``poison.py``, attack P2): sign descent on a fixed
   clean-trained model towards (y + 1) mod C, respectively the true label.
@@ -25,13 +18,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from dememo.budget import Budget, check_poison
-from dememo_plugins.poisoners.tap import TargetedAdversarialPoisoning
 from dememo.pgd import random_start
-from dememo.testing import tiny_splits, tiny_context
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.poisoners.tap import TargetedAdversarialPoisoning
+
 from support.poisoners.crafting import crafting_model
 from support.poisoners.em import context, digits, released_sign_descent
-
 
 
 @pytest.mark.reference("poisoner", "tap", source="lhfowl/adversarial_poisons:village/shop/forgemaster_targeted.py")

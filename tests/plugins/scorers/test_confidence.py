@@ -17,9 +17,10 @@ loss-curvature      0.993 / 0.997         0.991 / 0.991         0.950 / 0.905   
 from __future__ import annotations
 
 import torch
-from dememo_plugins.scorers.confidence import ConfidenceProxy
-from support.scorers.proxies import noisy_digits
 
+from dememo_plugins.scorers.confidence import ConfidenceProxy
+
+from support.scorers.proxies import noisy_digits
 
 
 def test_confidence_is_the_first_versions_running_mean():

@@ -22,15 +22,17 @@ The whole file takes about 15 s on 2 cores (30 s when they are shared).
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-import torch
-import pytest
 import numpy as np
-from hypothesis import strategies as st, settings, given
-from dememo_plugins.scorers.holdout_retraining import symmetric_kl, HoldoutRetraining
-from dememo.testing import tiny_context, tiny_splits
-from support.scorers.memorization import tiny_run  # noqa: F401 (pytest fixtures, used as arguments)
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dememo.testing import tiny_context, tiny_splits
+from dememo_plugins.scorers.holdout_retraining import HoldoutRetraining, symmetric_kl
+
+from support.scorers.memorization import tiny_run  # noqa: F401 (pytest fixtures, used as arguments)
 
 
 @settings(max_examples=25, deadline=None)

@@ -1,53 +1,20 @@
-"""The shared learning curve (scorers/_learning_curve.py) behind confidence, max-confidence, entropy and correctness, with their reference check.
-
-One-run memorization proxies rank memorized training samples high (higher = more memorized).
-
-Ground truth is label noise: 5 % of the digits training split (54 of 1,078 images, seeded) get a wrong
-label. Under a recipe that fits them — the quick suite's digits recipe without weight decay and with 60
-epochs (91 % / 89 % of the flipped labels fitted at the end, seeds 0 / 1) — they are memorized by construction (a
-model that never saw a flipped sample cannot predict its wrong label; one trained on it does), and every
-proxy must rank them above the clean samples. Measured AUC of "is mislabeled" (seed 0 / 1 of this file's
-flips; loss-curvature as tested, ``draws=2, every=3``, and with its defaults in brackets):
-
-=================== ===================== ===================== ============================= ==============
-proxy               digits, memorizing    digits, quick recipe  noisy-shapes, quick recipe    noisy-shapes,
-                                                                                              memorizing
-=================== ===================== ===================== ============================= ==============
-confidence          0.9995 / 0.9997       0.9996 / 0.9999       0.996 / 0.986                 0.999
-max-confidence      0.978 / 0.974         0.854 / 0.741         0.608 / 0.544                 0.977
-entropy             0.957 / 0.945         0.846 / 0.746         0.605 / 0.548                 0.966
-correctness         0.9997 / 0.9998       0.9997 / 0.9997       0.991 / 0.970                 0.999
-holdout-retraining  0.983 / 0.978         0.924 / 0.861         0.527 / 0.496                 0.836
-loss-curvature      0.993 / 0.997         0.991 / 0.991         0.950 / 0.905                 0.995
-                    [0.998 / 0.999]       [0.997 / 0.997]       [0.961 / 0.914]
-=================== ===================== ===================== ============================= ==============
-
-The quick recipes fit few flipped labels (digits 26 % / 9 %, noisy-shapes 1 % / 3 %): the label-free proxies
-(max-confidence, entropy) and holdout-retraining, which need the model to have *memorized* the wrong label,
-fall back there, and the label-aware ones still see the samples as never learned. The asserted floors are
-the seed-0 digits values minus a margin (noisy-shapes is too slow for this file: 5–40 s per proxy call).
-The whole file takes about 15 s on 2 cores (30 s when they are shared).
-
-Reference checks for the memorization forget sets (``dememo.forget``) and RUM (``rum``), issue 17.
-
-The selection and RUM's sequential retain sets are transcribed here, independently, from the RUM authors'
-released code (kairanzhao/RUM, ``main_forget.py``: the ``mem_fs_split`` branch, ``select_fs`` and the
-``--sequential`` retain sets), as small list-and-sort loops, and compared with dememo's on small arrays.
-"""
+"""The shared learning curve (scorers/_learning_curve.py) behind confidence, max-confidence, entropy and correctness, with their reference check."""
 
 from __future__ import annotations
 
-import torch
 import math
+
 import attrs
 import numpy as np
 import pytest
+import torch
+
 from dememo.context import standard_training
-from dememo_plugins.scorers._learning_curve import learning_curve
 from dememo.training import predict
+from dememo_plugins.scorers._learning_curve import learning_curve
+
 from support.scorers.memorization import tiny_run  # noqa: F401 (pytest fixtures, used as arguments)
 from support.scorers.proxies import noisy_digits
-
 
 
 def test_learning_curve_records_the_standard_training_run():

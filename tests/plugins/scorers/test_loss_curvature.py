@@ -24,15 +24,17 @@ loss-curvature      0.993 / 0.997         0.991 / 0.991         0.950 / 0.905   
 from __future__ import annotations
 
 import attrs
-import torch
 import pytest
-from dememo.context import standard_training
-from dememo_plugins.scorers import loss_curvature
-from dememo.training import predict
-from dememo_plugins.scorers.loss_curvature import LossCurvature, curvature
-from hypothesis import strategies as st, settings, given
-from support.scorers.proxies import noisy_digits
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dememo.context import standard_training
+from dememo.training import predict
+from dememo_plugins.scorers import loss_curvature
+from dememo_plugins.scorers.loss_curvature import LossCurvature, curvature
+
+from support.scorers.proxies import noisy_digits
 
 
 def test_loss_curvature_does_not_change_the_training_run(monkeypatch):

@@ -8,17 +8,18 @@ Reference checks for the memorization forget sets (``dememo.forget``) and RUM (`
 
 from __future__ import annotations
 
-import pytest
 import numpy as np
+import pytest
 import torch
-from support.scorers.memorization import tiny_run  # noqa: F401 (pytest fixtures, used as arguments)
 
+from support.scorers.memorization import tiny_run  # noqa: F401 (pytest fixtures, used as arguments)
 
 
 @pytest.fixture(scope="module")
 def digits_memorization():
     """Exact Feldman–Zhang scores of the digits training split from 48 subset models (vectorized)."""
     from dememo import plugins
+
     from support.unlearning import setting
 
     s = setting("digits", 0)
@@ -32,6 +33,7 @@ def test_confidence_tertiles_are_ordered_by_exact_memorization(digits_memorizati
     measured means 0.000 / 0.000 / 0.124: on digits every sample of the two lower thirds is classified
     correctly by every model, trained on it or not, so their exact scores tie at 0)."""
     from dememo import forget
+
     from support.unlearning import train_scores
 
     s, exact = digits_memorization

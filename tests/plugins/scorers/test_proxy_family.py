@@ -31,22 +31,22 @@ The whole file takes about 15 s on 2 cores (30 s when they are shared).
 
 from __future__ import annotations
 
-import torch
 import attrs
 import pytest
+import torch
+
+from dememo.testing import tiny_context, tiny_splits
 from dememo.training import Recipe
+from dememo_plugins.scorers import _learning_curve
+from dememo_plugins.scorers._learning_curve import learning_curve
+from dememo_plugins.scorers.confidence import ConfidenceProxy
 from dememo_plugins.scorers.correctness import CorrectnessProxy
 from dememo_plugins.scorers.entropy import EntropyProxy
-from dememo_plugins.scorers.loss_curvature import LossCurvature
 from dememo_plugins.scorers.holdout_retraining import HoldoutRetraining
-from dememo_plugins.scorers.confidence import ConfidenceProxy
+from dememo_plugins.scorers.loss_curvature import LossCurvature
 from dememo_plugins.scorers.max_confidence import MaxConfidenceProxy
-from dememo_plugins.scorers._learning_curve import learning_curve
-from dememo_plugins.scorers import _learning_curve
-from dememo.testing import tiny_context, tiny_splits
+
 from support.scorers.proxies import noisy_digits
-
-
 
 MEMORIZING = Recipe(epochs=60, batch_size=128, lr=0.05, weight_decay=0.0)  # the digits recipe, no weight decay, 2× epochs
 

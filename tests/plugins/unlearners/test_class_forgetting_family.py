@@ -18,17 +18,18 @@ noisy-shapes' at 0.33 (gap 0.14).
 
 from __future__ import annotations
 
-import torch
-import pytest
 import copy
-from dememo_plugins.unlearners.spotter import Spotter
-from dememo_plugins.unlearners.boundary_shrink import BoundaryShrink
-from dememo_plugins.unlearners.boundary_expand import BoundaryExpand
+
+import pytest
+import torch
+
 from dememo.training import accuracy
-from support.unlearning import measure, setting
+from dememo_plugins.unlearners.boundary_expand import BoundaryExpand
+from dememo_plugins.unlearners.boundary_shrink import BoundaryShrink
+from dememo_plugins.unlearners.spotter import Spotter
+
 from support.unlearners.class_forgetting import same, state
-
-
+from support.unlearning import measure, setting
 
 METHODS = {"boundary-shrink": BoundaryShrink, "boundary-expand": BoundaryExpand, "spotter": Spotter}
 

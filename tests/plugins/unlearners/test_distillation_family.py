@@ -23,16 +23,18 @@ Measured (seed 0, 2 CPU cores, quick-suite recipes; the numbers the assertions l
 
 from __future__ import annotations
 
-import pytest
-import attrs
 import copy
+
+import attrs
+import pytest
 import torch
+
+from dememo.testing import tiny_context
+from dememo_plugins.unlearners.bad_teacher import BadTeacher
 from dememo_plugins.unlearners.rurk import Rurk
 from dememo_plugins.unlearners.scrub import Scrub
-from dememo_plugins.unlearners.bad_teacher import BadTeacher
-from dememo.testing import tiny_context
-from support.unlearners.distillation_reference import _same, _state, _tiny
 
+from support.unlearners.distillation_reference import _same, _state, _tiny
 
 
 @pytest.mark.parametrize("cls, params, match", [

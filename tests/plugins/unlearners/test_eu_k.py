@@ -8,28 +8,24 @@ eu-k, cf-k and certified-newton: invariants, the Newton step's accuracy, the cer
 - eu-k (k = 2, the recipe's 30 epochs): avg gap 0.010 against the original's 0.028 (forget accuracy 0.98,
   retrain 0.94); cf-k (k = 2, lr 0.01, 10 epochs) 0.026, finetune 0.026. Every parameter and buffer
   outside the last k layers is bit-identical, BatchNorm running statistics in the frozen prefix included.
-- certified-newton (λ = 0.1): the Newton step lands 0.0017 from the head refitted on the retain features
-  alone, against 0.074 for the head fitted on all training features (ratio 0.02); the exact residual
-  r = 9.0e-4 gives the distance bound r/λ = 0.009 ≥ 0.0017. At ε = 1, δ = 1e-5 σ = 0.034 and test
-  accuracy 0.91–0.96 (original 0.97); at ε = 0.1 σ = 0.28 and test accuracy 0.27. Removing a whole class
-  (class 0): the step alone brings forget accuracy to 0.02 with retain 0.999, but its residual is 75×
-  larger, so a certificate at ε = 1 needs σ = 2.5 and the head falls to chance.
 """
 
 from __future__ import annotations
 
-import torch
 import copy
-import pytest
 import math
-from dememo.testing import tiny_splits, tiny_task, tiny_context
-from dememo_plugins.unlearners.eu_k import EuK
+
+import pytest
+import torch
+
+from dememo import models
+from dememo.testing import tiny_context, tiny_splits, tiny_task
+from dememo_plugins.architectures.small_cnn import SmallCNN
 from dememo_plugins.unlearners._last_k import last_k_layers
 from dememo_plugins.unlearners.cf_k import CfK
-from dememo_plugins.architectures.small_cnn import SmallCNN
-from dememo import models
-from support.unlearners.last_layers import _trained
+from dememo_plugins.unlearners.eu_k import EuK
 
+from support.unlearners.last_layers import _trained
 
 
 def _weights(model: torch.nn.Module) -> list[torch.Tensor]:

@@ -18,19 +18,21 @@ the original classifies 0.947 of class 0, test accuracy 0.914, 0.916 on the othe
 
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
-import copy
-from dememo_plugins.unlearners import _fisher
 from torch import nn
-from dememo.data import Data
-from dememo_plugins.unlearners.influence import InfluenceUnlearning
-from dememo.testing import tiny_context
-from dememo_plugins.unlearners.fisher import FisherForgetting
-from dememo_plugins.unlearners.ssd import SelectiveSynapticDampening
-from support.unlearners.fisher import _flat, _tiny
 
+from dememo.data import Data
+from dememo.testing import tiny_context
+from dememo_plugins.unlearners import _fisher
+from dememo_plugins.unlearners.fisher import FisherForgetting
+from dememo_plugins.unlearners.influence import InfluenceUnlearning
+from dememo_plugins.unlearners.ssd import SelectiveSynapticDampening
+
+from support.unlearners.fisher import _flat, _tiny
 
 
 def _loop_gradients(model, x, y):

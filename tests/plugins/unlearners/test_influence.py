@@ -7,25 +7,24 @@ authors' own style), independent of the plugins' vmap / Woodbury / CG machinery.
 ssd, fisher and influence (and their shared ``_fisher`` statistics): invariants, direction, sensitivity,
 determinism and parameter errors.
 
-- ssd (α = 7, λ = 1): 22 of 14,826 small-cnn weights dampened; class 0 accuracy 0.0, other classes
-  0.919. At α = 10 = |D|/|D_f| nothing can be selected and the model comes back bit-identical.
-- fisher: α = 1e-6 forget 0.913, other classes 0.911; α = 1e-4 destroys the model (test 0.11).
 - influence (α = 1, λ = 1, 256 samples): forget 0.0, other classes 0.907, forget cross-entropy
   0.30 → 2.74; α = 100: test 0.10.
 """
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
+
 from dememo.testing import tiny_context
-from dememo_plugins.unlearners.influence import InfluenceUnlearning
 from dememo.training import accuracy
+from dememo_plugins.unlearners.influence import InfluenceUnlearning
+
 from support.unlearners.fisher import _flat, _other_classes, _tiny, _unlearn
 from support.unlearners.second_order import _flat_grad, setting  # noqa: F401 (pytest fixtures, used as arguments)
-
 
 
 @pytest.mark.reference("unlearner", "influence", source="OPTML-Group/Unlearn-Sparse:unlearn/Wfisher.py "

@@ -5,11 +5,6 @@ Reference checks (issue 17) for ``ssd``, ``salun`` and ``mia-efficacy``, and for
 ``rurk``: each plugin against a loop transcription, written here independently, of its paper's equation as
 the authors' released code computes it.
 
-- ssd: if-loops/selective-synaptic-dampening, ``ssd.py`` (``calc_importance``, ``modify_weight``) with the
-  loaders of ``src/forget_random_main.py`` (unshuffled, batch 128, full data = retain then forget).
-- salun: OPTML-Group/Unlearn-Saliency, ``Classification/generate_mask.py`` (``save_gradient_ratio``).
-- mia-efficacy: OPTML-Group/Unlearn-Saliency, ``Classification/evaluation/SVC_MIA.py`` with the sets of
-  ``Classification/main_random.py``.
 - finetune, gradient-ascent, random-label, l1-sparse: OPTML-Group/Unlearn-Saliency ``Classification/unlearn/``
   (FT.py, GA.py, RL.py); neggrad-plus and scrub: meghdadk/SCRUB; cf-k: shash42/Evaluating-Inexact-Unlearning
   ``src/methods.py``; rurk: the paper (no code released). These are checked on their first optimiser step
@@ -17,32 +12,25 @@ the authors' released code computes it.
 
 random-label, l1-sparse and salun on the embedded data: direction, sensitivity, invariants, errors.
 
-- noisy-shapes, class 0 forgotten: the original classifies 0.947 of class 0; random-label (lr 0.01,
-  2 epochs) 0.007, retain accuracy 0.935 (retrain: 0.0 / 0.878). On 10 % *random* forgetting the embedded
-  models barely memorise (original forget accuracy 0.92 vs retrain 0.89), so the direction is asserted on
-  class forgetting, where it is unambiguous.
-- noisy-shapes, random 10 %: random-label at lr 0.3 (2 epochs) leaves test accuracy 0.10 (chance), at
-  lr 0.01 0.925: the known learning-rate sensitivity of RL.
-- salun: exactly int(0.5·N) weights salient (N = 14,826 for small-cnn); every other weight bit-identical
-  to the original after unlearning with weight decay 5e-4 and Nesterov momentum 0.9; masking only the
-  gradient (the public code before its fix) moves them.
 - l1-sparse (γ = 3e-3, 10 epochs) on digits: 10 % of the weights below 1e-4 in magnitude, against 0.13 %
   after plain fine-tuning with the same lr and epochs.
 """
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
-import support.unlearning as kit
-import math
+
+from dememo.data import Task
 from dememo.training import accuracy
 from dememo_plugins.unlearners.finetune import Finetune
 from dememo_plugins.unlearners.l1_sparse import L1Sparse
-from dememo.data import Task
-from support.unlearners.trained import _ce, _first_step, _params, _sgd_step
-from support.unlearners.salun import _state, _unlearn
 
+import support.unlearning as kit
+from support.unlearners.salun import _state, _unlearn
+from support.unlearners.trained import _ce, _first_step, _params, _sgd_step
 
 
 @pytest.mark.reference("unlearner", "l1-sparse", source="OPTML-Group/Unlearn-Saliency:Classification/unlearn/FT.py")

@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-import support.unlearning as kit
 from torch import nn
-from dememo_plugins.architectures.mlp import MLP
-from dememo_plugins.unlearners._last_k import last_k_layers
-from dememo import models
-from dememo_plugins.architectures.small_cnn import SmallCNN
-from dememo_plugins.unlearners.cf_k import CfK
-from dememo.testing import tiny_splits, tiny_task, tiny_context
-from dememo.data import Task
-from dememo_plugins.unlearners.eu_k import EuK
-from support.unlearners.last_layers import _names, _state, _trained
 
+from dememo import models
+from dememo.data import Task
+from dememo.testing import tiny_context, tiny_splits, tiny_task
+from dememo_plugins.architectures.mlp import MLP
+from dememo_plugins.architectures.small_cnn import SmallCNN
+from dememo_plugins.unlearners._last_k import last_k_layers
+from dememo_plugins.unlearners.cf_k import CfK
+from dememo_plugins.unlearners.eu_k import EuK
+
+import support.unlearning as kit
+from support.unlearners.last_layers import _names, _state, _trained
 
 
 class _Untouchable:

@@ -5,11 +5,6 @@ Reference checks (issue 17) for ``ssd``, ``salun`` and ``mia-efficacy``, and for
 ``rurk``: each plugin against a loop transcription, written here independently, of its paper's equation as
 the authors' released code computes it.
 
-- ssd: if-loops/selective-synaptic-dampening, ``ssd.py`` (``calc_importance``, ``modify_weight``) with the
-  loaders of ``src/forget_random_main.py`` (unshuffled, batch 128, full data = retain then forget).
-- salun: OPTML-Group/Unlearn-Saliency, ``Classification/generate_mask.py`` (``save_gradient_ratio``).
-- mia-efficacy: OPTML-Group/Unlearn-Saliency, ``Classification/evaluation/SVC_MIA.py`` with the sets of
-  ``Classification/main_random.py``.
 - finetune, gradient-ascent, random-label, l1-sparse: OPTML-Group/Unlearn-Saliency ``Classification/unlearn/``
   (FT.py, GA.py, RL.py); neggrad-plus and scrub: meghdadk/SCRUB; cf-k: shash42/Evaluating-Inexact-Unlearning
   ``src/methods.py``; rurk: the paper (no code released). These are checked on their first optimiser step
@@ -18,10 +13,10 @@ the authors' released code computes it.
 
 from __future__ import annotations
 
-import torch
 import pytest
-from support.unlearners.trained import _ce, _first_step, _params, _sgd_step
+import torch
 
+from support.unlearners.trained import _ce, _first_step, _params, _sgd_step
 
 
 @pytest.mark.reference("unlearner", "neggrad-plus",

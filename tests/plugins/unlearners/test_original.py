@@ -8,10 +8,10 @@ definition's observable consequence (what the row may and may not depend on), wh
 from __future__ import annotations
 
 import pytest
-from dememo.testing import tiny_task, tiny_context, tiny_splits
-from dememo.context import standard_training
-from dememo_plugins.unlearners.original import Original
 
+from dememo.context import standard_training
+from dememo.testing import tiny_context, tiny_splits, tiny_task
+from dememo_plugins.unlearners.original import Original
 
 
 @pytest.mark.reference("unlearner", "original", source="paper: Fan et al. ICLR 2024 (SalUn), Table 1 row 'original'")

@@ -5,11 +5,6 @@ Reference checks (issue 17) for ``ssd``, ``salun`` and ``mia-efficacy``, and for
 ``rurk``: each plugin against a loop transcription, written here independently, of its paper's equation as
 the authors' released code computes it.
 
-- ssd: if-loops/selective-synaptic-dampening, ``ssd.py`` (``calc_importance``, ``modify_weight``) with the
-  loaders of ``src/forget_random_main.py`` (unshuffled, batch 128, full data = retain then forget).
-- salun: OPTML-Group/Unlearn-Saliency, ``Classification/generate_mask.py`` (``save_gradient_ratio``).
-- mia-efficacy: OPTML-Group/Unlearn-Saliency, ``Classification/evaluation/SVC_MIA.py`` with the sets of
-  ``Classification/main_random.py``.
 - finetune, gradient-ascent, random-label, l1-sparse: OPTML-Group/Unlearn-Saliency ``Classification/unlearn/``
   (FT.py, GA.py, RL.py); neggrad-plus and scrub: meghdadk/SCRUB; cf-k: shash42/Evaluating-Inexact-Unlearning
   ``src/methods.py``; rurk: the paper (no code released). These are checked on their first optimiser step
@@ -23,27 +18,24 @@ random-label, l1-sparse and salun on the embedded data: direction, sensitivity, 
   class forgetting, where it is unambiguous.
 - noisy-shapes, random 10 %: random-label at lr 0.3 (2 epochs) leaves test accuracy 0.10 (chance), at
   lr 0.01 0.925: the known learning-rate sensitivity of RL.
-- salun: exactly int(0.5·N) weights salient (N = 14,826 for small-cnn); every other weight bit-identical
-  to the original after unlearning with weight decay 5e-4 and Nesterov momentum 0.9; masking only the
-  gradient (the public code before its fix) moves them.
-- l1-sparse (γ = 3e-3, 10 epochs) on digits: 10 % of the weights below 1e-4 in magnitude, against 0.13 %
-  after plain fine-tuning with the same lr and epochs.
 """
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+import attrs
 import pytest
 import torch
-import attrs
-import support.unlearning as kit
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from dememo import forget
 from dememo.training import accuracy
-from dememo_plugins.unlearners.random_label import RandomLabel, wrong_labels, random_label_targets, random_label_union
-from hypothesis import settings, given, strategies as st
-from support.unlearners.trained import _first_step, _params, _sgd_step
-from support.unlearners.salun import _unlearn
+from dememo_plugins.unlearners.random_label import RandomLabel, random_label_targets, random_label_union, wrong_labels
 
+import support.unlearning as kit
+from support.unlearners.salun import _unlearn
+from support.unlearners.trained import _first_step, _params, _sgd_step
 
 
 @pytest.mark.reference("unlearner", "random-label", source="OPTML-Group/Unlearn-Saliency:Classification/unlearn/RL.py")

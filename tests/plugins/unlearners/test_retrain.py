@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import torch
 import pytest
-from dememo.testing import tiny_task, tiny_context, tiny_splits
-from dememo_plugins.unlearners.retrain import Retrain
-from dememo.context import standard_training
-from support.reference_rows import _same_weights
+import torch
 
+from dememo.context import standard_training
+from dememo.testing import tiny_context, tiny_splits, tiny_task
+from dememo_plugins.unlearners.retrain import Retrain
+
+from support.reference_rows import _same_weights
 
 
 def test_retrain_never_needs_the_forget_set_and_equals_standard_training():

@@ -9,19 +9,21 @@ released code (kairanzhao/RUM, ``main_forget.py``: the ``mem_fs_split`` branch, 
 
 from __future__ import annotations
 
-import torch
-import pytest
-import numpy as np
-import attrs
-import dememo
-from hypothesis import strategies as st, settings, given
-from dememo import forget
-from dememo.hashing import generator_for
-from dememo.errors import UserError
-from dememo.plan.suite import ForgetSpec
-from dememo.testing import tiny_splits, registered, tiny_context
 from typing import ClassVar
 
+import attrs
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dememo
+from dememo import forget
+from dememo.errors import UserError
+from dememo.hashing import generator_for
+from dememo.plan.suite import ForgetSpec
+from dememo.testing import registered, tiny_context, tiny_splits
 
 
 def released_selection(scores: list[float], indices: list[int], count: int, mem: str, centre: float) -> list[int]:
@@ -147,9 +149,9 @@ def test_the_selection_enters_the_forget_sets_identity():
 def digits_scores():
     """The confidence proxy and exact Feldman–Zhang scores (K = 8 subset models: noisy, but the sets
     compared below differ by far more) of the digits training split, seed 0."""
-    from support.unlearning import Setting, _loaded
-
     from dememo import plugins
+
+    from support.unlearning import Setting, _loaded
 
     config, splits = _loaded("digits")
     base = Setting("digits", 0, splits, None, config, None, None, 0.0)  # type: ignore[arg-type]

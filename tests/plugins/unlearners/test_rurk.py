@@ -5,11 +5,6 @@ Reference checks (issue 17) for ``ssd``, ``salun`` and ``mia-efficacy``, and for
 ``rurk``: each plugin against a loop transcription, written here independently, of its paper's equation as
 the authors' released code computes it.
 
-- ssd: if-loops/selective-synaptic-dampening, ``ssd.py`` (``calc_importance``, ``modify_weight``) with the
-  loaders of ``src/forget_random_main.py`` (unshuffled, batch 128, full data = retain then forget).
-- salun: OPTML-Group/Unlearn-Saliency, ``Classification/generate_mask.py`` (``save_gradient_ratio``).
-- mia-efficacy: OPTML-Group/Unlearn-Saliency, ``Classification/evaluation/SVC_MIA.py`` with the sets of
-  ``Classification/main_random.py``.
 - finetune, gradient-ascent, random-label, l1-sparse: OPTML-Group/Unlearn-Saliency ``Classification/unlearn/``
   (FT.py, GA.py, RL.py); neggrad-plus and scrub: meghdadk/SCRUB; cf-k: shash42/Evaluating-Inexact-Unlearning
   ``src/methods.py``; rurk: the paper (no code released). These are checked on their first optimiser step
@@ -17,35 +12,24 @@ the authors' released code computes it.
 
 scrub, bad-teacher and rurk on the embedded data: direction and size, the mechanisms, invariants, errors.
 
-- digits, class 0 forgotten (the original classifies all of class 0): scrub at lr 0.1 with grad_clip 0.5,
-  5 epochs, leaves forget accuracy 0.0 and test accuracy 0.861 (the retrained model: 0.0 / 0.861); at the
-  published lr 5e-4 forget accuracy stays 1.0. bad-teacher at lr 1e-3 for 3 epochs: forget 0.0, retain 0.94;
-  at its published 1 epoch of lr 1e-4 (2 Adam steps here) forget stays 1.0.
-- scrub's max-step: after one min-step at lr 0.03 (clip 0.5) KL(teacher ‖ student) on the forget set is
-  0.0065; the following max-step raises it to 1.41 and forget accuracy falls from 1.0 to 0.92 on digits.
-  The very first max-step starts at KL = 0, where the gradient vanishes.
-- noisy-shapes, random 10 %: the original classifies 0.920 of the forget set, the retrained model 0.893.
-  scrub (lr 0.1, clip 0.5, 5 epochs) 0.907, test accuracy 0.914 (original 0.914), average gap 0.021
-  (original's 0.029); without clipping, lr 0.01 collapses the model to ≈ chance (test 0.23).
 - rurk on noisy-shapes (lr 0.03, 2 epochs): λ_f = 0 → forget accuracy 0.953, λ_f = 0.3 → 0.887 (test
   0.912, gap 0.021), λ_f = 1.0 → 0.187 with test accuracy 0.20 (over-aggressive ascent collapses the model).
-- bad-teacher on noisy-shapes random 10 % (lr 1e-3, 3 epochs): mean true-class probability on the forget
-  set 0.76 → 0.46 and on test 0.74 → 0.45, forget accuracy within 2 samples: on random forgetting it
-  lowers confidence everywhere instead of forgetting.
 """
 
 from __future__ import annotations
 
 import copy
+
 import pytest
 import torch
-import support.unlearning as kit
+
+from dememo.testing import tiny_context
 from dememo.training import accuracy
 from dememo_plugins.unlearners.rurk import Rurk
-from dememo.testing import tiny_context
+
+import support.unlearning as kit
 from support.unlearners.distillation_reference import _same, _state, _tiny, _unlearn
 from support.unlearners.trained import _ce, _first_step, _params
-
 
 
 @pytest.mark.reference("unlearner", "rurk",

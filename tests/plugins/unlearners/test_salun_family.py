@@ -20,11 +20,12 @@ Measured (seed 0, 2 CPU cores, quick-suite recipes; the numbers the assertions l
 from __future__ import annotations
 
 import math
+
 import pytest
+
+from dememo_plugins.unlearners.l1_sparse import L1Sparse
 from dememo_plugins.unlearners.random_label import RandomLabel
 from dememo_plugins.unlearners.salun import SalUn
-from dememo_plugins.unlearners.l1_sparse import L1Sparse
-
 
 
 @pytest.mark.parametrize("make, message", [

@@ -5,11 +5,6 @@ Reference checks (issue 17) for ``ssd``, ``salun`` and ``mia-efficacy``, and for
 ``rurk``: each plugin against a loop transcription, written here independently, of its paper's equation as
 the authors' released code computes it.
 
-- ssd: if-loops/selective-synaptic-dampening, ``ssd.py`` (``calc_importance``, ``modify_weight``) with the
-  loaders of ``src/forget_random_main.py`` (unshuffled, batch 128, full data = retain then forget).
-- salun: OPTML-Group/Unlearn-Saliency, ``Classification/generate_mask.py`` (``save_gradient_ratio``).
-- mia-efficacy: OPTML-Group/Unlearn-Saliency, ``Classification/evaluation/SVC_MIA.py`` with the sets of
-  ``Classification/main_random.py``.
 - finetune, gradient-ascent, random-label, l1-sparse: OPTML-Group/Unlearn-Saliency ``Classification/unlearn/``
   (FT.py, GA.py, RL.py); neggrad-plus and scrub: meghdadk/SCRUB; cf-k: shash42/Evaluating-Inexact-Unlearning
   ``src/methods.py``; rurk: the paper (no code released). These are checked on their first optimiser step
@@ -27,27 +22,25 @@ scrub, bad-teacher and rurk on the embedded data: direction and size, the mechan
 - noisy-shapes, random 10 %: the original classifies 0.920 of the forget set, the retrained model 0.893.
   scrub (lr 0.1, clip 0.5, 5 epochs) 0.907, test accuracy 0.914 (original 0.914), average gap 0.021
   (original's 0.029); without clipping, lr 0.01 collapses the model to ≈ chance (test 0.23).
-- rurk on noisy-shapes (lr 0.03, 2 epochs): λ_f = 0 → forget accuracy 0.953, λ_f = 0.3 → 0.887 (test
-  0.912, gap 0.021), λ_f = 1.0 → 0.187 with test accuracy 0.20 (over-aggressive ascent collapses the model).
-- bad-teacher on noisy-shapes random 10 % (lr 1e-3, 3 epochs): mean true-class probability on the forget
-  set 0.76 → 0.46 and on test 0.74 → 0.45, forget accuracy within 2 samples: on random forgetting it
-  lowers confidence everywhere instead of forgetting.
 """
 
 from __future__ import annotations
 
-import torch
 import copy
+
 import pytest
-import support.unlearning as kit
-from dememo.testing import tiny_splits, tiny_task, tiny_context
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dememo.data import Task
+from dememo.testing import tiny_context, tiny_splits, tiny_task
 from dememo.training import accuracy
 from dememo_plugins.unlearners.scrub import Scrub, distill_kl
-from dememo.data import Task
-from hypothesis import settings, strategies as st, given
+
+import support.unlearning as kit
 from support.unlearners.distillation_reference import _class_task, _same, _state, _tiny, _unlearn
 from support.unlearners.trained import ONE_BATCH, _ce, _params, _sgd_step
-
 
 
 def released_distill_kl(student_logits, teacher_logits, T):

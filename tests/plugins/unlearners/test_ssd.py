@@ -7,42 +7,35 @@ the authors' released code computes it.
 
 - ssd: if-loops/selective-synaptic-dampening, ``ssd.py`` (``calc_importance``, ``modify_weight``) with the
   loaders of ``src/forget_random_main.py`` (unshuffled, batch 128, full data = retain then forget).
-- salun: OPTML-Group/Unlearn-Saliency, ``Classification/generate_mask.py`` (``save_gradient_ratio``).
-- mia-efficacy: OPTML-Group/Unlearn-Saliency, ``Classification/evaluation/SVC_MIA.py`` with the sets of
-  ``Classification/main_random.py``.
-- finetune, gradient-ascent, random-label, l1-sparse: OPTML-Group/Unlearn-Saliency ``Classification/unlearn/``
-  (FT.py, GA.py, RL.py); neggrad-plus and scrub: meghdadk/SCRUB; cf-k: shash42/Evaluating-Inexact-Unlearning
-  ``src/methods.py``; rurk: the paper (no code released). These are checked on their first optimiser step
-  (the objective: terms, signs, weights, data), not on the optimiser or schedule (see the section below).
 
 ssd, fisher and influence (and their shared ``_fisher`` statistics): invariants, direction, sensitivity,
 determinism and parameter errors.
 
 - ssd (α = 7, λ = 1): 22 of 14,826 small-cnn weights dampened; class 0 accuracy 0.0, other classes
   0.919. At α = 10 = |D|/|D_f| nothing can be selected and the model comes back bit-identical.
-- fisher: α = 1e-6 forget 0.913, other classes 0.911; α = 1e-4 destroys the model (test 0.11).
-- influence (α = 1, λ = 1, 256 samples): forget 0.0, other classes 0.907, forget cross-entropy
-  0.30 → 2.74; α = 100: test 0.10.
 """
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 import copy
-import torch
-import pytest
 import logging
-import support.unlearning as kit
-from dememo.testing import tiny_context, UnlearnerContract
-from dememo_plugins.unlearners.ssd import SelectiveSynapticDampening
-from dememo.testing.fixtures import TinyMLP
-from hypothesis import strategies as st, settings, given
-from dememo_plugins.unlearners import _fisher
-from dememo.data import Data
-from dememo.training import accuracy
-from support.unlearners.trained import _batches, _params, _trained
-from support.unlearners.fisher import _flat, _other_classes, _tiny, _unlearn
 
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dememo.data import Data
+from dememo.testing import UnlearnerContract, tiny_context
+from dememo.testing.fixtures import TinyMLP
+from dememo.training import accuracy
+from dememo_plugins.unlearners import _fisher
+from dememo_plugins.unlearners.ssd import SelectiveSynapticDampening
+
+import support.unlearning as kit
+from support.unlearners.fisher import _flat, _other_classes, _tiny, _unlearn
+from support.unlearners.trained import _batches, _params, _trained
 
 
 def released_ssd(model, task, alpha, lam, batch_size):
