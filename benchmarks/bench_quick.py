@@ -1,9 +1,12 @@
-"""Time ``dememo-bench --all`` cold (empty cache) and warm (same cache) on a suite; print per-stage times.
+"""Time ``dememo-bench --all`` cold (empty cache) and warm (same cache) on a suite; print per-stage times and
+the top costs by plugin (each metric separately: cells record ``timings["metric:<name>"]``).
 
     python benchmarks/bench_quick.py [--suite quick] [--seeds N] [--json benchmarks/results/quick.json]
 
 Per-stage figures are the compute seconds recorded for every stage computed in the cold run (shared
-stages counted once). The warm/cold ratio is measured in one invocation, on the same machine, so it is
+stages counted once). A stage's seconds include what it computed on the way (a metric that reads another
+through ``ev.metric`` is billed that metric's computation when it is the first to ask for it; an unlearner
+that retrains is billed the training), so the top costs name the plugin that caused the work. The warm/cold ratio is measured in one invocation, on the same machine, so it is
 comparable across noisy shared machines; absolute seconds are not.
 """
 
@@ -31,22 +34,50 @@ def run(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def stage_seconds(results: dict) -> dict[str, float]:
-    """Compute seconds per stage kind, each distinct stage output counted once."""
+def _computed(results: dict):
+    """(cell, stage name, seconds) for every stage the run computed (not read from the cache), each distinct
+    stage output once; ``metrics`` (all of a cell's metrics together, wall clock) is yielded for every cell."""
     seen: set[tuple] = set()
-    totals: dict[str, float] = collections.defaultdict(float)
     for cell in results["cells"]:
         for stage, t in cell["timings"].items():
             if stage == "metrics":
-                totals["metrics"] += t["seconds"]
+                yield cell, stage, t["seconds"]
                 continue
             ident = (stage, cell["dataset"], cell["seed"], cell.get("poisoner"), cell.get("train_attack"),
-                     cell.get("unlearner"), cell.get("forget"), cell["attack"] if stage == "attack" else None)
+                     cell.get("unlearner"), cell.get("forget"),
+                     cell["attack"] if stage == "attack" or stage.startswith("metric:") else None)
             if stage == "train" and cell["track"] == "unlearning":
                 ident = ("train", cell["dataset"], cell["seed"], "original")
             if ident not in seen and not t["cached"]:
                 seen.add(ident)
-                totals[stage] += t["seconds"]
+                yield cell, stage, t["seconds"]
+
+
+def stage_seconds(results: dict) -> dict[str, float]:
+    """Compute seconds per stage kind (each metric is its own kind, ``metric:<name>``), each distinct stage
+    output counted once; ``metrics`` is the wall clock of all metrics of every cell."""
+    totals: dict[str, float] = collections.defaultdict(float)
+    for _, stage, seconds in _computed(results):
+        totals[stage] += seconds
+    return dict(totals)
+
+
+#: which plugin a stage's seconds belong to
+STAGE_PLUGIN = {"poison": "poisoner", "train-attack": "train_attack", "unlearn": "unlearner", "attack": "attack"}
+
+
+def plugin_seconds(results: dict) -> dict[str, float]:
+    """Compute seconds per plugin ("unlearner scrub", "metric u-lira", ...): the stages it computed, each once.
+    Standard trainings (original, retrain, references) are the harness's, under "training"."""
+    totals: dict[str, float] = collections.defaultdict(float)
+    for cell, stage, seconds in _computed(results):
+        if stage.startswith("metric:"):
+            totals[f"metric {stage.split(':', 1)[1]}"] += seconds
+        elif stage in STAGE_PLUGIN and cell.get(STAGE_PLUGIN[stage]):
+            family = "attack" if stage == "train-attack" else STAGE_PLUGIN[stage]
+            totals[f"{family} {str(cell[STAGE_PLUGIN[stage]]).split('(')[0]}"] += seconds
+        elif stage == "train" or stage.startswith("reference:"):
+            totals["training"] += seconds
     return dict(totals)
 
 
@@ -68,6 +99,7 @@ def main() -> None:
             shutil.copytree(f"{tmp}/cold", a.keep, dirs_exist_ok=True)
         warm_results = json.loads(Path(f"{tmp}/warm/results.json").read_text())
     stages = stage_seconds(results)
+    by_plugin = plugin_seconds(results)
     all_cached = all(t["cached"] for c in warm_results["cells"] for s, t in c["timings"].items() if s != "metrics")
     report = {
         "suite": a.suite,
@@ -78,14 +110,19 @@ def main() -> None:
         "warm_over_cold": round(warm / cold, 4),
         "warm_all_stages_cached": all_cached,
         "stage_compute_seconds": {k: round(v, 2) for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
+        "plugin_compute_seconds": {k: round(v, 2) for k, v in sorted(by_plugin.items(), key=lambda kv: -kv[1])},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "torch": results["environment"]["torch"], "device": results["environment"]["device"]},
     }
     print(f"suite {a.suite}: {report['cells']} cells, cold {cold:.1f}s, warm {warm:.1f}s "
           f"(warm/cold = {report['warm_over_cold']:.1%}; every stage cached on the warm run: {all_cached})")
-    print("compute seconds per stage (cold run, shared stages once):")
+    print("compute seconds per stage kind (cold run, shared stages once):")
     for stage, secs in report["stage_compute_seconds"].items():
-        print(f"  {stage:<14} {secs:8.2f}")
+        if not stage.startswith("metric:"):
+            print(f"  {stage:<24} {secs:8.2f}")
+    print("top costs by plugin (cold run, shared stages once; standard trainings under 'training'):")
+    for name, secs in list(report["plugin_compute_seconds"].items())[:15]:
+        print(f"  {name:<32} {secs:8.2f}")
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {a.json}")

@@ -126,18 +126,22 @@ class CellRun:
         return Subject(env, task, train_data, history, draws)
 
     def _metrics(self, subject: Subject, record: CellRecord) -> None:
-        """The cell's metrics on every draw, averaged into ``record``; raises the first failure after all ran.
-        A metric that modified shared data fails, and the rest run on pristine copies reloaded from the cache."""
+        """The cell's metrics on every draw, averaged into ``record`` (with each metric's seconds under
+        ``timings["metric:<name>"]`` and the whole under ``timings["metrics"]``); raises the first failure after
+        all ran. A metric that modified shared data fails, and the rest run on pristine copies reloaded from
+        the cache."""
         cell = self.cell
         by_name = {m.name: m for m in cell.metrics}
         start = time.perf_counter()
         errors: list[StageFailure] = []
         for metric in cell.metrics:
-            per_draw = []
+            per_draw, seconds, cached = [], 0.0, True
             for m, k in subject.draws:
                 try:
-                    per_draw.append(self.runner.metric(subject.env, cell, metric, m, k, subject.task,
-                                                       subject.train_data, subject.history, by_name, self.state))
+                    values, info = self.runner.metric_stage(subject.env, cell, metric, m, k, subject.task,
+                                                            subject.train_data, subject.history, by_name, self.state)
+                    per_draw.append(values)
+                    seconds, cached = seconds + info.seconds, cached and info.cached
                 except StageFailure as exc:
                     errors.append(exc)
                     if exc.mutated:  # nothing more is computed from the objects it touched
@@ -145,6 +149,9 @@ class CellRun:
                         subject = self._subject(blank_record(cell))
                     break
             else:
+                # each metric's own cost (its computation on every draw, borrowed cached work included), so a
+                # profile can say which metric a cell's time went to
+                record.timings[f"metric:{metric.name}"] = {"seconds": round(seconds, 4), "cached": cached}
                 try:
                     for column, first in per_draw[0].items():
                         vals = [d[column] for d in per_draw]

@@ -599,7 +599,13 @@ class Runner:
     def metric(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
                task: Task | None, train_data: Data | None, history: list | None, metrics: dict[str, Configured],
                state: CellState) -> dict[str, float]:
-        """A metric on one model of the cell (``state``: what the cell's metrics share)."""
+        """A metric's values on one model of the cell (``state``: what the cell's metrics share)."""
+        return self.metric_stage(env, cell, metric, model, model_key, task, train_data, history, metrics, state)[0]
+
+    def metric_stage(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
+                     task: Task | None, train_data: Data | None, history: list | None,
+                     metrics: dict[str, Configured], state: CellState) -> tuple[dict[str, float], StageInfo]:
+        """:meth:`metric` with how its stage ran (seconds of its computation, whether read from the cache)."""
         cls: type[Metric] = type(metric.obj)  # type: ignore[assignment]
         original = train_data if cell.track == "interplay" else None
         refs = self.references(env, cell, task, original)
@@ -644,8 +650,8 @@ class Runner:
             return {k: Series.from_json(v) if isinstance(v, dict) else (math.nan if v is None else v)
                     for k, v in meta["values"].items()}
 
-        values, _, _ = self.memo.stage(key, f"metric:{metric.name}", compute, decode, f"metric {metric.name!r}")
-        return values
+        values, _, info = self.memo.stage(key, f"metric:{metric.name}", compute, decode, f"metric {metric.name!r}")
+        return values, info
 
     def _evaluation(self, env, cell, model, model_key, task, train_data, history, metrics, refs, state) -> Evaluation:
         def reference(name: str) -> nn.Module:
