@@ -20,23 +20,30 @@ are read against. Deep links: ``leaderboard.html#sort=T,C`` (or ``#sort=T,C,desc
 ``;``) sorts table ``T`` (0-based, in page order; its ``id`` is ``tT``) by column ``C`` (0-based) on load.
 
 Output is deterministic: the same results (and the same installed plugins) give a byte-identical page.
-Drawing the figures is most of the rendering time (matplotlib, about 0.2 s a figure); ``DEMEMO_HTML_PLOTS=0``
-leaves them out of the page (``dememo-bench report`` still draws them), e.g. for test suites that run the
-harness many times.
+Drawing the figures is most of the rendering time (matplotlib, about 0.2 s a figure): inside
+:func:`figure_cache` (a run's output directory, :func:`dememo.board.writer.write_outputs`) a figure drawn once
+is read back by its key, so re-writing the same results draws nothing and never imports matplotlib.
+``DEMEMO_HTML_PLOTS=0`` leaves the figures out of the page (``dememo-bench report`` still draws them), e.g. for
+test suites that run the harness many times.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import os
 import re
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from dememo.board import leaderboard
 from dememo.board.leaderboard import LEGEND, build_tables, sorted_groups, title, tuning_note
+
+if TYPE_CHECKING:
+    from dememo.board.report import FigureCache
 
 DIRECTIONS = {
     "higher": ("↑", "higher is better"),
@@ -60,6 +67,8 @@ FIXED = {
 RANK = "rank ↓"
 ATTACKED = " under model-stage attacks"
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+#: where :func:`render_page` keeps its figures' bytes (None: nowhere, every figure is drawn)
+_CACHE: ContextVar[FigureCache | None] = ContextVar("dememo_figure_cache", default=None)
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:75em;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:1.05em}
@@ -297,6 +306,17 @@ def _help(results: Mapping[str, Any], used: dict[str, list[str]]) -> str:
     return "\n".join(parts)
 
 
+@contextlib.contextmanager
+def figure_cache(cache: FigureCache | None) -> Iterator[None]:
+    """Within it, :func:`render_page` reads and stores its figures in ``cache``. A context rather than an
+    argument: the page's signature (results only) stays what callers and their stand-ins know."""
+    token = _CACHE.set(cache)
+    try:
+        yield
+    finally:
+        _CACHE.reset(token)
+
+
 def _figures(results: Mapping[str, Any]) -> str:
     from dememo.board import report
 
@@ -312,7 +332,7 @@ def _figures(results: Mapping[str, Any]) -> str:
                 "knowledge or interplay series and no attack-strength sweep).</p></section>")
     parts = ['<section id="plots"><h2>Plots</h2>']
     for i, f in enumerate(figs, 1):
-        data = base64.b64encode(f.png()).decode("ascii")
+        data = base64.b64encode(f.png(_CACHE.get())).decode("ascii")
         parts.append(f'<figure id="fig-{_e(f.name)}"><img src="data:image/png;base64,{data}" alt="{_e(f.title)}">'
                      f"<figcaption><b>Figure {i}: {_e(f.title)}.</b> {_e(f.caption)}</figcaption></figure>")
     parts.append("</section>")

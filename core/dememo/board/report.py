@@ -26,17 +26,22 @@ The aggregation over seeds (:func:`aggregate`, :func:`series_by_method`, :func:`
 :func:`interplay_matrix`) is kept apart from the plotting, so it can be checked numerically. matplotlib is
 imported inside the functions that draw (start-up time of ``dememo-bench``), through its object API with the
 Agg canvas (no pyplot, no global figure state). Output is deterministic: the same results give byte-identical
-PNG, SVG and HTML files (no dates or software versions in the files, a fixed SVG id salt).
+PNG, SVG and HTML files (no dates or software versions in the files, a fixed SVG id salt). So a figure is
+worked out as data first and drawn only when its bytes are asked for; its key (the SHA-256 of that data, the
+output settings, this module's source, :data:`FIGURE_VERSION` and the matplotlib version) finds bytes drawn before in a
+:class:`FigureCache`, without importing matplotlib.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import html
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,7 @@ import attrs
 
 from dememo.board.leaderboard import reference_rows, sorted_groups, without_param
 from dememo.errors import UserError
+from dememo.hashing import canonical, canonical_json, digest
 from dememo.numbers import finite
 from dememo.plan.suite import Curve as SuiteCurve
 from dememo.results.aggregate import stats
@@ -65,6 +71,9 @@ NOTHING = ("nothing to plot: results.json has no depth, interplay or residual-kn
            "sweep; run a suite with the depth / residual-knowledge metrics, the interplay track or a weight-recovery curve")
 SALT = "dememo"
 DPI = 100
+#: part of every figure's cache key (:meth:`Figure.key`, with this module's source): bump it when the figures'
+#: bytes change for a reason outside this module (e.g. a helper it draws with)
+FIGURE_VERSION = 1
 
 
 # -- aggregation (pure, no matplotlib) ----------------------------------------------------------------
@@ -197,15 +206,43 @@ def interplay_matrix(cells: Iterable[CellRecord], column: str, references: list[
 @attrs.define(eq=False)
 class Figure:
     """One figure of the report: a stable file ``name`` (no extension), a ``title``, a ``caption`` saying
-    what it shows and how to read it, and the matplotlib figure; :meth:`png` / :meth:`svg` render it
-    (deterministically, once)."""
+    what it shows and how to read it, and how to draw it: ``draw(new, *args)`` builds the matplotlib figure
+    (``new`` makes an empty one). Nothing is drawn until :attr:`figure`, :meth:`png` or :meth:`svg` asks, so
+    a figure whose bytes are in a :class:`FigureCache` is never drawn: ``args`` (plain data) is its identity
+    (:meth:`key`), computed without matplotlib."""
 
     name: str
     title: str
     caption: str
-    figure: Any = attrs.field(repr=False)
-    _png: bytes | None = attrs.field(default=None, init=False, repr=False)
-    _svg: bytes | None = attrs.field(default=None, init=False, repr=False)
+    draw: Callable[..., Any] = attrs.field(repr=False)
+    args: tuple[Any, ...] = attrs.field(repr=False)
+    _figure: Any = attrs.field(default=None, init=False, repr=False)
+    _bytes: dict[str, bytes] = attrs.field(factory=dict, init=False, repr=False)
+
+    @property
+    def figure(self) -> Any:
+        """The matplotlib figure (drawn once, under the report's style)."""
+        if self._figure is None:
+            import matplotlib
+
+            with matplotlib.rc_context(STYLE):
+                self._figure = self.draw(_mpl(), *self.args)
+        return self._figure
+
+    def key(self, fmt: str) -> str | None:
+        """SHA-256 of everything the figure's ``fmt`` bytes follow from: the drawing function and its
+        arguments, the output settings, the drawing code (this module's source, and :data:`FIGURE_VERSION`
+        for what lies outside it) and the matplotlib version; None when the arguments are not plain data or
+        matplotlib is not installed (such a figure is not cached)."""
+        try:
+            call = _plain(self.args)
+        except TypeError:
+            return None
+        version = _matplotlib_version()
+        if version is None:
+            return None
+        return digest([FIGURE_VERSION, _source(), version, fmt, DPI, SALT, STYLE,
+                       f"{self.draw.__module__}.{self.draw.__qualname__}", call])
 
     def _render(self, fmt: str) -> bytes:
         import io
@@ -218,15 +255,118 @@ class Figure:
             self.figure.savefig(buf, format=fmt, dpi=DPI, metadata=metadata)
         return buf.getvalue()
 
-    def png(self) -> bytes:
-        if self._png is None:
-            self._png = self._render("png")
-        return self._png
+    def _get(self, fmt: str, cache: FigureCache | None) -> bytes:
+        """The ``fmt`` bytes: rendered once, read from and stored in ``cache`` when there is one."""
+        if fmt not in self._bytes:
+            key = self.key(fmt) if cache is not None else None
+            data = cache.get(key, fmt) if cache is not None and key is not None else None
+            if data is None:
+                data = self._render(fmt)
+                if cache is not None and key is not None:
+                    cache.put(key, fmt, data)
+            self._bytes[fmt] = data
+        return self._bytes[fmt]
 
-    def svg(self) -> bytes:
-        if self._svg is None:
-            self._svg = self._render("svg")
-        return self._svg
+    def png(self, cache: FigureCache | None = None) -> bytes:
+        return self._get("png", cache)
+
+    def svg(self, cache: FigureCache | None = None) -> bytes:
+        return self._get("svg", cache)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON-able data for a key, order kept where drawing follows it: a mapping as its
+    items in order (``digest`` would sort a dict's keys), a set sorted, an attrs instance by class and fields.
+    Every mapping is wrapped, so no two different values look alike. Raises TypeError for anything else."""
+    if attrs.has(type(value)):
+        return {"attrs": type(value).__qualname__, "fields": _plain(attrs.asdict(value, recurse=False))}
+    if isinstance(value, Mapping):
+        return {"map": [[_plain(k), _plain(v)] for k, v in value.items()]}
+    if isinstance(value, (set, frozenset)):
+        return {"set": sorted((_plain(v) for v in value), key=canonical_json)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return canonical(value)  # a scalar JSON can hold, or TypeError
+
+
+@functools.cache
+def _source() -> str:
+    """SHA-256 of this module's source: an edit to the drawing code cannot serve figures drawn by the old
+    code, even where :data:`FIGURE_VERSION` was not bumped ("" where the source cannot be read)."""
+    try:
+        return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+@functools.cache
+def _matplotlib_version() -> str | None:
+    """matplotlib's version from its installed metadata: known without importing it (about a second)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("matplotlib")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+#: the file a cached figure starts with: ``dememo-figure <key> <sha256 of the bytes>`` and a newline
+CACHE_HEADER = b"dememo-figure"
+KEY_NAME = re.compile(r"[0-9a-f]{64}\.(png|svg)")
+
+
+@attrs.define
+class FigureCache:
+    """Rendered figures by key (:meth:`Figure.key`), one file each, ``<key>.<fmt>`` in ``root``: re-writing
+    the same results draws nothing (and never imports matplotlib). A file is its key and the SHA-256 of its
+    bytes on one line, then the bytes; one that does not check out (truncated, corrupt, copied under another
+    key) or cannot be read is a miss, and a file that cannot be written is only a lost saving. ``used``: the
+    keys got or put, what :meth:`prune` keeps."""
+
+    root: Path
+    used: set[str] = attrs.field(factory=set)
+
+    def _path(self, key: str, fmt: str) -> Path:
+        return self.root / f"{key}.{fmt}"
+
+    def get(self, key: str, fmt: str) -> bytes | None:
+        """The bytes stored under ``key``, or None (absent, unreadable or not what was stored)."""
+        try:
+            text = self._path(key, fmt).read_bytes()
+        except OSError:
+            return None
+        head, _, data = text.partition(b"\n")
+        if head != b" ".join((CACHE_HEADER, key.encode(), hashlib.sha256(data).hexdigest().encode())):
+            return None
+        self.used.add(key)
+        return data
+
+    def put(self, key: str, fmt: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` atomically (best effort: a failure leaves no file, and costs nothing else)."""
+        from dememo.files import atomic_write_bytes
+
+        head = b" ".join((CACHE_HEADER, key.encode(), hashlib.sha256(data).hexdigest().encode()))
+        try:
+            atomic_write_bytes(self._path(key, fmt), head + b"\n" + data)
+        except OSError:
+            return
+        self.used.add(key)
+
+    def prune(self) -> None:
+        """Remove the cached figures not used since this cache was made, after a write drew the page: the
+        cache then holds the current figures only. Nothing is removed when nothing was used (plots left out,
+        or none to draw); a file that cannot be removed stays (best effort)."""
+        if not self.used:
+            return
+        try:
+            names = [p for p in self.root.iterdir() if KEY_NAME.fullmatch(p.name) and p.name[:64] not in self.used]
+        except OSError:
+            return
+        for path in names:
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
 
 def slug(text: str) -> str:
@@ -479,7 +619,7 @@ def _line_value(cells: list[CellRecord], line: Any) -> float | None:
     return _number(line)
 
 
-def _curves_figures(new, decl, key, cells, references) -> list[tuple[int, int, Any]]:
+def _curves_figures(decl, key, cells, references) -> list[tuple[int, int, Any]]:
     """Every ``curves`` figure declared on the group's series columns, as (order, position, draw)."""
     track, dataset, forget = key
     groups: dict[str, list[tuple[int, str, dict[str, Any]]]] = defaultdict(list)
@@ -506,10 +646,9 @@ def _curves_figures(new, decl, key, cells, references) -> list[tuple[int, int, A
             title = f"{_group_title(track, dataset, forget, cells)}: {plot.get('title') or figure}"
             parts = (plot.get("caption"), layout, plot.get("reading"), plot.get("line_caption") if line is not None else "")
             caption = " ".join(p for p in parts if p) + " " + _seeds_note(curves)
-            fig = _panels_figure(new, panels, refs, title, plot.get("x", ""), plot.get("y", ""),
-                                 100.0 if plot.get("percent", True) else 1.0,
-                                 (line, plot.get("line_label", "")) if line is not None else None)
-            return [Figure(_name(figure, track, dataset, forget), title, caption, fig)]
+            args = (panels, refs, title, plot.get("x", ""), plot.get("y", ""), 100.0 if plot.get("percent", True) else 1.0,
+                    (line, plot.get("line_label", "")) if line is not None else None)
+            return [Figure(_name(figure, track, dataset, forget), title, caption, _panels_figure, args)]
         jobs.append((int(members[0][2].get("order", 0)), members[0][0], draw))
     return jobs
 
@@ -528,7 +667,7 @@ def _sweeps(results: Mapping[str, Any], decl: Declarations, track: str | None = 
     return out
 
 
-def _sweep_figures(new, results, decl, key, cells, references) -> list[Figure]:
+def _sweep_figures(results, decl, key, cells, references) -> list[Figure]:
     track, dataset, forget = key
     out = []
     declared = [(c.get("attack"), c.get("param")) for c in (results.get("suite") or {}).get("curves") or []]
@@ -554,9 +693,9 @@ def _sweep_figures(new, results, decl, key, cells, references) -> list[Figure]:
                    + ("The leaderboard's AUC table is the normalised area under these curves. " if in_suite else "")
                    + _seeds_note(curves))
         refs = {line for line in curves if line.split(" · ")[0] in references}
-        fig = _panels_figure(new, {"": curves}, refs, title, axis, label, 100.0 if fraction else 1.0)
+        args = ({"": curves}, refs, title, axis, label, 100.0 if fraction else 1.0)
         out.append(Figure(_name(f"sweep-{sweep['attack']}-{sweep['param']}-{sweep['column']}", track, dataset, forget),
-                          title, caption, fig))
+                          title, caption, _panels_figure, args))
     return out
 
 
@@ -614,7 +753,7 @@ def _heatmap(new, m: Matrix, column: str, meta: Mapping[str, Any], title: str):
     return fig
 
 
-def _heatmap_figures(new, results, decl, key, cells) -> list[tuple[int, int, Any]]:
+def _heatmap_figures(results, decl, key, cells) -> list[tuple[int, int, Any]]:
     """The poisoner × unlearner heat maps of the columns declaring one, per interplay target (one job)."""
     track, dataset, forget = key
     declared = sorted((int(p.get("order", 0)), i, column, p) for i, column in enumerate(_group_columns(decl, track, cells))
@@ -644,9 +783,8 @@ def _heatmap_figures(new, results, decl, key, cells) -> list[tuple[int, int, Any
                            + (", in percent" if meta.get("unit", "fraction") == "fraction" else "")
                            + ". Hatched grey: the combination was not run; red crosses: every cell of it failed; n/a: no "
                            "defined value; * : some seeds failed (the mean is over the others).")
-                fig = _heatmap(new, m, column, meta, title)
                 name = _name(f"{plot['figure']}-{column}", dataset, forget, target if len(by_target) > 1 else None)
-                out.append(Figure(name, title, caption, fig))
+                out.append(Figure(name, title, caption, _heatmap, (m, column, meta, title)))
         return out
     return [(declared[0][0], declared[0][1], draw)]
 
@@ -664,24 +802,21 @@ def _check(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def figures(results: Mapping[str, Any]) -> list[Figure]:
     """Every figure the results support, in a stable order (by track, dataset and forget set); empty when
-    there is nothing to plot."""
+    there is nothing to plot. Only their data is worked out here: each is drawn when its bytes are asked for
+    (:class:`Figure`)."""
     _check(results)
-    import matplotlib
-
-    new = _mpl()
     decl = declarations(results)
     out: list[Figure] = []
-    with matplotlib.rc_context(STYLE):
-        for key, cells in sorted_groups(results):  # type: ignore[arg-type]
-            references = reference_rows(results, cells)  # type: ignore[arg-type]
-            jobs = (_heatmap_figures(new, results, decl, key, cells)
-                    + _curves_figures(new, decl, key, cells, references)
-                    + [(SWEEP_ORDER, 0, lambda key=key, cells=cells, references=references:
-                        _sweep_figures(new, results, decl, key, cells, references))]
-                    + _own_sweep_figures(new, results, decl, key, cells, references)
-                    + _scatter_figures(new, decl, key, cells, references))
-            for _, _, draw in sorted(jobs, key=lambda j: j[:2]):
-                out += draw()
+    for key, cells in sorted_groups(results):  # type: ignore[arg-type]
+        references = reference_rows(results, cells)  # type: ignore[arg-type]
+        jobs = (_heatmap_figures(results, decl, key, cells)
+                + _curves_figures(decl, key, cells, references)
+                + [(SWEEP_ORDER, 0, lambda key=key, cells=cells, references=references:
+                    _sweep_figures(results, decl, key, cells, references))]
+                + _own_sweep_figures(results, decl, key, cells, references)
+                + _scatter_figures(decl, key, cells, references))
+        for _, _, draw in sorted(jobs, key=lambda j: j[:2]):
+            out += draw()
     names: dict[str, int] = defaultdict(int)
     for f in out:  # distinct file names, even for labels that differ only in punctuation
         names[f.name] += 1
@@ -769,7 +904,7 @@ def write_report(results: Mapping[str, Any], out: Path) -> list[Path]:
 # -- declared sweeps with a figure of their own; scatter plots -----------------------------------------
 
 
-def _own_sweep_figures(new, results, decl, key, cells, references) -> list[tuple[int, int, Any]]:
+def _own_sweep_figures(results, decl, key, cells, references) -> list[tuple[int, int, Any]]:
     """The attacks' declared sweeps that have a figure of their own (e.g. accuracy under weight noise), unless
     the suite's curves already draw the same sweep."""
     track, dataset, forget = key
@@ -790,9 +925,9 @@ def _own_sweep_figures(new, results, decl, key, cells, references) -> list[tuple
             title = f"{_group_title(track, dataset, forget, cells)}: {w.get('title') or w['figure']}"
             caption = (f"{w['caption']} " if w.get("caption") else "") + _seeds_note(curves)
             refs = {line for line in curves if line.split(" · ")[0] in references}
-            fig = _panels_figure(new, {"": curves}, refs, title, w.get("axis") or w["param"],
-                                 _what(meta, w["column"]) + (" (%)" if fraction else ""), 100.0 if fraction else 1.0)
-            return [Figure(_name(w["figure"], track, dataset, forget), title, caption, fig)]
+            args = ({"": curves}, refs, title, w.get("axis") or w["param"],
+                    _what(meta, w["column"]) + (" (%)" if fraction else ""), 100.0 if fraction else 1.0)
+            return [Figure(_name(w["figure"], track, dataset, forget), title, caption, _panels_figure, args)]
         jobs.append((int(w.get("order", 0)), i, draw))
     return jobs
 
@@ -867,7 +1002,7 @@ def scatter(cells: Iterable[CellRecord], references: set[str], candidates: list[
 REF_MARKERS = "sDv^"
 
 
-def _scatter_figures(new, decl, key, cells, references) -> list[tuple[int, int, Any]]:
+def _scatter_figures(decl, key, cells, references) -> list[tuple[int, int, Any]]:
     """The declared scatter plots of the group: per figure, x the first declared x column (by order) the
     cells have, y the first declared y column."""
     track = key[0]
@@ -884,14 +1019,12 @@ def _scatter_figures(new, decl, key, cells, references) -> list[tuple[int, int, 
             continue
 
         def draw(figure=figure, xs=xs, ys=ys) -> list[Figure]:
-            return _scatter_figure(new, decl, key, cells, references, figure, xs, ys[0])
+            return _scatter_figure(decl, key, cells, references, figure, xs, ys[0])
         jobs.append((members[0][0], members[0][1], draw))
     return jobs
 
 
-def _scatter_figure(new, decl, key, cells, references, figure, xs, y) -> list[Figure]:
-    import matplotlib
-
+def _scatter_figure(decl, key, cells, references, figure, xs, y) -> list[Figure]:
     track, dataset, forget = key
     candidates = []
     for _, _, column, _ in xs:
@@ -902,6 +1035,20 @@ def _scatter_figure(new, decl, key, cells, references, figure, xs, y) -> list[Fi
         return []
     xplot = next(m[3] for m in xs if m[2] == axis)
     yplot = y[3]
+    title = f"{_group_title(track, dataset, forget, cells)}: {yplot.get('title') or figure}"
+    seeds = max(p.n for p in points)
+    caption = (f"One point per unlearner on forget set {forget}: x is {xplot.get('caption', axis)}; y is "
+               f"{yplot.get('caption', y[2])}. " + (f"{yplot['reading']} " if yplot.get("reading") else "")
+               + (f"Hollow grey markers are reference rows ({xplot['reading']}). " if xplot.get("reading") else "")
+               + f"Mean over up to {seeds} seed" + ("s" if seeds != 1 else "")
+               + " per unlearner; bars are ± one standard deviation.")
+    return [Figure(_name(figure, track, dataset, forget), title, caption, _scatter_plot, (points, xplot, yplot, title))]
+
+
+def _scatter_plot(new, points: list[Point], xplot: Mapping[str, Any], yplot: Mapping[str, Any], title: str):
+    """The scatter plot of :func:`_scatter_figure`: one marker (± std bars) per method, reference rows hollow grey."""
+    import matplotlib
+
     labels = [p.method for p in points]
     fig = new(*_size(labels))
     ax = fig.add_subplot()
@@ -923,13 +1070,6 @@ def _scatter_figure(new, decl, key, cells, references, figure, xs, y) -> list[Fi
                     label=p.method, **style)
     ax.set(xlabel=xplot.get("x", ""), ylabel=yplot.get("y", ""))
     ax.set_xlim(left=min(0.0, ax.get_xlim()[0]))
-    title = f"{_group_title(track, dataset, forget, cells)}: {yplot.get('title') or figure}"
     ax.set_title(_wrap(title, PANEL[0] if len(labels) <= SIDE else fig.get_figwidth()))
     _legend(fig, ax)
-    seeds = max(p.n for p in points)
-    caption = (f"One point per unlearner on forget set {forget}: x is {xplot.get('caption', axis)}; y is "
-               f"{yplot.get('caption', y[2])}. " + (f"{yplot['reading']} " if yplot.get("reading") else "")
-               + (f"Hollow grey markers are reference rows ({xplot['reading']}). " if xplot.get("reading") else "")
-               + f"Mean over up to {seeds} seed" + ("s" if seeds != 1 else "")
-               + " per unlearner; bars are ± one standard deviation.")
-    return [Figure(_name(figure, track, dataset, forget), title, caption, fig)]
+    return fig
