@@ -31,6 +31,7 @@ from dememo.context import Context, seeded_generator, standard_training
 from dememo.ensemble import fit_many
 from dememo.plan.planner import Planner
 from dememo.plan.suite import load_suite
+from dememo.run.devices import use_threads
 
 
 def context(config, splits, device: torch.device) -> Context:
@@ -47,8 +48,10 @@ def main() -> None:
     p.add_argument("--memorization-on", nargs="*", default=["digits"], help="datasets timed for exact memorization")
     p.add_argument("--device", default="cpu")
     p.add_argument("--backend", default="vmap", help="ensemble backend timed: vmap (default), loop or auto")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the harness's, 1)")
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "ensemble.json")
     a = p.parse_args()
+    use_threads(a.threads)
     device = torch.device(a.device)
     suite = load_suite("quick", apply_tuning=False)
     planner = Planner(plugins.get_registry(), suite)

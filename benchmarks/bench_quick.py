@@ -1,7 +1,11 @@
 """Time ``dememo-bench --all`` cold (empty cache) and warm (same cache) on a suite; print per-stage times and
 the top costs by plugin (each metric separately: cells record ``timings["metric:<name>"]``).
 
-    python benchmarks/bench_quick.py [--suite quick] [--seeds N] [--json benchmarks/results/quick.json]
+    python benchmarks/bench_quick.py [--suite quick] [--seeds N] [--jobs N] [--vs-one-process] [--beside]
+                                     [--json benchmarks/results/quick.json] [-- more dememo-bench arguments]
+
+``--vs-one-process`` also runs cold with ``--jobs 1`` and compares every number; ``--beside`` also runs cold
+with a CPU-bound process beside it (the slowdown under load). Each run has its own cache, one at a time.
 
 Per-stage figures are the compute seconds recorded for every stage computed in the cold run (shared
 stages counted once). A stage's seconds include what it computed on the way (a metric that reads another
@@ -81,41 +85,83 @@ def plugin_seconds(results: dict) -> dict[str, float]:
     return dict(totals)
 
 
+def cold_run(common: list[str], tmp: str, name: str) -> tuple[float, dict]:
+    """A cold run into its own cache: seconds and results."""
+    seconds = run(common + ["--cache-dir", f"{tmp}/{name}-cache", "--out", f"{tmp}/{name}"])
+    return seconds, json.loads(Path(f"{tmp}/{name}/results.json").read_text())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", default="quick")
     p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--jobs", type=int, default=None, help="--jobs of the timed runs (default: the harness's)")
+    p.add_argument("--vs-one-process", action="store_true",
+                   help="also run cold with --jobs 1 (own cache): the ratio, and whether every number is the same")
+    p.add_argument("--beside", action="store_true",
+                   help="also run cold with a CPU-bound process beside it (own cache): the slowdown under load")
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "quick.json")
     p.add_argument("--keep", type=Path, default=None, help="copy the cold run's results directory here")
+    p.add_argument("extra", nargs="*", help="more dememo-bench arguments after --, e.g. -- --poisoner em")
     a = p.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    from compare_results import compare
+
+    extra: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        common = ["--all", "--suite", a.suite, "--cache-dir", f"{tmp}/cache", "--quiet"]
-        if a.seeds:
-            common += ["--seeds", str(a.seeds)]
-        cold = run(common + ["--out", f"{tmp}/cold"])
-        warm = run(common + ["--out", f"{tmp}/warm"])
-        results = json.loads(Path(f"{tmp}/cold/results.json").read_text())
+        common = ["--all", "--suite", a.suite, "--quiet", *a.extra] + (["--seeds", str(a.seeds)] if a.seeds else [])
+        timed = common + (["--jobs", str(a.jobs)] if a.jobs else [])
+        list_seconds = run(["--list"])
+        cold, results = cold_run(timed, tmp, "cold")
+        warm = run(timed + ["--cache-dir", f"{tmp}/cold-cache", "--out", f"{tmp}/warm"])
         if a.keep:
             shutil.copytree(f"{tmp}/cold", a.keep, dirs_exist_ok=True)
         warm_results = json.loads(Path(f"{tmp}/warm/results.json").read_text())
+        if a.vs_one_process:
+            one, one_results = cold_run(common + ["--jobs", "1"], tmp, "one")
+            diff = compare(one_results, results)
+            same = not (diff["only_before"] or diff["only_after"] or diff["status"] or diff["values"] or diff["series"])
+            extra["one_process"] = {"cold_seconds": round(one, 2), "speedup": round(one / cold, 3),
+                                    "values_compared": diff["values_compared"], "identical": same}
+        if a.beside:
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                loaded, _ = cold_run(timed, tmp, "beside")
+            finally:
+                busy.kill()
+            extra["beside_one_busy_process"] = {"cold_seconds": round(loaded, 2), "slowdown": round(loaded / cold, 3)}
     stages = stage_seconds(results)
     by_plugin = plugin_seconds(results)
     all_cached = all(t["cached"] for c in warm_results["cells"] for s, t in c["timings"].items() if s != "metrics")
+    env = results["environment"]
     report = {
         "suite": a.suite,
         "seeds": results["suite"]["seeds"] if not a.seeds else a.seeds,
+        "args": a.extra,
         "cells": len(results["cells"]),
+        "jobs": env.get("jobs"),
+        "threads": env.get("threads"),
         "cold_seconds": round(cold, 2),
         "warm_seconds": round(warm, 2),
         "warm_over_cold": round(warm / cold, 4),
         "warm_all_stages_cached": all_cached,
+        "list_seconds": round(list_seconds, 2),
+        **extra,
         "stage_compute_seconds": {k: round(v, 2) for k, v in sorted(stages.items(), key=lambda kv: -kv[1])},
         "plugin_compute_seconds": {k: round(v, 2) for k, v in sorted(by_plugin.items(), key=lambda kv: -kv[1])},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "torch": results["environment"]["torch"], "device": results["environment"]["device"]},
+                    "torch": env["torch"], "device": env["device"]},
     }
-    print(f"suite {a.suite}: {report['cells']} cells, cold {cold:.1f}s, warm {warm:.1f}s "
-          f"(warm/cold = {report['warm_over_cold']:.1%}; every stage cached on the warm run: {all_cached})")
+    print(f"suite {a.suite}: {report['cells']} cells, {report['jobs']} job(s) of {report['threads']} thread(s): "
+          f"cold {cold:.1f}s, warm {warm:.1f}s (warm/cold = {report['warm_over_cold']:.1%}; every stage cached on "
+          f"the warm run: {all_cached}); --list {list_seconds:.2f}s")
+    if "one_process" in report:
+        o = report["one_process"]
+        print(f"  --jobs 1: cold {o['cold_seconds']:.1f}s, {o['speedup']:.2f}x the time of the timed run; "
+              f"{o['values_compared']} values compared, identical: {o['identical']}")
+    if "beside_one_busy_process" in report:
+        b = report["beside_one_busy_process"]
+        print(f"  beside one CPU-bound process: cold {b['cold_seconds']:.1f}s, {b['slowdown']:.2f}x the idle run")
     print("compute seconds per stage kind (cold run, shared stages once):")
     for stage, secs in report["stage_compute_seconds"].items():
         if not stage.startswith("metric:"):

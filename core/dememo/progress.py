@@ -1,7 +1,9 @@
-"""Progress reporting: a tqdm bar for the run and nested, transient bars for long inner loops."""
+"""Progress reporting: a tqdm bar for the run and nested, transient bars for long inner loops; the format of
+the harness's log lines (the same in worker processes as in the command's own)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -10,6 +12,11 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
+
+
+def log_lines() -> None:
+    """Warnings and errors logged by the harness and plugins as ``dememo-bench: WARNING: ...`` on stderr."""
+    logging.basicConfig(level=logging.WARNING, format="dememo-bench: %(levelname)s: %(message)s")
 
 
 def enabled() -> bool:

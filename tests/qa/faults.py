@@ -389,14 +389,15 @@ def install_faulty_plugin(site: Path) -> dict[str, str]:
 
 def isolation(suite: str, workdir: Path, reference: dict[str, Any], extra: list[str], faulty: list[str],
               timeout: float = 10.0, memory_gib: float = 1.5, env: dict[str, str] | None = None) -> Tally:
-    """Run with ``--isolate`` and the faulty unlearners ``faulty`` added to ``extra``: a case is one cell.
+    """Run in two worker processes (``--jobs 2``, with a cell time and memory limit) and the faulty unlearners
+    ``faulty`` added to ``extra``: a case is one cell.
     Handled: a faulty cell fails with its reason; any other cell equals ``reference``. Lost: other cells
     missing or differing (the run must go on past every fault)."""
     tally = Tally("isolation")
     env = {**(env or {}), **install_faulty_plugin(workdir / "site")}
     out = workdir / "isolated"
     args = run_args(suite, out, workdir / "isolated-cache",
-                    [*extra, *[a for u in faulty for a in ("--unlearner", u)], "--isolate", "--cell-timeout", str(timeout),
+                    [*extra, *[a for u in faulty for a in ("--unlearner", u)], "--jobs", "2", "--cell-timeout", str(timeout),
                      "--cell-memory", str(memory_gib)])
     proc = bench(args, env, timeout=1800)
     if not (out / "results.json").exists():

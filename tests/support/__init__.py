@@ -1,7 +1,7 @@
 """What tests share besides fixtures (which stay in conftest.py): the tiny suite, a slow third-party plugin
 for interruption tests, and running ``dememo-bench`` in a fresh process as a user would.
 
-Import it as ``from support import TINY_SUITE, bench, load`` (``tests/`` is on ``pythonpath``); never import
+Import it as ``from support import TINY_SUITE, bench, cli, load`` (``tests/`` is on ``pythonpath``); never import
 ``conftest``. ``support.unlearning`` measures an unlearner outside the runner; ``support.board`` builds
 synthetic results for the leaderboard tests.
 """
@@ -153,6 +153,23 @@ def bench(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -
     from qa import faults
 
     return faults.bench(list(args), env, timeout)
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``dememo-bench`` in this process (``dememo.cli.main``): for error paths and short commands, which
+    need no fresh interpreter importing torch (seconds each). ``env`` is set for the call only. Runs that
+    compute cells, or test signals and process state, use :func:`bench`."""
+    import io
+    import os
+    from contextlib import redirect_stderr, redirect_stdout
+    from unittest import mock
+
+    from dememo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env or {}), redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["dememo-bench", *args], code, out.getvalue(), err.getvalue())
 
 
 def load(out: Path) -> dict:

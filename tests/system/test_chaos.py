@@ -16,6 +16,9 @@ import pytest
 from support import TINY_SUITE
 from qa import faults
 
+#: the slow group (`python -m pytest -m slow`, run by .ci/run after the default fast group)
+pytestmark = pytest.mark.slow
+
 #: a slice of the tiny suite with both tracks, a model-stage attack and metrics that use other metrics
 EXTRA = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune", "--unlearner", "gradient-ascent",
          "--attack", "none", "--attack", "weight-noise", "--metric", "clean-accuracy", "--metric", "unlearning-accuracy",
@@ -68,8 +71,8 @@ def test_isolated_cells_survive_segfaults_hangs_leaks_and_exits(setting):
     suite, workdir, _ = setting
     extra = ["--poisoner", "none", "--unlearner", "finetune", "--attack", "none", "--attack", "weight-noise",
              "--metric", "unlearning-accuracy"]
-    # one intra-op thread in both runs: with two, finetune's numbers in the isolated run differed from the
-    # in-process run's once on a clean clone (not yet explained; see the issue-9 note)
+    # one intra-op thread in both runs (the harness's default since issue 20): with two, finetune's numbers in
+    # the isolated run differed from the in-process run's once on a clean clone
     one = {"OMP_NUM_THREADS": "1"}
     ref = faults.reference_run(suite, workdir / "isolation", extra, env=one)
     # the limit must exceed the slowest clean cell on a loaded 2-core CI machine (the first trains the model)

@@ -41,6 +41,9 @@ from dememo.plan.suite import load_suite
 from dememo.results import load_results
 from dememo.training import Recipe
 
+#: the slow group (`python -m pytest -m slow`, run by .ci/run after the default fast group)
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("torchvision")
 
 

@@ -15,6 +15,9 @@ import pytest
 
 from support import ROOT
 
+#: the slow group (`python -m pytest -m slow`, run by .ci/run after the default fast group)
+pytestmark = pytest.mark.slow
+
 TEMPLATE = ROOT / "plugins" / "template"
 
 TINY_SUITE = """

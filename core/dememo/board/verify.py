@@ -248,8 +248,10 @@ class _Rerunner:
 
         from dememo.progress import Progress
         from dememo.run.cache import Store
+        from dememo.run.devices import use_threads
         from dememo.run.runner import Runner
 
+        use_threads()  # the thread count of the runs it checks (results depend on it; $DEMEMO_THREADS overrides)
         self.runner = Runner(Store(cache_dir), torch.device(self.device), Progress(show=False), data_dir=self.data_dir,
                              planner=planner)
         return self

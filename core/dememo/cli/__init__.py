@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import signal
 import sys
 
 from dememo import interrupts
 from dememo.errors import UserError
 from dememo.params import printable
+from dememo.progress import log_lines
 
 #: subcommand → its module under dememo.cli
 SUBCOMMANDS = {"tune": "tune", "report": "report", "submit": "submit", "verify": "verify", "leaderboard": "leaderboard"}
@@ -47,7 +47,7 @@ def __getattr__(name: str) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``dememo-bench`` with ``argv`` (default: ``sys.argv[1:]``) and return its exit status."""
-    logging.basicConfig(level=logging.WARNING, format="dememo-bench: %(levelname)s: %(message)s")
+    log_lines()
     argv = sys.argv[1:] if argv is None else argv
     with interrupts.handling():  # Ctrl-C and SIGTERM are told apart from a plugin raising KeyboardInterrupt
         return _dispatch(argv)

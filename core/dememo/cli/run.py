@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import attrs
-import torch
 
 from dememo import interrupts, plugins, results
 from dememo.board import leaderboard
@@ -22,7 +21,7 @@ from dememo.plan.planner import Filters, Planner
 from dememo.plan.suite import MAX_SEEDS, load_suite
 from dememo.progress import Progress
 from dememo.run.cache import Store
-from dememo.run.devices import resolve_device, set_deterministic
+from dememo.run.devices import count_setting, default_jobs, resolve_device, set_deterministic, use_threads
 from dememo.run.executors import RunSpec
 from dememo.run.runner import Runner
 from dememo.run.session import LARGE_PLAN, Workers, check_plan_size, columns_meta, execute, load_datasets
@@ -61,13 +60,19 @@ def parser() -> argparse.ArgumentParser:
                    help="where cells run: in this process (default) or as Ray tasks, one per dataset and seed, "
                    "sharing --cache-dir (needs dememo[ray]; on a cluster, a path every node can reach)")
     p.add_argument("--address", default=None, help="with --executor ray: the cluster to join (default: start a local one)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="run cells in N worker processes sharing the cache (default: $DEMEMO_JOBS, else the usable CPU "
+                   "cores on a CPU device and 1 on a GPU); --jobs 1 runs them in this process")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch intra-op threads per process (default: $DEMEMO_THREADS, else 1: small models gain "
+                   "little from more and slow down badly beside other work; results depend on it)")
     p.add_argument("--isolate", action="store_true",
-                   help="run each cell in a worker process, so a plugin that crashes the interpreter, hangs or leaks "
-                   "memory fails only its own cell (slower start; in-process is the default)")
+                   help="run cells in worker processes even with --jobs 1, so a plugin that crashes the interpreter, "
+                   "hangs or leaks memory fails only its own cell (with --jobs N > 1 they always are)")
     p.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
-                   help="with --isolate (implied): fail a cell that runs longer than this and go on")
+                   help="fail a cell that runs longer than this and go on (implies worker processes)")
     p.add_argument("--cell-memory", type=float, default=None, metavar="GIB",
-                   help="with --isolate (implied): fail a cell whose worker's resident memory exceeds this (Linux)")
+                   help="fail a cell whose worker's resident memory exceeds this (Linux; implies worker processes)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic kernels only (torch.use_deterministic_algorithms; slower on GPUs): the same "
                    "run on the same machine then gives bit-identical results")
@@ -123,10 +128,14 @@ def main(args: argparse.Namespace) -> int:
         args.isolate = True
     if args.isolate and args.executor != "local":
         raise UserError("--isolate works with the local executor; Ray already runs every task in a worker process")
+    if args.jobs is not None and args.executor != "local":
+        raise UserError("--jobs works with the local executor; Ray schedules its own tasks (leave --jobs out)")
     suite = load_suite(args.suite)
     if args.deterministic:
         set_deterministic()
     device = resolve_device(args.device)
+    threads = use_threads(args.threads)
+    jobs = count_setting("--jobs", args.jobs, "DEMEMO_JOBS", default_jobs(device))
     planner = Planner(registry, suite, parse_sets(args.set))
     filters = Filters(tuple(args.poisoner), tuple(args.unlearner), tuple(args.attack), tuple(args.metric))
     cells = planner.cells(filters, seeds=args.seeds)
@@ -149,17 +158,22 @@ def main(args: argparse.Namespace) -> int:
     runner = Runner(store, device, progress, data_dir=args.data_dir, download=args.download, planner=planner)
     load_datasets(runner, planner, suite, cells)
 
-    print(f"dememo-bench: suite {suite.name!r}, {len(cells)} cells, device {device}, cache {cache}", file=sys.stderr)
+    where = f"{jobs} worker processes" if args.executor == "local" and jobs > 1 else "this process"
+    if args.executor == "ray":
+        where = "Ray tasks"
+    print(f"dememo-bench: suite {suite.name!r}, {len(cells)} cells, device {device}, {where} of {threads} thread"
+          f"{'s' if threads > 1 else ''}, cache {cache}", file=sys.stderr)
+    jobs = min(jobs, len(cells))
     workers = None
-    if args.executor == "ray" or args.isolate:
+    if args.executor == "ray" or args.isolate or jobs > 1:
         given = Path(args.suite)  # workers may start in another directory: paths are made absolute
         suite_ref = str(given.resolve()) if given.suffix == ".toml" or given.exists() else args.suite
         spec = RunSpec(suite=suite_ref, sets=parse_sets(args.set), filters=attrs.asdict(filters),
                        seeds=args.seeds, device=str(device), cache_dir=str(Path(cache).resolve()),
                        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, download=args.download,
-                       deterministic=args.deterministic, threads=torch.get_num_threads())
+                       deterministic=args.deterministic, threads=threads)
         memory = None if args.cell_memory is None else int(args.cell_memory * 2**30)
-        workers = Workers(spec, args.isolate, args.cell_timeout, memory, args.address)
+        workers = Workers(spec, args.executor == "local", args.cell_timeout, memory, args.address, jobs)
     outcome = execute(cells, runner, out, progress, workers)
     records, unsaved, elapsed = outcome.records, outcome.unsaved, outcome.elapsed
     interrupted, stopped, crashed = outcome.interrupted, outcome.stopped, outcome.crashed
@@ -168,7 +182,8 @@ def main(args: argparse.Namespace) -> int:
         partial = outcome.partial
         data = results.assemble(
             suite=suite.to_json(),
-            environment={**fingerprint(device), "wall_seconds": round(elapsed, 2)},
+            environment={**fingerprint(device), "jobs": jobs if args.executor == "local" else None,
+                         "wall_seconds": round(elapsed, 2)},
             plugins=[i.to_json() for i in registry.all()],
             columns=columns_meta(registry),
             cells=[r.to_json() for r in records.values()],
@@ -202,7 +217,7 @@ def main(args: argparse.Namespace) -> int:
     print(leaderboard.render(data, "simple"))
     failed = [r for r in records.values() if r.status == "failed"]
     cached = sum(all(t.get("cached", True) for k, t in r.timings.items() if k != "metrics") for r in records.values())
-    computed = f", {store.writes} stages computed here" if args.executor == "local" and not args.isolate else ""
+    computed = f", {store.writes} stages computed here" if workers is None else ""
     print(f"\n{len(records)} cells in {elapsed:.1f}s ({cached} fully from cache{computed}), {len(failed)} failed. "
           f"Results: {out}/results.json, leaderboard.md, leaderboard.csv, leaderboard.html", file=sys.stderr)
     return 1 if failed else 0

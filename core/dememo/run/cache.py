@@ -89,6 +89,23 @@ class Store:
             return None
         return found
 
+    def meta(self, key: str) -> dict[str, Any] | None:
+        """``key``'s metadata when the entry looks whole (its metadata checksum holds and its payload file is
+        there), without reading the payload; None otherwise (absent, or to be judged by :meth:`get`, which
+        reports and deletes a corrupt entry). The payload's own checksum is checked when :meth:`get` reads it."""
+        meta_path, payload_path = self._paths(key)
+        try:
+            meta = json.loads(meta_path.read_bytes())
+        except PermissionError as exc:
+            raise self._not_readable(exc) from None
+        except (OSError, ValueError):
+            return None
+        if not isinstance(meta, dict) or meta.get("key") != key or meta.get("meta_sha256") != meta_checksum(meta):
+            return None
+        if meta.get("payload_sha256") and not payload_path.is_file():
+            return None
+        return meta
+
     def _read(self, key: str) -> tuple[dict[str, Any], Any] | str | None:
         """The entry, None when absent, or a string saying why it is corrupt (nothing is deleted)."""
         meta_path, payload_path = self._paths(key)

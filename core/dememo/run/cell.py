@@ -12,15 +12,13 @@ import time
 import traceback
 from typing import NamedTuple
 
-from torch import nn
-
 from dememo.data import Data, Task
 from dememo.errors import ContractViolation, DatasetError
 from dememo.families import Series
 from dememo.plan.planner import Cell, DatasetConfig
 from dememo.results.record import UNSET, CellRecord
 from dememo.run.failures import StageFailure
-from dememo.run.runner import CellState, DatasetEnv, Runner, needs_of
+from dememo.run.runner import CellState, DatasetEnv, Load, Runner, needs_of
 
 
 def mean_series(draws: list[Series]) -> Series:
@@ -34,13 +32,13 @@ def mean_series(draws: list[Series]) -> Series:
 
 class Subject(NamedTuple):
     """What a cell's metrics read: the loaded dataset, the task, the training data and the model(s) under
-    evaluation (one per model-stage attack draw)."""
+    evaluation (one loader per model-stage attack draw: a cached model is read only if a metric is computed)."""
 
     env: DatasetEnv
     task: Task | None
     train_data: Data | None
     history: list | None
-    draws: list[tuple[nn.Module, str]]
+    draws: list[tuple[Load, str]]
 
 
 def blank_record(cell: Cell) -> CellRecord:
@@ -109,7 +107,7 @@ class CellRun:
             retrain = runner.standard(env, task.retain, cell.seed).info  # the paired retrain: every gap's reference
             timings["reference:retrained"] = retrain.to_json()
             unlearned = runner.unlearned(env, cell, task, original_data)
-            model, model_key, info = unlearned.model, unlearned.key, unlearned.info
+            model, model_key, info = unlearned.load, unlearned.key, unlearned.info
             timings["unlearn"] = info.to_json()
             if unlearned.meta is not None:
                 record.unlearn_record = unlearned.meta

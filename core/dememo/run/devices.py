@@ -1,4 +1,5 @@
-"""The run's device and determinism switch, shared by the command line and the executors' workers."""
+"""The run's device, its processes and threads, and the determinism switch, shared by the command line and the
+executors' workers."""
 
 from __future__ import annotations
 
@@ -27,3 +28,44 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
     return device
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_jobs(device: torch.device) -> int:
+    """Worker processes when neither --jobs nor $DEMEMO_JOBS says: one per usable core on a CPU, one on an
+    accelerator (where one process already keeps the device busy)."""
+    return usable_cores() if device.type == "cpu" else 1
+
+
+def count_setting(flag: str, given: int | None, variable: str, default: int) -> int:
+    """A positive count from the flag, else the environment variable, else ``default``; one line when bad."""
+    if given is not None:
+        if given < 1:
+            raise UserError(f"{flag} must be at least 1, got {given}")
+        return given
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"${variable} must be a whole number of at least 1, got {raw!r}; fix or unset it")
+    return value
+
+
+def use_threads(given: int | None = None) -> int:
+    """Set torch's intra-op threads for this process: ``given`` (--threads), else $DEMEMO_THREADS, else 1. One
+    thread by default: the harness's models are small, gain little from a second thread on an idle machine
+    and lose up to 10x beside any other work; parallelism comes from worker processes (``--jobs``). The count
+    changes floating-point summation order, so results are comparable only at equal counts."""
+    threads = count_setting("--threads", given, "DEMEMO_THREADS", 1)
+    torch.set_num_threads(threads)
+    return threads

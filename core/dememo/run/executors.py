@@ -1,7 +1,8 @@
-"""Where cells run: in this process (the default), or on a Ray cluster (``--executor ray``).
+"""Where cells run: in worker processes on this machine (``--jobs N``, :mod:`dememo.run.isolation`; the
+default on a multi-core CPU), in this process (``--jobs 1``), or on a Ray cluster (``--executor ray``).
 
-dememo has no scheduler of its own beyond the in-process loop; a user who outgrows one machine uses Ray
-(https://docs.ray.io), an existing engine, started locally or joined with ``--address``.
+dememo schedules only the workers of one machine; a user who outgrows it uses Ray (https://docs.ray.io), an
+existing engine, started locally or joined with ``--address``.
 
 How cells are shipped. Cells are not pickled: each Ray task gets the run's *specification* (suite, ``--set``
 values, filters, seeds, device, cache and data directories) and the keys of its cells, re-plans the suite

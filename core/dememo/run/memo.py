@@ -79,6 +79,26 @@ class StageMemo:
             watch.add(f"{name} output", value)
         return value, meta, info
 
+    def deferred(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
+                 decode: Callable[[dict[str, Any], Any], Any], who: str | None = None
+                 ) -> tuple[Callable[[], Any], dict[str, Any], StageInfo]:
+        """:meth:`stage` with the output handed out as a function that returns it: an entry read from the
+        cache is loaded, checked and decoded only when that function is first called. A warm run needs a
+        model stage's key and metadata for every cell but its weights only where a later stage is computed,
+        so it skips most payload reads (the models of a 2,000-cell run). Computed outputs and outputs held in
+        memory are returned as they are; a payload found corrupt when finally read is recomputed then."""
+        load = lambda: self.stage(key, name, compute, decode, who)[0]  # noqa: E731 - watched when handed out
+        if key in self.failed:
+            raise self.failed[key]
+        held = self.mem.get(key)
+        if held is not None:
+            return load, held[1], StageInfo(held[2].seconds, True)
+        meta = self.store.meta(key)
+        if meta is not None:
+            return load, meta, StageInfo(float(meta.get("seconds", 0.0)), True)
+        _, meta, info = self._get(key, name, compute, decode, who or name)
+        return load, meta, info
+
     def _get(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
              decode: Callable[[dict[str, Any], Any], Any], who: str) -> tuple[Any, dict[str, Any], StageInfo]:
         if key in self.failed:

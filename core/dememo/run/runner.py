@@ -106,15 +106,24 @@ def _state(obj: Any) -> str:
     return digest(attrs.asdict(obj, recurse=True))
 
 
-class ModelStage(NamedTuple):
-    """What a stage that makes a model returns: the model, its stage key (what later stages key on), how the
-    stage ran, and what else it recorded: standard training's metadata (with its ``history``), a learner-side
-    attack's history, an unlearner's ``dememo_record``; None where there is nothing."""
+#: a model handed out by a stage: called when its weights are needed (a cached model is loaded only then)
+Load = Callable[[], nn.Module]
 
-    model: nn.Module
+
+class ModelStage(NamedTuple):
+    """What a stage that makes a model returns: the model (``load``: a cached one is read when first asked
+    for, ``StageMemo.deferred``), its stage key (what later stages key on), how the stage ran, and what else
+    it recorded: standard training's metadata (with its ``history``), a learner-side attack's history, an
+    unlearner's ``dememo_record``; None where there is nothing."""
+
+    load: Load
     key: str
     info: StageInfo
     meta: Any = None
+
+    @property
+    def model(self) -> nn.Module:
+        return self.load()
 
 
 class PoisonStage(NamedTuple):
@@ -127,9 +136,9 @@ class PoisonStage(NamedTuple):
 
 
 class AttackStage(NamedTuple):
-    """The model-stage attack: every drawn (model, key) and how the stage ran."""
+    """The model-stage attack: every drawn (model loader, key) and how the stage ran."""
 
-    draws: list[tuple[nn.Module, str]]
+    draws: list[tuple[Load, str]]
     info: StageInfo
 
 
@@ -244,10 +253,10 @@ class Runner:
         return self.planner.single(family, name, params, env.config.entry)
 
     def _trainer_copy(self, env: DatasetEnv, data: Data, seed: int) -> tuple[nn.Module, Any]:
-        model, key, info, meta = self.standard(env, data, seed)
-        if info.cached:  # a stage that reuses a cached training is billed its cost (retrain's run time is a training)
-            self.memo.borrowed += info.seconds
-        return copy.deepcopy(model), meta.get("history")
+        stage = self.standard(env, data, seed)
+        if stage.info.cached:  # a stage that reuses a cached training is billed its cost (retrain's run time is a training)
+            self.memo.borrowed += stage.info.seconds
+        return copy.deepcopy(stage.model), stage.meta.get("history")
 
     def drop_shared(self) -> None:
         """Forget every dataset and stage output held in memory (after a plugin modified one in place):
@@ -276,7 +285,10 @@ class Runner:
         return model
 
     def _models_stage(self, env: DatasetEnv, key: str, name: str, produce: Callable[[], Any], who: str,
-                      extra: Callable[[], dict[str, Any]] | None = None) -> tuple[list[nn.Module], dict[str, Any], StageInfo]:
+                      extra: Callable[[], dict[str, Any]] | None = None
+                      ) -> tuple[Callable[[], list[nn.Module]], dict[str, Any], StageInfo]:
+        """A stage that makes one or more models: their loader (read from the cache only when called), its
+        metadata (``count``: how many) and how it ran."""
         def compute():
             out = produce()
             outs = out if isinstance(out, (list, tuple)) else [out]
@@ -284,12 +296,12 @@ class Runner:
                 raise ContractViolation(f"{who} returned no model")
             states = [self._check_model(env, m, who) for m in outs]
             models = [self._load(env, s) for s in states]
-            return models, {"models": states}, (extra() if extra else {})
+            return models, {"models": states}, {"count": len(models), **(extra() if extra else {})}
 
         def decode(meta, payload):
             return [self._load(env, s) for s in payload["models"]]
 
-        return self.memo.stage(key, name, compute, decode, who)
+        return self.memo.deferred(key, name, compute, decode, who)
 
     @contextlib.contextmanager
     def _guard(self, who: str, plugin: Any, env: DatasetEnv, **shared: Any) -> Iterator[Watch]:
@@ -340,7 +352,7 @@ class Runner:
             return model
 
         models, meta, info = self._models_stage(env, key, "train", produce, who, extra=lambda: history)
-        return ModelStage(models[0], key, info, meta)
+        return ModelStage(lambda: models()[0], key, info, meta)
 
     def ensemble(self, env: DatasetEnv, data: Data, subsets: torch.Tensor, seeds: tuple[int, ...], seed: int) -> Ensemble:
         """Many standard trainings at once (``dememo.ensemble``), one cached stage per (data, subsets, seeds)."""
@@ -405,8 +417,8 @@ class Runner:
         assert cell.train_attack is not None
         attack = cell.train_attack
         if attack.name == "none":
-            model, key, info, meta = self.standard(env, data, cell.seed)
-            return ModelStage(model, key, info, meta.get("history"))
+            stage = self.standard(env, data, cell.seed)
+            return stage._replace(meta=stage.meta.get("history"))
         key = digest({**env.base(cell.seed), "stage": "train-attack", "attack": attack.spec(), "data": data.fingerprint})
         history: dict[str, Any] = {}
         who = f"attack {attack.label!r}"
@@ -423,7 +435,7 @@ class Runner:
             return out
 
         models, meta, info = self._models_stage(env, key, "train-attack", produce, who, extra=lambda: history)
-        return ModelStage(models[0], key, info, meta.get("history"))
+        return ModelStage(lambda: models()[0], key, info, meta.get("history"))
 
     def scores(self, env: DatasetEnv, name: str, seed: int) -> torch.Tensor:
         """Memorization scores of the training split from scorer ``name`` (a cached stage), on the CPU."""
@@ -496,9 +508,9 @@ class Runner:
     def unlearned(self, env: DatasetEnv, cell: Cell, task: Task, original_data: Data | None = None) -> ModelStage:
         """The cell's unlearner on the model standard-trained on ``original_data`` (default: the clean
         training split; the interplay track's poisoned mixture)."""
-        original, okey, _, _ = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
-        model, key, info, meta = self._unlearn(env, cell, original, okey, task)
-        return ModelStage(model, key, info, meta.get("record"))
+        original = self.standard(env, env.splits.train if original_data is None else original_data, cell.seed)
+        stage = self._unlearn(env, cell, original.load, original.key, task)
+        return stage._replace(meta=stage.meta.get("record"))
 
     def replay(self, env: DatasetEnv, cell: Cell, ensemble: Ensemble, data: Data, forget_masks: torch.Tensor) -> Ensemble:
         """The cell's unlearner run on every member of ``ensemble`` (``Evaluation.unlearn_many``)."""
@@ -508,15 +520,15 @@ class Runner:
         masks = torch.as_tensor(forget_masks).to(data.device)
         if masks.shape != ensemble.subsets.shape or masks.dtype != torch.bool:
             raise ValueError(f"forget masks must be a {tuple(ensemble.subsets.shape)} bool tensor like the ensemble's subsets")
-        models = [self._unlearn(env, cell, ensemble.model(k), digest([ensemble.key, k]),
-                                ensemble.member_task(k, data, masks[k], env.splits.val), ensemble.seeds[k])[0]
+        models = [self._unlearn(env, cell, lambda k=k: ensemble.model(k), digest([ensemble.key, k]),
+                                ensemble.member_task(k, data, masks[k], env.splits.val), ensemble.seeds[k]).model
                   for k in range(len(ensemble))]
         return Ensemble.stack(models, ensemble.subsets, ensemble.seeds, key=digest([ensemble.key, "replay", cell.unlearner.spec(),
                                                                                    tensor_digest(masks.to(torch.uint8))]))
 
-    def _unlearn(self, env: DatasetEnv, cell: Cell, original: nn.Module, okey: str, task: Task,
-                 seed: int | None = None) -> tuple[nn.Module, str, StageInfo, dict[str, Any]]:
-        """The unlearning stage: the cell's unlearner on a copy of ``original`` (key ``okey``) for ``task``.
+    def _unlearn(self, env: DatasetEnv, cell: Cell, original: Load, okey: str, task: Task,
+                 seed: int | None = None) -> ModelStage:
+        """The unlearning stage: the cell's unlearner on a copy of ``original()`` (key ``okey``) for ``task``.
         ``seed`` (default: the cell's) is the context's seed: a replay on an ensemble member runs with the
         member's seed, so a method that retrains (``ctx.train``) draws that member's retrain."""
         assert cell.unlearner is not None
@@ -539,13 +551,14 @@ class Runner:
 
         def produce():
             ctx = self.context(env, seed, key)
+            start = original()
             given = task
             if not type(unlearner.obj).reads_forget:  # type: ignore[attr-defined]
                 empty = task.forget.subset(torch.zeros(0, dtype=torch.int64), "withheld")
                 given = Task(task.retain, empty, task.val)
-            with self._guard(f"unlearner {unlearner.label!r}", unlearner.obj, env, task=task, original=original,
+            with self._guard(f"unlearner {unlearner.label!r}", unlearner.obj, env, task=task, original=start,
                              splits=env.splits):
-                out = unlearner.obj.unlearn(copy.deepcopy(original), given, ctx)  # type: ignore[attr-defined]
+                out = unlearner.obj.unlearn(copy.deepcopy(start), given, ctx)  # type: ignore[attr-defined]
             record = getattr(out, "dememo_record", None)
             if record is not None:
                 try:
@@ -557,9 +570,9 @@ class Runner:
 
         models, meta, info = self._models_stage(env, key, "unlearn", produce, f"unlearner {unlearner.label!r}",
                                                 extra=lambda: extra)
-        return models[0], key, info, meta
+        return ModelStage(lambda: models()[0], key, info, meta)
 
-    def attacked(self, env: DatasetEnv, cell: Cell, model: nn.Module, model_key: str,
+    def attacked(self, env: DatasetEnv, cell: Cell, model: Load, model_key: str,
                  task: Task | None) -> AttackStage:
         attack = cell.attack
         if attack.name == "none":
@@ -568,13 +581,15 @@ class Runner:
 
         def produce():
             ctx = self.context(env, cell.seed, key)
-            with self._guard(f"attack {attack.label!r}", attack.obj, env, model=model, splits=env.splits, task=task):
-                return attack.obj.attack(copy.deepcopy(model), AttackData(env.splits, task), ctx)  # type: ignore[attr-defined]
+            target = model()
+            with self._guard(f"attack {attack.label!r}", attack.obj, env, model=target, splits=env.splits, task=task):
+                return attack.obj.attack(copy.deepcopy(target), AttackData(env.splits, task), ctx)  # type: ignore[attr-defined]
 
         models, meta, info = self._models_stage(env, key, "attack", produce, f"attack {attack.label!r}")
-        if len(models) == 1:
-            return AttackStage([(models[0], key)], info)
-        return AttackStage([(m, digest([key, i])) for i, m in enumerate(models)], info)
+        count = meta.get("count") or len(models())  # entries written before the count was recorded: load to count
+        if count == 1:
+            return AttackStage([(lambda: models()[0], key)], info)
+        return AttackStage([(lambda i=i: models()[i], digest([key, i])) for i in range(count)], info)
 
     # -- metrics -----------------------------------------------------------------------------------
 
@@ -596,13 +611,14 @@ class Runner:
 
         return {name: (lambda d=data: trained_on(d)) for name, data in self.reference_data(env, task, original).items()}
 
-    def metric(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
+    def metric(self, env: DatasetEnv, cell: Cell, metric: Configured, model: Load, model_key: str,
                task: Task | None, train_data: Data | None, history: list | None, metrics: dict[str, Configured],
                state: CellState) -> dict[str, float]:
-        """A metric's values on one model of the cell (``state``: what the cell's metrics share)."""
+        """A metric's values on one model of the cell (``model()`` loads it; ``state``: what the cell's metrics
+        share)."""
         return self.metric_stage(env, cell, metric, model, model_key, task, train_data, history, metrics, state)[0]
 
-    def metric_stage(self, env: DatasetEnv, cell: Cell, metric: Configured, model: nn.Module, model_key: str,
+    def metric_stage(self, env: DatasetEnv, cell: Cell, metric: Configured, model: Load, model_key: str,
                      task: Task | None, train_data: Data | None, history: list | None,
                      metrics: dict[str, Configured], state: CellState) -> tuple[dict[str, float], StageInfo]:
         """:meth:`metric` with how its stage ran (seconds of its computation, whether read from the cache)."""
@@ -630,12 +646,12 @@ class Runner:
             ctx = self.context(env, cell.seed, key)
             evals = state.evals
             if model_key not in evals:
-                evals[model_key] = self._evaluation(env, cell, model, model_key, task, train_data, history, metrics, refs,
-                                                    state)
+                evals[model_key] = self._evaluation(env, cell, model(), model_key, task, train_data, history, metrics,
+                                                    refs, state)
             ev = evals[model_key]
             outer, self._replays = self._replays, replays
             try:
-                with self._guard(f"metric {metric.name!r}", metric.obj, env, model=model, splits=env.splits, task=task,
+                with self._guard(f"metric {metric.name!r}", metric.obj, env, model=ev.model, splits=env.splits, task=task,
                                  train=train_data, owner_share=state.owner_share) as watch:
                     view = ev.view(watch.add)
                     values = metric.obj.compute(view, ctx)  # type: ignore[attr-defined]
@@ -669,8 +685,8 @@ class Runner:
                 m, k = model, model_key
             else:
                 m, k = refs[on]()
-            return self.metric(env, cell, metrics[name], m, k, task, train_data, history if on == "model" else None, metrics,
-                               state)
+            return self.metric(env, cell, metrics[name], lambda: m, k, task, train_data, history if on == "model" else None,
+                               metrics, state)
 
         replay = (lambda ens, data, masks: self.replay(env, cell, ens, data, masks)) if cell.unlearner is not None else None
         return Evaluation(model=model, splits=env.splits, track=cell.track, task=task, train_data=train_data,

@@ -70,13 +70,14 @@ def load_datasets(runner: Runner, planner: Planner, suite: Any, cells: list[Any]
 
 @attrs.frozen
 class Workers:
-    """Cells run outside this process: isolated worker processes (``isolate``) or Ray tasks."""
+    """Cells run outside this process: ``jobs`` local worker processes (``local``) or Ray tasks."""
 
     spec: RunSpec
-    isolate: bool
+    local: bool
     cell_timeout: float | None = None
     cell_memory: int | None = None  # bytes
     address: str | None = None
+    jobs: int = 1
 
 
 @attrs.define
@@ -138,6 +139,6 @@ def _in_workers(workers: Workers, cells: list[Any], finished: Callable[[CellReco
     from dememo.run.executors import run_ray
     from dememo.run.isolation import run_isolated
 
-    if workers.isolate:
-        return run_isolated(workers.spec, cells, workers.cell_timeout, workers.cell_memory, finished)
+    if workers.local:
+        return run_isolated(workers.spec, cells, workers.cell_timeout, workers.cell_memory, finished, workers.jobs)
     return run_ray(workers.spec, cells, workers.address, finished)

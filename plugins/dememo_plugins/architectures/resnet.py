@@ -43,7 +43,6 @@ from typing import ClassVar
 import attrs
 import torch
 from torch import nn
-from torchvision.models import resnet18
 
 import dememo
 from dememo import validate
@@ -65,6 +64,8 @@ class Normalize(nn.Module):
 
 def cifar_resnet18(channels: int, num_classes: int) -> nn.Module:
     """torchvision's ResNet-18 with a 3×3, stride-1 stem convolution on ``channels`` inputs and no max-pool."""
+    from torchvision.models import resnet18  # here, not at import: torchvision.models costs 1.5 s on every start
+
     net = resnet18(num_classes=num_classes)
     net.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")  # torchvision's rule for convs

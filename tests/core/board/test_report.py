@@ -353,6 +353,7 @@ def test_matplotlib_is_imported_only_when_a_report_is_drawn():
     assert proc.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_report_of_a_real_run(request, tmp_path):
     """The narrowed default suite (the session's ``quick_results``, weight recovery swept over η): the
     report draws its sweep per dataset. Runs only with the tests that already compute that run."""

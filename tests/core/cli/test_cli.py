@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import bench, load
+from support import bench, cli, load
 
 REQUIRED_CELL_KEYS = {"track", "dataset", "architecture", "poisoner", "train_attack", "unlearner", "forget", "attack",
                       "seed", "params", "key", "status", "error", "metrics", "timings"}
@@ -108,7 +108,7 @@ def test_set_recomputes_only_what_depends_on_the_parameter(first_run):
 
 
 def test_unknown_plugin_is_a_one_line_error_before_any_work(tmp_path):
-    proc = bench("--all", "--poisoner", "emm", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
+    proc = cli("--all", "--poisoner", "emm", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "unknown poisoner 'emm'" in proc.stderr and "did you mean 'em'" in proc.stderr
@@ -126,7 +126,7 @@ def test_unknown_plugin_is_a_one_line_error_before_any_work(tmp_path):
     ],
 )
 def test_bad_set_value_is_a_one_line_error_before_any_work(tmp_path, setting, expected):
-    proc = bench("--all", "--set", setting, "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
+    proc = cli("--all", "--set", setting, "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c"))
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
@@ -134,12 +134,12 @@ def test_bad_set_value_is_a_one_line_error_before_any_work(tmp_path, setting, ex
 
 
 def test_nothing_to_run_and_bad_suite_are_user_errors(tmp_path):
-    assert bench().returncode == 2
-    proc = bench("--all", "--suite", "nosuch")
+    assert cli().returncode == 2
+    proc = cli("--all", "--suite", "nosuch")
     assert proc.returncode == 2 and "unknown suite 'nosuch'" in proc.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "bad"\nseeds = "three"\n[[datasets]]\nname = "digits"\narchitecture = "mlp"\n')
-    proc = bench("--all", "--suite", str(bad))
+    proc = cli("--all", "--suite", str(bad))
     assert proc.returncode == 2 and "$.seeds" in proc.stderr
 
 

@@ -348,3 +348,66 @@ def test_sweep_removes_only_stale_temporaries(store):
     os.utime(stale, (old, old))
     assert store.sweep() == 1
     assert not stale.exists() and fresh.exists() and store.get(KEY) is not None
+
+
+# -- issue 20: a warm run reads the models it needs, not every model it passes -----------------------
+
+
+def test_deferred_entry_is_read_only_when_asked_for(store, caplog):
+    from dememo.run.memo import StageMemo
+
+    key = "d" * 64
+    store.put(key, {"stage": "test", "seconds": 2.5}, {"t": torch.arange(3.0)})
+    memo = StageMemo(store, 2**20, lambda: None)
+    reads = []
+    original = store.get
+    store.get = lambda k: reads.append(k) or original(k)
+    load, meta, info = memo.deferred(key, "test", lambda: pytest.fail("computed"), lambda m, p: p["t"])
+    assert reads == [] and meta["seconds"] == 2.5 and info.cached and info.seconds == 2.5
+    assert torch.equal(load(), torch.arange(3.0)) and reads == [key]
+    assert load() is load() and reads == [key]  # held in memory from then on
+
+
+@pytest.mark.parametrize("damage", [flip_one_bit, truncate, lambda p: p.unlink()])
+def test_deferred_entry_with_a_damaged_payload_is_recomputed_when_read(store, caplog, damage):
+    from dememo.run.memo import StageMemo
+
+    key = "e" * 64
+    store.put(key, {"stage": "test"}, {"t": torch.zeros(4)})
+    damage(payload_path(store, key))
+    memo = StageMemo(store, 2**20, lambda: None)
+    load, _, _ = memo.deferred(key, "test", lambda: (torch.ones(4), {"t": torch.ones(4)}, {}), lambda m, p: p["t"])
+    assert torch.equal(load(), torch.ones(4)), "a damaged payload is never served"
+    assert Store(store.root).get(key) is not None
+
+
+def test_a_warm_run_loads_no_model_whose_later_stages_are_cached(tiny_suite, tmp_path, monkeypatch):
+    """A slice of the tiny suite (both tracks, a multi-draw attack) twice, the second time with a fresh
+    runner on the same cache: its records are identical and it reads no trained, unlearned or attacked
+    model (only what keys need: the poisons, whose δ makes the training data)."""
+    from dememo import plugins
+    from dememo.plan.planner import Filters, Planner
+    from dememo.plan.suite import load_suite
+    from dememo.run.cell import run_cell
+    from dememo.run.runner import Runner
+
+    planner = Planner(plugins.get_registry(), load_suite(str(tiny_suite)))
+    cells = planner.cells(Filters(poisoner=("random-noise",), unlearner=("finetune",), attack=("none", "weight-noise"),
+                                  metric=("clean-accuracy", "unlearning-accuracy", "mia-efficacy")), seeds=1)
+    first = [run_cell(Runner(Store(tmp_path), torch.device("cpu"), planner=planner), c) for c in cells]
+    read: list[str] = []
+    original = Store.get
+
+    def get(self, key):
+        found = original(self, key)
+        if found is not None and found[1] is not None:
+            read.append(found[0]["stage"])
+        return found
+
+    monkeypatch.setattr(Store, "get", get)
+    runner = Runner(Store(tmp_path), torch.device("cpu"), planner=planner)
+    second = [run_cell(runner, c) for c in cells]
+    assert [r.metrics for r in second] == [r.metrics for r in first]
+    assert all(r.status == "ok" for r in second) and {r.track for r in second} == {"unlearnability", "unlearning"}
+    assert any(r.draws for r in second)
+    assert read and set(read) <= {"poison"}, sorted(set(read))

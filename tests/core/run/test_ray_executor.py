@@ -13,6 +13,9 @@ import pytest
 
 from support import bench, load
 
+#: the slow group (`python -m pytest -m slow`, run by .ci/run after the default fast group)
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("ray", reason="Ray is not installed: pip install 'dememo[ray]' (CI installs it)")
 
 NARROW = ["--poisoner", "none", "--poisoner", "random-noise", "--unlearner", "finetune", "--attack", "none",

@@ -267,6 +267,7 @@ def test_a_missing_tuning_file_is_a_clear_error(tmp_path: Path):
     assert r.returncode == 2 and "dememo-bench tune" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_rum_with_memorization_strata_is_not_worse_than_its_base_unlearner_on_the_mix_forget_set():
     """RUM^F with NegGrad+ vs NegGrad+ alone on mem-mix-10 % (seeds 0–2, avg gap to retrain on the test split).
     Measured with RUM version 2 on the published mix (issue 17): digits 0.0790 vs 0.0764, noisy-shapes
@@ -348,6 +349,7 @@ def _tuned(dataset: str, forget_label: str, name: str):
     return Planner(plugins.get_registry(), suite).single("unlearner", name, entry["chosen"], suite.dataset(dataset)).obj
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, better", [("noisy-shapes", ("neggrad-plus", "rurk")), ("digits", ("salun",))])
 def test_after_tuning_these_unlearners_get_closer_to_retrain_than_finetune_and_gradient_ascent(dataset, better):
     """The issue's direction, with the shipped tuned parameters, class-0 forgetting, seeds 0–1 (test split).

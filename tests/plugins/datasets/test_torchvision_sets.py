@@ -272,6 +272,7 @@ def test_registers_five_datasets_through_the_hook():
     assert not registry.failures
 
 
+@pytest.mark.slow
 def test_the_cifar10_fast_suite_runs_end_to_end_on_files_in_the_real_format(tmp_path, monkeypatch):
     """The paper-scale suite's whole path on the CPU: tiny CIFAR-10 files in torchvision's format, the
     `cifar10` plugin, the `airbench` network with its data-dependent whitening, a poisoner, an unlearner,

@@ -29,8 +29,18 @@ models = 16
 """
 
 
+#: the run's metrics by unlearner, once per test session (two test modules read it)
+_RUN: dict[str, dict] = {}
+
+
 @pytest.fixture(scope="module")
 def membership(tmp_path_factory):
+    if not _RUN:
+        _RUN.update(_membership_run(tmp_path_factory))
+    return _RUN
+
+
+def _membership_run(tmp_path_factory) -> dict[str, dict]:
     base = tmp_path_factory.mktemp("membership")
     suite = base / "membership.toml"
     suite.write_text(SUITE.format(dataset="digits", arch="mlp", epochs=30))
