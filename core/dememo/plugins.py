@@ -131,9 +131,14 @@ def load_entry_points(pm: pluggy.PluginManager) -> tuple[dict[str, tuple[str, st
     origins: dict[str, tuple[str, str]] = {}
     failures: list[LoadFailure] = []
     seen: set[str] = set()
+    names: dict[int, tuple[str, str]] = {}  # parsing a distribution's METADATA costs ms: once per distribution
     for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-        dist = ep.dist.name if ep.dist is not None else "unknown"
-        version = ep.dist.version if ep.dist is not None else "?"
+        if ep.dist is None:
+            dist, version = "unknown", "?"
+        else:
+            if id(ep.dist) not in names:
+                names[id(ep.dist)] = (ep.dist.name, ep.dist.version)
+            dist, version = names[id(ep.dist)]
         if ep.name in seen or (only is not None and ep.name not in only) or ep.name in blocked:
             continue
         seen.add(ep.name)

@@ -51,7 +51,7 @@ SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "submission-1.schema.json"
 MAX_BYTES = 32 * 1024 * 1024
 #: families whose plugins make a cell "belong" to a distribution (datasets and architectures are the suite's)
 CELL_FAMILIES = {"poisoner": "poisoner", "train_attack": "attack", "unlearner": "unlearner", "attack": "attack"}
-ENV_KEYS = ("dememo", "torch", "cuda", "gpu", "device", "python", "platform", "numpy", "torchvision")
+ENV_KEYS = ("dememo", "torch", "cuda", "gpu", "device", "threads", "python", "platform", "numpy", "torchvision")
 #: a plugin name on the board: ASCII kebab-case (the registry's rule, ``plugins.Registry.add``, in ASCII), so
 #: that no look-alike (a ligature, another script's letter) of another plugin's name can stand beside it
 PLUGIN_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

@@ -198,7 +198,7 @@ def rerun_checks(b: dict[str, Any], k: int, abs_tol: float = ABS_TOL, rel_tol: f
                                           "numbers, to re-run (a bundle's own rows use a plugin it lists under `plugins`)")]
     rule = tolerance_text(abs_tol, rel_tol)
     if runner_factory is None:
-        runner_factory = _Rerunner(device, data_dir)
+        runner_factory = _Rerunner(device, data_dir, recorded_threads(b))
     tmp = None
     if cache_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="dememo-verify-")
@@ -236,12 +236,18 @@ def rerun_checks(b: dict[str, Any], k: int, abs_tol: float = ABS_TOL, rel_tol: f
     return out
 
 
+def recorded_threads(b: dict[str, Any]) -> int | None:
+    """The intra-op thread count the bundle's run recorded (1 to 256), else None (the default applies)."""
+    threads = (b.get("environment") or {}).get("threads") if isinstance(b.get("environment"), dict) else None
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= 256 else None
+
+
 class _Rerunner:
     """The default ``runner_factory``: ``_Rerunner(device, data_dir)(planner, cache_dir).run_cell(cell)``
     re-runs a cell with the installed plugins (tests put a fake with the same two calls in its place)."""
 
-    def __init__(self, device: Any, data_dir: Any):
-        self.device, self.data_dir, self.runner = device, data_dir, None
+    def __init__(self, device: Any, data_dir: Any, threads: int | None = None):
+        self.device, self.data_dir, self.threads, self.runner = device, data_dir, threads, None
 
     def __call__(self, planner: Any, cache_dir: Path) -> _Rerunner:
         import torch
@@ -251,7 +257,7 @@ class _Rerunner:
         from dememo.run.devices import use_threads
         from dememo.run.runner import Runner
 
-        use_threads()  # the thread count of the runs it checks (results depend on it; $DEMEMO_THREADS overrides)
+        use_threads(self.threads)  # the bundle's run's count (results depend on it), else $DEMEMO_THREADS or 1
         self.runner = Runner(Store(cache_dir), torch.device(self.device), Progress(show=False), data_dir=self.data_dir,
                              planner=planner)
         return self

@@ -135,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
         set_deterministic()
     device = resolve_device(args.device)
     threads = use_threads(args.threads)
-    jobs = count_setting("--jobs", args.jobs, "DEMEMO_JOBS", default_jobs(device))
+    jobs = count_setting("--jobs", args.jobs, "DEMEMO_JOBS", default_jobs(device)) if args.executor == "local" else 1
     planner = Planner(registry, suite, parse_sets(args.set))
     filters = Filters(tuple(args.poisoner), tuple(args.unlearner), tuple(args.attack), tuple(args.metric))
     cells = planner.cells(filters, seeds=args.seeds)
@@ -158,12 +158,12 @@ def main(args: argparse.Namespace) -> int:
     runner = Runner(store, device, progress, data_dir=args.data_dir, download=args.download, planner=planner)
     load_datasets(runner, planner, suite, cells)
 
-    where = f"{jobs} worker processes" if args.executor == "local" and jobs > 1 else "this process"
+    jobs = min(jobs, len(cells))
+    where = "this process" if jobs == 1 and not args.isolate else f"{jobs} worker process{'es' if jobs > 1 else ''}"
     if args.executor == "ray":
         where = "Ray tasks"
     print(f"dememo-bench: suite {suite.name!r}, {len(cells)} cells, device {device}, {where} of {threads} thread"
           f"{'s' if threads > 1 else ''}, cache {cache}", file=sys.stderr)
-    jobs = min(jobs, len(cells))
     workers = None
     if args.executor == "ray" or args.isolate or jobs > 1:
         given = Path(args.suite)  # workers may start in another directory: paths are made absolute
@@ -203,8 +203,11 @@ def main(args: argparse.Namespace) -> int:
                   "the traceback below.", file=sys.stderr)
             raise crashed
         if stopped is not None:
-            raise StorageError(f"{stopped} — results of the {len(records)} cells finished before it are written to "
-                               f"{where}; {_saved_note(out, len(records), len(unsaved))}")
+            error = (StorageError if isinstance(stopped, StorageError) else UserError)(
+                f"{stopped} — results of the {len(records)} cells finished before it are written to {where}; "
+                f"{_saved_note(out, len(records), len(unsaved))}")
+            error.exit_code = stopped.exit_code
+            raise error
         if interrupted:
             print(f"\ndememo-bench: interrupted after {len(records)} of {len(cells)} cells; "
                   f"{_saved_note(out, len(records), len(unsaved))}; partial results are in {where}. Run the same "

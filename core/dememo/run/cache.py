@@ -39,7 +39,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +170,9 @@ class Store:
         self.writes += 1
 
     @contextlib.contextmanager
-    def claim(self, key: str) -> Iterator[None]:
-        """Hold the exclusive right to compute ``key`` (blocks while another process holds it)."""
+    def claim(self, key: str, waiting: Callable[[bool], None] | None = None) -> Iterator[None]:
+        """Hold the exclusive right to compute ``key`` (blocks while another process holds it; ``waiting`` is
+        called with True when it has to wait and with False once it holds the claim)."""
         self._paths(key)  # validates the key
         if fcntl is None:
             yield
@@ -185,7 +186,16 @@ class Store:
                                f"{storage_advice(exc, '--cache-dir')}") from None
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process computes it
+                if waiting is not None:
+                    waiting(True)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except OSError:
+                    pass
+                if waiting is not None:
+                    waiting(False)
             except OSError:  # a filesystem without flock: checksums still keep mixed entries out
                 pass
             yield

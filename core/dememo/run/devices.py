@@ -3,6 +3,7 @@ executors' workers."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -30,17 +31,46 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+#: memory a worker process may come to hold on the embedded suite (measured peak about 1.6 GiB): the default
+#: number of workers leaves each this much of the available memory
+WORKER_MEMORY = 2 * 2**30
+
+
 def usable_cores() -> int:
+    """CPU cores this process may use: its affinity, capped by a cgroup v2 CPU quota (a container limited to
+    two CPUs on a large host has two, not the host's count)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux /proc/meminfo), None where unknown."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.lower().startswith("memavailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def default_jobs(device: torch.device) -> int:
-    """Worker processes when neither --jobs nor $DEMEMO_JOBS says: one per usable core on a CPU, one on an
-    accelerator (where one process already keeps the device busy)."""
-    return usable_cores() if device.type == "cpu" else 1
+    """Worker processes when neither --jobs nor $DEMEMO_JOBS says: on a CPU one per usable core, at most one
+    per ``WORKER_MEMORY`` of available memory; one on an accelerator (one process keeps it busy)."""
+    if device.type != "cpu":
+        return 1
+    memory = available_memory()
+    by_memory = memory // WORKER_MEMORY if memory else usable_cores()
+    return max(1, min(usable_cores(), by_memory))
 
 
 def count_setting(flag: str, given: int | None, variable: str, default: int) -> int:
@@ -52,10 +82,7 @@ def count_setting(flag: str, given: int | None, variable: str, default: int) -> 
     raw = os.environ.get(variable, "").strip()
     if not raw:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
+    value = int(raw) if raw.isascii() and raw.isdigit() else 0
     if value < 1:
         raise UserError(f"${variable} must be a whole number of at least 1, got {raw!r}; fix or unset it")
     return value

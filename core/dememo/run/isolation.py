@@ -74,13 +74,22 @@ def _serve(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], c
         for key, (stage, message) in failed.items():
             runner.memo.failed[key] = StageFailure(stage, message, "")
         runner.memo.on_stage = lambda key, name, started: conn.send(("stage", key, name, started))
+        runner.memo.on_wait = lambda key, name, waiting: conn.send(("wait", key, name, waiting))
         conn.send(("ready",))
-        while (key := conn.recv()) is not None:
-            conn.send(("record", run_cell(runner, planned[key])))
+        while (message := conn.recv()) is not None:
+            if message[0] == "failed":  # a stage that crashed or hung in another worker since this one started
+                _, key, stage, text = message
+                runner.memo.failed[key] = StageFailure(stage, text, "")
+            else:
+                conn.send(("record", run_cell(runner, planned[message[1]])))
     except UserError as exc:  # e.g. a full disk, or plugins that differ from the parent's: stop the run
         conn.send(("user-error", type(exc).__name__, str(exc), exc.exit_code))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the parent went away or was interrupted
         pass
+    except Exception:  # a bug of the harness's own (a plugin's errors fail its stages): stop the run, as in-process
+        import traceback
+
+        conn.send(("internal-error", traceback.format_exc()))
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -108,6 +117,10 @@ def death(exitcode: int | None) -> str:
 
 def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
+
+
+class WorkerError(RuntimeError):
+    """A bug of the harness's own in a worker: the run stops with its traceback, as it would in-process."""
 
 
 def _raise_user_error(message: tuple) -> None:
@@ -162,7 +175,10 @@ class Slot:
         self.cell: Any = None  # the cell sent to the worker, None while idle
         self.waiting: Any = None  # the cell to send once the worker is ready
         self.started = 0.0
+        self.waited = 0.0  # seconds of the cell spent waiting for another worker's claim (off the clock)
+        self.wait_began: float | None = None
         self.stages: list[tuple[str, str]] = []  # stages being computed, innermost last
+        self.told: set[str] = set()  # failed stages this worker knows of
         self.restarts = 0
 
     @property
@@ -171,6 +187,7 @@ class Slot:
 
     def start(self) -> None:
         parent, child = self.ctx.Pipe()
+        self.told = set(self.failed)
         self.proc = self.ctx.Process(target=_worker, args=(self.spec, self.keys, dict(self.failed), child), daemon=True,
                                      name="dememo-cell-worker")
         self.proc.start()
@@ -178,7 +195,8 @@ class Slot:
         self.conn, self.ready = parent, False
 
     def assign(self, cell: Any) -> None:
-        if self.proc is None:
+        if self.proc is None or not self.proc.is_alive():  # never started, or ended while idle
+            self.stop()
             self.start()
         self.waiting = cell
         if self.ready:
@@ -186,9 +204,17 @@ class Slot:
 
     def _send(self) -> None:
         assert self.conn is not None
+        try:
+            for key in [k for k in self.failed if k not in self.told]:  # crashed elsewhere since it started
+                self.conn.send(("failed", key, *self.failed[key]))
+                self.told.add(key)
+            self.conn.send(("cell", self.waiting.key))
+        except OSError:  # the worker died while idle: a fresh one gets the cell once it is ready
+            self.stop()
+            self.start()
+            return
         self.cell, self.waiting = self.waiting, None
-        self.stages = []
-        self.conn.send(self.cell.key)
+        self.stages, self.waited, self.wait_began = [], 0.0, None
         self.started = time.monotonic()  # the limit covers the cell, not the worker's start
 
     def poll(self) -> CellRecord | None:
@@ -200,6 +226,8 @@ class Slot:
                 message = self.conn.recv()
                 if message[0] == "user-error":
                     _raise_user_error(message)
+                if message[0] == "internal-error":
+                    raise WorkerError(f"a cell worker stopped on an internal error:\n{message[1]}")
                 if message[0] == "ready":
                     self.ready = True
                     if self.waiting is not None:
@@ -213,6 +241,13 @@ class Slot:
                         self.stages.append((key, name))
                     elif self.stages and self.stages[-1][0] == key:
                         self.stages.pop()
+                elif message[0] == "wait":  # another worker computes a stage this cell needs: off the clock
+                    now = time.monotonic()
+                    if message[3]:
+                        self.wait_began = now
+                    elif self.wait_began is not None:
+                        self.waited += now - self.wait_began
+                        self.wait_began = None
         except (EOFError, OSError):
             self.proc.join(5)
             ended = True
@@ -223,13 +258,20 @@ class Slot:
             return self._fail(death(self.proc.exitcode))
         if self.cell is None:
             return None
-        if self.timeout is not None and time.monotonic() - self.started > self.timeout:
+        if self.timeout is not None and self.elapsed() > self.timeout:
             return self._fail(f"cell exceeded --cell-timeout {self.timeout:g} s (worker killed)")
         if self.memory_bytes is not None:
             used = rss_bytes(self.proc.pid)
             if used is not None and used > self.memory_bytes:
                 return self._fail(f"worker used {_gib(used)}, over --cell-memory {_gib(self.memory_bytes)} (worker killed)")
         return None
+
+    def elapsed(self) -> float:
+        """The cell's own seconds: wall time since it was sent, less the time spent waiting for stages that
+        other workers were computing (their own limits cover those)."""
+        now = time.monotonic()
+        waiting = now - self.wait_began if self.wait_began is not None else 0.0
+        return now - self.started - self.waited - waiting
 
     def _fail(self, reason: str) -> CellRecord | None:
         """Kill the worker; its cell (if any) fails with ``reason`` in the stage it was computing."""
@@ -256,14 +298,18 @@ class Slot:
             self.conn.close()
         self.proc, self.conn, self.ready = None, None, False
 
-    def close(self) -> None:
-        if self.conn is not None and self.proc is not None and self.proc.is_alive():
-            try:
-                self.conn.send(None)
-                self.proc.join(5)
-            except (BrokenPipeError, OSError):
-                pass
-        self.stop()
+    def ask_to_stop(self) -> None:
+        """An idle worker ends after its cell; a busy one is killed (the run is stopping)."""
+        if self.proc is None or not self.proc.is_alive():
+            return
+        if self.cell is not None:
+            self.proc.kill()
+            return
+        try:
+            assert self.conn is not None
+            self.conn.send(None)
+        except OSError:
+            self.proc.kill()
 
 
 class Pool:
@@ -311,8 +357,18 @@ class Pool:
                         done += 1
                         yield done
         finally:
-            for slot in self.slots:
-                slot.close()
+            self.close()
+
+    def close(self) -> None:
+        """Stop every worker within one shared deadline (not five seconds each, one after another: a CI time
+        limit's grace period must leave time to write the partial results)."""
+        for slot in self.slots:
+            slot.ask_to_stop()
+        deadline = time.monotonic() + 5
+        for slot in self.slots:
+            if slot.proc is not None:
+                slot.proc.join(max(0.0, deadline - time.monotonic()))
+            slot.stop()
 
 
 def run_isolated(spec: RunSpec, cells: list[Any], timeout: float | None, memory_bytes: int | None,

@@ -41,6 +41,10 @@ def nbytes(value: Any) -> int:
     return 256
 
 
+class NotCached(Exception):
+    """Raised instead of computing a stage while the memo is ``probing``: the cell needs real work."""
+
+
 @attrs.define
 class StageInfo:
     seconds: float
@@ -67,40 +71,54 @@ class StageMemo:
         #: called with (key, stage name, True) before a stage is computed (not when read from the cache) and
         #: (key, stage name, False) after: lets an isolating parent know which stage a crashed worker was in
         self.on_stage: Callable[[str, str, bool], None] | None = None
+        #: called with (key, stage name, True) when this process starts waiting for another's claim on a stage
+        #: and (key, stage name, False) when it has it: a worker's cell clock stops meanwhile
+        self.on_wait: Callable[[str, str, bool], None] | None = None
         #: called when a plugin modified shared data in place: whatever is held in memory must go
         self.on_mutation = on_mutation
+        #: metadata of deferred cache entries already read (a warm run asks for a model stage's key many times)
+        self._metas: dict[str, dict[str, Any]] = {}
+        #: answer from memory and the cache only: a stage that would have to be computed raises NotCached (a
+        #: parent serves a warm run's cells itself and leaves the rest to its workers)
+        self.probing = False
 
     def stage(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-               decode: Callable[[dict[str, Any], Any], Any], who: str | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
+               decode: Callable[[dict[str, Any], Any], Any], who: str | None = None,
+               inputs: Callable[[], None] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
         """A stage's output, from memory, the cache or ``compute`` (run as plugin ``who``, default the stage
-        name). The output is shared: while a plugin runs, it is added to the plugin's watch."""
-        value, meta, info = self._get(key, name, compute, decode, who or name)
+        name). The output is shared: while a plugin runs, it is added to the plugin's watch. ``inputs``, when
+        given, loads what ``compute`` reads (deferred models) just before it: outside the stage's clock and
+        before the plugin's seeds are set, so neither its seconds nor its random draws depend on whether an
+        input came from memory or from the disk."""
+        value, meta, info = self._get(key, name, compute, decode, who or name, inputs)
         for watch in self.watches:
             watch.add(f"{name} output", value)
         return value, meta, info
 
     def deferred(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-                 decode: Callable[[dict[str, Any], Any], Any], who: str | None = None
-                 ) -> tuple[Callable[[], Any], dict[str, Any], StageInfo]:
+                 decode: Callable[[dict[str, Any], Any], Any], who: str | None = None,
+                 inputs: Callable[[], None] | None = None) -> tuple[Callable[[], Any], dict[str, Any], StageInfo]:
         """:meth:`stage` with the output handed out as a function that returns it: an entry read from the
         cache is loaded, checked and decoded only when that function is first called. A warm run needs a
         model stage's key and metadata for every cell but its weights only where a later stage is computed,
         so it skips most payload reads (the models of a 2,000-cell run). Computed outputs and outputs held in
         memory are returned as they are; a payload found corrupt when finally read is recomputed then."""
-        load = lambda: self.stage(key, name, compute, decode, who)[0]  # noqa: E731 - watched when handed out
+        load = lambda: self.stage(key, name, compute, decode, who, inputs)[0]  # noqa: E731 - watched when handed out
         if key in self.failed:
             raise self.failed[key]
         held = self.mem.get(key)
         if held is not None:
             return load, held[1], StageInfo(held[2].seconds, True)
-        meta = self.store.meta(key)
+        meta = self._metas.get(key) or self.store.meta(key)
         if meta is not None:
+            self._metas[key] = meta
             return load, meta, StageInfo(float(meta.get("seconds", 0.0)), True)
-        _, meta, info = self._get(key, name, compute, decode, who or name)
+        _, meta, info = self._get(key, name, compute, decode, who or name, inputs)
         return load, meta, info
 
     def _get(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-             decode: Callable[[dict[str, Any], Any], Any], who: str) -> tuple[Any, dict[str, Any], StageInfo]:
+             decode: Callable[[dict[str, Any], Any], Any], who: str,
+             inputs: Callable[[], None] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
         if key in self.failed:
             raise self.failed[key]
         if key in self.mem:
@@ -108,11 +126,15 @@ class StageMemo:
             value, meta, info = self.mem[key]
             return value, meta, StageInfo(info.seconds, True)
         hit = self.store.get(key)
+        if hit is None and self.probing:
+            raise NotCached(key)
         if hit is None:
-            with self.store.claim(key):  # another process computing this stage: wait for it, then read its entry
+            # another process computing this stage: wait for it, then read its entry
+            waiting = None if self.on_wait is None else (lambda flag: self.on_wait(key, name, flag))  # type: ignore[misc]
+            with self.store.claim(key, waiting):
                 hit = self.store.get(key)
                 if hit is None:
-                    value, meta, info = self._compute(key, name, compute, who)
+                    value, meta, info = self._compute(key, name, compute, who, inputs)
         if hit is not None:
             meta, payload = hit
             value = decode(meta, payload)
@@ -126,9 +148,12 @@ class StageMemo:
         return value, meta, info
 
     def _compute(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-                 who: str) -> tuple[Any, dict[str, Any], StageInfo]:
+                 who: str, inputs: Callable[[], None] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
         """Compute a stage and store it (the caller holds its claim). Whatever the plugin raises fails the
-        stage (``escaped``), except a full disk and the user's interrupt."""
+        stage (``escaped``), except a full disk and the user's interrupt. ``inputs`` runs first, unclocked
+        (its failures are its own stages')."""
+        if inputs is not None:
+            inputs()
         if self.on_stage is not None:
             self.on_stage(key, name, True)
         start = time.perf_counter()
@@ -178,5 +203,6 @@ class StageMemo:
     def clear(self) -> None:
         """Forget every output held in memory (the disk cache keeps them)."""
         self.mem.clear()
+        self._metas.clear()
         self._sizes.clear()
         self._total = 0

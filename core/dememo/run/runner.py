@@ -279,16 +279,18 @@ class Runner:
         return state
 
     def _load(self, env: DatasetEnv, state: dict[str, torch.Tensor]) -> nn.Module:
-        model = env.build()
+        with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the global RNG as it was
+            model = env.build()
         model.load_state_dict(state)
         model.eval()
         return model
 
     def _models_stage(self, env: DatasetEnv, key: str, name: str, produce: Callable[[], Any], who: str,
-                      extra: Callable[[], dict[str, Any]] | None = None
+                      extra: Callable[[], dict[str, Any]] | None = None, inputs: Callable[[], None] | None = None
                       ) -> tuple[Callable[[], list[nn.Module]], dict[str, Any], StageInfo]:
         """A stage that makes one or more models: their loader (read from the cache only when called), its
-        metadata (``count``: how many) and how it ran."""
+        metadata (``count``: how many) and how it ran. ``inputs`` loads the models ``produce`` reads
+        (``StageMemo.stage``)."""
         def compute():
             out = produce()
             outs = out if isinstance(out, (list, tuple)) else [out]
@@ -301,7 +303,7 @@ class Runner:
         def decode(meta, payload):
             return [self._load(env, s) for s in payload["models"]]
 
-        return self.memo.deferred(key, name, compute, decode, who)
+        return self.memo.deferred(key, name, compute, decode, who, inputs)
 
     @contextlib.contextmanager
     def _guard(self, who: str, plugin: Any, env: DatasetEnv, **shared: Any) -> Iterator[Watch]:
@@ -548,10 +550,11 @@ class Runner:
                       "forget": task.forget.fingerprint, **({"calls": called} if called else {})})
 
         extra: dict[str, Any] = {}
+        held: dict[str, nn.Module] = {}
 
         def produce():
+            start = held.pop("original")
             ctx = self.context(env, seed, key)
-            start = original()
             given = task
             if not type(unlearner.obj).reads_forget:  # type: ignore[attr-defined]
                 empty = task.forget.subset(torch.zeros(0, dtype=torch.int64), "withheld")
@@ -569,7 +572,7 @@ class Runner:
             return out
 
         models, meta, info = self._models_stage(env, key, "unlearn", produce, f"unlearner {unlearner.label!r}",
-                                                extra=lambda: extra)
+                                                extra=lambda: extra, inputs=lambda: held.update(original=original()))
         return ModelStage(lambda: models()[0], key, info, meta)
 
     def attacked(self, env: DatasetEnv, cell: Cell, model: Load, model_key: str,
@@ -579,13 +582,16 @@ class Runner:
             return AttackStage([(model, model_key)], StageInfo(0.0, True))
         key = digest({**env.base(cell.seed), "stage": "attack", "attack": attack.spec(), "model": model_key})
 
+        held: dict[str, nn.Module] = {}
+
         def produce():
+            target = held.pop("model")
             ctx = self.context(env, cell.seed, key)
-            target = model()
             with self._guard(f"attack {attack.label!r}", attack.obj, env, model=target, splits=env.splits, task=task):
                 return attack.obj.attack(copy.deepcopy(target), AttackData(env.splits, task), ctx)  # type: ignore[attr-defined]
 
-        models, meta, info = self._models_stage(env, key, "attack", produce, f"attack {attack.label!r}")
+        models, meta, info = self._models_stage(env, key, "attack", produce, f"attack {attack.label!r}",
+                                                inputs=lambda: held.update(model=model()))
         count = meta.get("count") or len(models())  # entries written before the count was recorded: load to count
         if count == 1:
             return AttackStage([(lambda: models()[0], key)], info)
@@ -642,11 +648,14 @@ class Runner:
                       "train": train_data.fingerprint if train_data is not None else None,
                       "history": digest(history) if history and reads_model else None})
 
+        held: dict[str, nn.Module] = {}
+
         def compute():
+            evaluated = held.pop("model", None)
             ctx = self.context(env, cell.seed, key)
             evals = state.evals
             if model_key not in evals:
-                evals[model_key] = self._evaluation(env, cell, model(), model_key, task, train_data, history, metrics,
+                evals[model_key] = self._evaluation(env, cell, evaluated, model_key, task, train_data, history, metrics,
                                                     refs, state)
             ev = evals[model_key]
             outer, self._replays = self._replays, replays
@@ -666,7 +675,8 @@ class Runner:
             return {k: Series.from_json(v) if isinstance(v, dict) else (math.nan if v is None else v)
                     for k, v in meta["values"].items()}
 
-        values, _, info = self.memo.stage(key, f"metric:{metric.name}", compute, decode, f"metric {metric.name!r}")
+        values, _, info = self.memo.stage(key, f"metric:{metric.name}", compute, decode, f"metric {metric.name!r}",
+                                          inputs=lambda: model_key in state.evals or held.update(model=model()))
         return values, info
 
     def _evaluation(self, env, cell, model, model_key, task, train_data, history, metrics, refs, state) -> Evaluation:

@@ -19,6 +19,7 @@ from dememo.progress import Progress
 from dememo.results.record import CellRecord
 from dememo.run.cell import run_cell
 from dememo.run.executors import RunSpec
+from dememo.run.memo import NotCached
 from dememo.run.runner import Runner
 
 #: plans above this many cells need --yes (the shipped suites plan 2,000 to 3,000 cells; paper-scale ones a few
@@ -89,7 +90,7 @@ class Outcome:
     unsaved: list[str] = attrs.field(factory=list)
     elapsed: float = 0.0
     interrupted: bool = False  # Ctrl-C or SIGTERM
-    stopped: StorageError | None = None  # a full disk: what is finished is on disk
+    stopped: UserError | None = None  # a full disk, or a worker that cannot run this plan: what is finished is on disk
     crashed: Exception | None = None  # a bug that escaped every cell's guard
 
     @property
@@ -115,9 +116,11 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
 
     try:
         if workers is not None:
-            done_cells = _in_workers(workers, cells, finished)
-            for done in done_cells:
-                bar.update(done - bar.n)
+            left = _served(runner, cells, finished, bar) if workers.local else cells
+            runner.drop_shared()  # the workers load their own datasets and models
+            served = bar.n
+            for done in _in_workers(workers, left, finished) if left else ():
+                bar.update(served + done - bar.n)
         else:
             for cell in cells:
                 bar.set_postfix_str(f"{cell.data.name}: {cell.method} @{cell.attack.label}"[:60])
@@ -125,7 +128,7 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
                 bar.update(1)
     except KeyboardInterrupt:
         outcome.interrupted = True
-    except StorageError as exc:
+    except UserError as exc:  # a StorageError, or a worker's (plugins that differ, a worker that cannot start)
         outcome.stopped = exc
     except Exception as exc:  # noqa: BLE001 - kept, written as partial results, then re-raised by the caller
         outcome.crashed = exc
@@ -133,6 +136,27 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
         bar.close()
     outcome.elapsed = time.perf_counter() - started
     return outcome
+
+
+def _served(runner: Runner, cells: list[Any], finished: Callable[[CellRecord], None], bar: Any) -> list[Any]:
+    """Serve from the cache, in this process, every cell whose stages are all cached (no plugin runs: a stage
+    that would have to be computed stops the cell's probe); return the cells left for the workers. A warm
+    re-run then costs milliseconds a cell instead of starting workers, and a resumed or widened run sends
+    only its new cells to them. The records are those a worker would return (the same stages, read)."""
+    left = []
+    runner.memo.probing = True
+    try:
+        for cell in cells:
+            try:
+                record = run_cell(runner, cell)
+            except NotCached:
+                left.append(cell)
+                continue
+            finished(record)
+            bar.update(1)
+    finally:
+        runner.memo.probing = False
+    return left
 
 
 def _in_workers(workers: Workers, cells: list[Any], finished: Callable[[CellRecord], None]) -> Any:

@@ -6,10 +6,13 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import ClassVar
 
+import attrs
 import pytest
 import torch
 
+import dememo
 from dememo.hashing import digest
 from dememo.run import cache
 from dememo.files import atomic_write_bytes, atomic_write_json
@@ -369,14 +372,21 @@ def test_deferred_entry_is_read_only_when_asked_for(store, caplog):
 
 
 @pytest.mark.parametrize("damage", [flip_one_bit, truncate, lambda p: p.unlink()])
-def test_deferred_entry_with_a_damaged_payload_is_recomputed_when_read(store, caplog, damage):
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_deferred_entry_with_a_damaged_payload_is_recomputed_when_read(store, caplog, damage, when):
+    """Damaged before the entry is looked up (its metadata names a missing payload: computed at once) or
+    after (the lazy read finds it): either way the damaged payload is never served."""
     from dememo.run.memo import StageMemo
 
     key = "e" * 64
     store.put(key, {"stage": "test"}, {"t": torch.zeros(4)})
-    damage(payload_path(store, key))
+    if when == "before":
+        damage(payload_path(store, key))
     memo = StageMemo(store, 2**20, lambda: None)
-    load, _, _ = memo.deferred(key, "test", lambda: (torch.ones(4), {"t": torch.ones(4)}, {}), lambda m, p: p["t"])
+    load, _, info = memo.deferred(key, "test", lambda: (torch.ones(4), {"t": torch.ones(4)}, {}), lambda m, p: p["t"])
+    if when == "after":
+        assert info.cached
+        damage(payload_path(store, key))
     assert torch.equal(load(), torch.ones(4)), "a damaged payload is never served"
     assert Store(store.root).get(key) is not None
 
@@ -407,7 +417,55 @@ def test_a_warm_run_loads_no_model_whose_later_stages_are_cached(tiny_suite, tmp
     monkeypatch.setattr(Store, "get", get)
     runner = Runner(Store(tmp_path), torch.device("cpu"), planner=planner)
     second = [run_cell(runner, c) for c in cells]
-    assert [r.metrics for r in second] == [r.metrics for r in first]
+    numbers = lambda records: [{k: repr(v) for k, v in r.metrics.items()} for r in records]  # noqa: E731 - NaN == NaN
+    assert numbers(second) == numbers(first)
     assert all(r.status == "ok" for r in second) and {r.track for r in second} == {"unlearnability", "unlearning"}
     assert any(r.draws for r in second)
     assert read and set(read) <= {"poison"}, sorted(set(read))
+
+
+class _GlobalNoise:
+    """An unlearner that perturbs the weights with the *global* torch RNG (as code using torch.rand without
+    a generator does): its output depends on what ran between the harness's seeding and its call."""
+
+    @dememo.hookimpl
+    def register_unlearners(self, register):
+        register(GlobalNoiseUnlearner)
+
+
+@attrs.define
+class GlobalNoiseUnlearner(dememo.Unlearner):
+    name: ClassVar[str] = "global-noise"
+
+    def unlearn(self, model, task, ctx):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn(p.shape) * 0.01)
+        return model
+
+
+def test_a_plugin_draws_the_same_global_randoms_whether_its_input_model_was_in_memory_or_on_disk(tiny_suite, tmp_path):
+    """The unlearning stage computed right after the original model (held in memory), then again from a cold
+    memo that must read the original from the cache: the same unlearned weights (loading a model, which
+    builds and so initialises one, happens before the plugin's seeds are set and leaves the RNG alone)."""
+    from dememo.plan.planner import Filters, Planner
+    from dememo.plan.suite import load_suite
+    from dememo.run.runner import Runner
+    from dememo.testing import registered
+
+    with registered(_GlobalNoise(), name="global-noise") as registry:
+        planner = Planner(registry, load_suite(str(tiny_suite)))
+        cell = next(c for c in planner.cells(Filters(unlearner=("global-noise",), attack=("none",),
+                                                     metric=("unlearning-accuracy",)), seeds=1)
+                    if c.unlearner is not None and c.unlearner.name == "global-noise")
+        weights = []
+        for fresh in ("cold", "original cached"):
+            runner = Runner(Store(tmp_path), torch.device("cpu"), planner=planner)
+            env = runner.env(cell.data)
+            stage = runner.unlearned(env, cell, runner.task(env, cell))
+            assert stage.info.cached is False, fresh
+            weights.append({k: v.clone() for k, v in stage.model.state_dict().items()})
+            for path in (tmp_path / "objects").glob("*/*.json"):  # drop the unlearning stage, keep the original
+                if json.loads(path.read_text()).get("stage") == "unlearn":
+                    path.unlink()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

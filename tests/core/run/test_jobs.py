@@ -7,6 +7,12 @@ two-worker run gives every number of the one-process run, cell for cell.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -36,17 +42,17 @@ def test_schedule_hands_out_every_cell_once_and_keeps_workers_to_their_group(gro
     handed = []
     for turn in order + list(range(workers)) * 80:  # workers ask in an arbitrary order, then round robin
         w = turn % workers
+        free = [g for (g, _), c in schedule.groups.items() if c and (g, 0) not in schedule.owner]
+        left_in_mine = w in current and bool(schedule.groups[(current[w], 0)])
         cell = schedule.next(w)
         if cell is None:
+            assert len(schedule) == 0
             continue
         group = cell.data.name
-        busy_elsewhere = {g for o, g in current.items() if o != w}
-        if current.get(w) not in (None, group):
-            # a worker leaves its group only once that group has nothing left for it ...
-            assert not schedule.groups[(current[w], 0)]
-            # ... and shares a group only when no group is free
-            if group in busy_elsewhere:
-                assert all(not c or (g, 0) in schedule.owner for (g, _), c in schedule.groups.items())
+        if w in current and group != current[w]:
+            assert not left_in_mine, "a worker leaves its group only once that group has nothing left"
+        if group != current.get(w) and group in {g for o, g in current.items() if o != w}:
+            assert not free, "a worker joins a group another works on only when no group is free"
         current[w] = group
         handed.append(cell.key)
     assert sorted(handed) == sorted(c.key for c in cells(groups))
@@ -93,3 +99,59 @@ def test_two_workers_give_the_numbers_of_one_process(tiny_suite, tmp_path):
     one, two = comparable(runs["1"]), comparable(runs["2"])
     assert len(one) == len(two) > 90
     assert one == two
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_pool_keeps_finished_cells_and_leaves_no_worker(tiny_suite, tmp_path, slow_plugin_env, sig):
+    args = [sys.executable, "-c", "from dememo.cli import entry; entry()", "--all", "--suite", str(tiny_suite),
+            "--jobs", "2", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    # a terminal delivers Ctrl-C to the whole foreground process group: the workers get it too
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "DEMEMO_PROGRESS": "0", **slow_plugin_env},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    cells = tmp_path / "out" / "cells"
+    deadline = time.time() + 180
+    while len(list(cells.glob("*.json"))) < 3:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.time() < deadline, "no three cells finished in 180 s"
+        time.sleep(0.05)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C: the whole group
+    else:
+        proc.send_signal(sig)  # a CI time limit or `kill`: the command's own process only
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Run the same command again to resume" in err and "Traceback" not in err
+    planned = int(re.search(r"suite 'tiny', (\d+) cells", err).group(1))
+    assert 3 <= len(load(tmp_path / "out")["cells"]) < planned
+    def workers() -> list[str]:  # cell workers of the run's session (multiprocessing's helpers end on their own)
+        ps = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)], capture_output=True, text=True).stdout
+        return [line for line in ps.splitlines() if "spawn_main" in line]
+
+    deadline = time.time() + 10
+    while workers() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not workers(), f"worker processes left running: {workers()}"
+
+
+def test_a_warm_run_is_served_in_process_and_only_new_cells_go_to_workers(tiny_suite, tmp_path, monkeypatch):
+    """A run with --jobs 2 whose cells are all cached starts no worker; widened by one unlearner, only that
+    unlearner's cells go to the workers, and the served records equal a one-process run's."""
+    from dememo.run import session
+
+    narrow = ["--poisoner", "random-noise", "--unlearner", "finetune", "--attack", "none", "--metric", "unlearning-accuracy"]
+    args = ["--all", "--suite", str(tiny_suite), "--cache-dir", str(tmp_path / "cache"), "--quiet", *narrow]
+    assert cli(*args, "--jobs", "1", "--out", str(tmp_path / "one")).returncode == 0
+    sent: list[list] = []
+
+    def in_workers(workers, cells, finished):
+        sent.append(cells)
+        return iter(())  # nothing computed: what the test sends here must not be needed
+
+    monkeypatch.setattr(session, "_in_workers", in_workers)
+    proc = cli(*args, "--jobs", "2", "--out", str(tmp_path / "two"))
+    assert proc.returncode == 0 and sent == [], proc.stderr
+    assert comparable(load(tmp_path / "two")) == comparable(load(tmp_path / "one"))
+    cli(*args, "--unlearner", "gradient-ascent", "--jobs", "2", "--out", str(tmp_path / "wider"))
+    assert len(sent) == 1 and sent[0] and {c.unlearner.name for c in sent[0]} == {"gradient-ascent"}

@@ -16,3 +16,17 @@ def test_digits_is_the_real_scikit_learn_data_with_a_fixed_split():
     assert torch.allclose(a.train.x * 16, (a.train.x * 16).round())  # 17 grey levels, step 1/16
     test_idx = set(a.test.index.tolist())
     assert len(test_idx) == len(a.test)
+
+
+def test_the_digits_read_without_scikit_learn_are_its_load_digits_exactly():
+    """``digits_arrays`` reads scikit-learn's shipped CSV itself (no sklearn import at every start): the same
+    values, shapes and dtypes as ``load_digits`` — so the dataset fingerprint, and every cache key, holds."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from dememo_plugins.datasets.digits import digits_arrays
+
+    images, target = digits_arrays()
+    raw = load_digits()
+    assert images.dtype == raw.images.dtype and target.dtype == raw.target.dtype
+    assert np.array_equal(images, raw.images) and np.array_equal(target, raw.target)
