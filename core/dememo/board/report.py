@@ -315,6 +315,11 @@ CACHE_HEADER = b"dememo-figure"
 KEY_NAME = re.compile(r"[0-9a-f]{64}\.(png|svg)")
 
 
+def _header(key: str, data: bytes) -> bytes:
+    """A cached figure's first line: what it is stored under and the checksum of the bytes after it."""
+    return b" ".join((CACHE_HEADER, key.encode(), hashlib.sha256(data).hexdigest().encode()))
+
+
 @attrs.define
 class FigureCache:
     """Rendered figures by key (:meth:`Figure.key`), one file each, ``<key>.<fmt>`` in ``root``: re-writing
@@ -336,7 +341,7 @@ class FigureCache:
         except OSError:
             return None
         head, _, data = text.partition(b"\n")
-        if head != b" ".join((CACHE_HEADER, key.encode(), hashlib.sha256(data).hexdigest().encode())):
+        if head != _header(key, data):
             return None
         self.used.add(key)
         return data
@@ -345,9 +350,8 @@ class FigureCache:
         """Store ``data`` under ``key`` atomically (best effort: a failure leaves no file, and costs nothing else)."""
         from dememo.files import atomic_write_bytes
 
-        head = b" ".join((CACHE_HEADER, key.encode(), hashlib.sha256(data).hexdigest().encode()))
         try:
-            atomic_write_bytes(self._path(key, fmt), head + b"\n" + data)
+            atomic_write_bytes(self._path(key, fmt), _header(key, data) + b"\n" + data)
         except OSError:
             return
         self.used.add(key)

@@ -238,7 +238,8 @@ def rerun_checks(b: dict[str, Any], k: int, abs_tol: float = ABS_TOL, rel_tol: f
 
 def recorded_threads(b: dict[str, Any]) -> int | None:
     """The intra-op thread count the bundle's run recorded (1 to 256), else None (the default applies)."""
-    threads = (b.get("environment") or {}).get("threads") if isinstance(b.get("environment"), dict) else None
+    env = b.get("environment")
+    threads = env.get("threads") if isinstance(env, dict) else None
     return threads if isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= 256 else None
 
 

@@ -93,21 +93,12 @@ class Store:
         """``key``'s metadata when the entry looks whole (its metadata checksum holds and its payload file is
         there), without reading the payload; None otherwise (absent, or to be judged by :meth:`get`, which
         reports and deletes a corrupt entry). The payload's own checksum is checked when :meth:`get` reads it."""
-        meta_path, payload_path = self._paths(key)
-        try:
-            meta = json.loads(meta_path.read_bytes())
-        except PermissionError as exc:
-            raise self._not_readable(exc) from None
-        except (OSError, ValueError):
-            return None
-        if not isinstance(meta, dict) or meta.get("key") != key or meta.get("meta_sha256") != meta_checksum(meta):
-            return None
-        if meta.get("payload_sha256") and not payload_path.is_file():
-            return None
-        return meta
+        found = self._read(key, payload=False)
+        return found[0] if isinstance(found, tuple) else None
 
-    def _read(self, key: str) -> tuple[dict[str, Any], Any] | str | None:
-        """The entry, None when absent, or a string saying why it is corrupt (nothing is deleted)."""
+    def _read(self, key: str, payload: bool = True) -> tuple[dict[str, Any], Any] | str | None:
+        """The entry, None when absent, or a string saying why it is corrupt (nothing is deleted). Without
+        ``payload`` only the metadata is checked and the payload file's presence: ``(meta, None)``."""
         meta_path, payload_path = self._paths(key)
         try:
             meta = json.loads(meta_path.read_bytes())
@@ -121,7 +112,9 @@ class Store:
             return "metadata does not match its key"
         if meta.get("meta_sha256") != meta_checksum(meta):
             return "metadata checksum mismatch" if "meta_sha256" in meta else "metadata has no checksum (older format)"
-        payload = None
+        if not payload:
+            return (meta, None) if not meta.get("payload_sha256") or payload_path.is_file() else "payload file is missing"
+        loaded = None
         if meta.get("payload_sha256"):
             try:
                 raw = payload_path.read_bytes()
@@ -134,10 +127,10 @@ class Store:
             if hashlib.sha256(raw).hexdigest() != meta["payload_sha256"]:
                 return "payload checksum mismatch"
             try:
-                payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+                loaded = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
             except Exception as exc:
                 return f"payload cannot be loaded ({exc.__class__.__name__})"
-        return meta, payload
+        return meta, loaded
 
     def _not_readable(self, exc: OSError) -> StorageError:
         """An entry this user may not read. Why an error and not "corrupt" (which deletes it) or a miss: the

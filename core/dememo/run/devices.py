@@ -36,6 +36,20 @@ def resolve_device(name: str) -> torch.device:
 WORKER_MEMORY = 2 * 2**30
 
 
+def proc_kib(path: str, field: str) -> int | None:
+    """A ``Field:  N kB`` line of a Linux /proc file (``/proc/meminfo``, ``/proc/<pid>/status``) in bytes, or
+    None where the file or the field is not there; ``field`` in lower case (``memavailable``, ``vmrss``)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.lower() == field:
+                    return int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def usable_cores() -> int:
     """CPU cores this process may use: its affinity, capped by a cgroup v2 CPU quota (a container limited to
     two CPUs on a large host has two, not the host's count)."""
@@ -44,7 +58,8 @@ def usable_cores() -> int:
     except (AttributeError, OSError):  # not Linux
         cores = os.cpu_count() or 1
     try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
         if quota != "max":
             cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):
@@ -52,25 +67,13 @@ def usable_cores() -> int:
     return cores
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to new processes (Linux /proc/meminfo), None where unknown."""
-    try:
-        for line in open("/proc/meminfo"):
-            if line.lower().startswith("memavailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def default_jobs(device: torch.device) -> int:
     """Worker processes when neither --jobs nor $DEMEMO_JOBS says: on a CPU one per usable core, at most one
     per ``WORKER_MEMORY`` of available memory; one on an accelerator (one process keeps it busy)."""
     if device.type != "cpu":
         return 1
-    memory = available_memory()
-    by_memory = memory // WORKER_MEMORY if memory else usable_cores()
-    return max(1, min(usable_cores(), by_memory))
+    cores, memory = usable_cores(), proc_kib("/proc/meminfo", "memavailable")
+    return max(1, min(cores, memory // WORKER_MEMORY if memory else cores))
 
 
 def count_setting(flag: str, given: int | None, variable: str, default: int) -> int:

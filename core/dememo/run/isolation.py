@@ -49,6 +49,7 @@ from typing import Any
 
 from dememo.errors import UserError, harness_storage
 from dememo.results.record import CellRecord
+from dememo.run.devices import proc_kib
 from dememo.run.executors import RunSpec, prepare
 
 #: how often the parent checks the workers' memory and clocks
@@ -94,14 +95,7 @@ def _serve(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], c
 
 def rss_bytes(pid: int) -> int | None:
     """Resident memory of process ``pid`` from /proc (Linux), or None where that is not available."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return proc_kib(f"/proc/{pid}/status", "vmrss")
 
 
 def death(exitcode: int | None) -> str:
@@ -179,7 +173,6 @@ class Slot:
         self.wait_began: float | None = None
         self.stages: list[tuple[str, str]] = []  # stages being computed, innermost last
         self.told: set[str] = set()  # failed stages this worker knows of
-        self.restarts = 0
 
     @property
     def busy(self) -> bool:
@@ -279,7 +272,6 @@ class Slot:
 
         cell, self.cell = self.cell, None
         self.stop()
-        self.restarts += 1
         if cell is None:
             return None
         record = blank_record(cell)
@@ -329,10 +321,6 @@ class Pool:
         #: stages that crashed, hung or blew the memory limit: key → (stage name, reason)
         self.failed: dict[str, tuple[str, str]] = {}
         self.slots: list[Slot] = []
-
-    @property
-    def restarts(self) -> int:
-        return sum(s.restarts for s in self.slots)
 
     def run(self, cells: list[Any], on_record: Callable[[CellRecord], None]) -> Iterator[int]:
         """Run ``cells``; ``on_record`` gets each record as it finishes. Yields the number of cells done."""

@@ -84,12 +84,12 @@ class StageMemo:
 
     def stage(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
                decode: Callable[[dict[str, Any], Any], Any], who: str | None = None,
-               inputs: Callable[[], None] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
+               inputs: Callable[[], Any] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
         """A stage's output, from memory, the cache or ``compute`` (run as plugin ``who``, default the stage
         name). The output is shared: while a plugin runs, it is added to the plugin's watch. ``inputs``, when
-        given, loads what ``compute`` reads (deferred models) just before it: outside the stage's clock and
-        before the plugin's seeds are set, so neither its seconds nor its random draws depend on whether an
-        input came from memory or from the disk."""
+        given, loads what ``compute`` reads (a deferred model) and hands it to ``compute`` as its argument:
+        outside the stage's clock and before the plugin's seeds are set, so neither its seconds nor its random
+        draws depend on whether an input came from memory or from the disk."""
         value, meta, info = self._get(key, name, compute, decode, who or name, inputs)
         for watch in self.watches:
             watch.add(f"{name} output", value)
@@ -97,7 +97,7 @@ class StageMemo:
 
     def deferred(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
                  decode: Callable[[dict[str, Any], Any], Any], who: str | None = None,
-                 inputs: Callable[[], None] | None = None) -> tuple[Callable[[], Any], dict[str, Any], StageInfo]:
+                 inputs: Callable[[], Any] | None = None) -> tuple[Callable[[], Any], dict[str, Any], StageInfo]:
         """:meth:`stage` with the output handed out as a function that returns it: an entry read from the
         cache is loaded, checked and decoded only when that function is first called. A warm run needs a
         model stage's key and metadata for every cell but its weights only where a later stage is computed,
@@ -118,7 +118,7 @@ class StageMemo:
 
     def _get(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
              decode: Callable[[dict[str, Any], Any], Any], who: str,
-             inputs: Callable[[], None] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
+             inputs: Callable[[], Any] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
         if key in self.failed:
             raise self.failed[key]
         if key in self.mem:
@@ -148,19 +148,18 @@ class StageMemo:
         return value, meta, info
 
     def _compute(self, key: str, name: str, compute: Callable[[], tuple[Any, Any, dict[str, Any]]],
-                 who: str, inputs: Callable[[], None] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
+                 who: str, inputs: Callable[[], Any] | None = None) -> tuple[Any, dict[str, Any], StageInfo]:
         """Compute a stage and store it (the caller holds its claim). Whatever the plugin raises fails the
         stage (``escaped``), except a full disk and the user's interrupt. ``inputs`` runs first, unclocked
-        (its failures are its own stages')."""
-        if inputs is not None:
-            inputs()
+        (its failures are its own stages'), and ``compute`` gets what it returns."""
+        args = () if inputs is None else (inputs(),)
         if self.on_stage is not None:
             self.on_stage(key, name, True)
         start = time.perf_counter()
         outer, self.borrowed = self.borrowed, 0.0
         signals = interrupts.pending()
         try:
-            value, payload, extra = compute()
+            value, payload, extra = compute(*args)
         except StageFailure as exc:
             if interrupts.pending() > signals:  # the user's Ctrl-C, swallowed by a plugin: still the user's
                 raise KeyboardInterrupt from exc

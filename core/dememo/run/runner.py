@@ -286,13 +286,13 @@ class Runner:
         return model
 
     def _models_stage(self, env: DatasetEnv, key: str, name: str, produce: Callable[[], Any], who: str,
-                      extra: Callable[[], dict[str, Any]] | None = None, inputs: Callable[[], None] | None = None
+                      extra: Callable[[], dict[str, Any]] | None = None, source: Load | None = None
                       ) -> tuple[Callable[[], list[nn.Module]], dict[str, Any], StageInfo]:
         """A stage that makes one or more models: their loader (read from the cache only when called), its
-        metadata (``count``: how many) and how it ran. ``inputs`` loads the models ``produce`` reads
-        (``StageMemo.stage``)."""
-        def compute():
-            out = produce()
+        metadata (``count``: how many) and how it ran. With a ``source``, ``produce`` gets that model, loaded
+        before the stage starts (``StageMemo.stage``'s ``inputs``)."""
+        def compute(*given):
+            out = produce(*given)
             outs = out if isinstance(out, (list, tuple)) else [out]
             if not outs:
                 raise ContractViolation(f"{who} returned no model")
@@ -303,7 +303,7 @@ class Runner:
         def decode(meta, payload):
             return [self._load(env, s) for s in payload["models"]]
 
-        return self.memo.deferred(key, name, compute, decode, who, inputs)
+        return self.memo.deferred(key, name, compute, decode, who, source)
 
     @contextlib.contextmanager
     def _guard(self, who: str, plugin: Any, env: DatasetEnv, **shared: Any) -> Iterator[Watch]:
@@ -550,10 +550,8 @@ class Runner:
                       "forget": task.forget.fingerprint, **({"calls": called} if called else {})})
 
         extra: dict[str, Any] = {}
-        held: dict[str, nn.Module] = {}
 
-        def produce():
-            start = held.pop("original")
+        def produce(start: nn.Module):
             ctx = self.context(env, seed, key)
             given = task
             if not type(unlearner.obj).reads_forget:  # type: ignore[attr-defined]
@@ -572,7 +570,7 @@ class Runner:
             return out
 
         models, meta, info = self._models_stage(env, key, "unlearn", produce, f"unlearner {unlearner.label!r}",
-                                                extra=lambda: extra, inputs=lambda: held.update(original=original()))
+                                                extra=lambda: extra, source=original)
         return ModelStage(lambda: models()[0], key, info, meta)
 
     def attacked(self, env: DatasetEnv, cell: Cell, model: Load, model_key: str,
@@ -582,16 +580,13 @@ class Runner:
             return AttackStage([(model, model_key)], StageInfo(0.0, True))
         key = digest({**env.base(cell.seed), "stage": "attack", "attack": attack.spec(), "model": model_key})
 
-        held: dict[str, nn.Module] = {}
-
-        def produce():
-            target = held.pop("model")
+        def produce(target: nn.Module):
             ctx = self.context(env, cell.seed, key)
             with self._guard(f"attack {attack.label!r}", attack.obj, env, model=target, splits=env.splits, task=task):
                 return attack.obj.attack(copy.deepcopy(target), AttackData(env.splits, task), ctx)  # type: ignore[attr-defined]
 
         models, meta, info = self._models_stage(env, key, "attack", produce, f"attack {attack.label!r}",
-                                                inputs=lambda: held.update(model=model()))
+                                                source=model)
         count = meta.get("count") or len(models())  # entries written before the count was recorded: load to count
         if count == 1:
             return AttackStage([(lambda: models()[0], key)], info)
@@ -648,10 +643,7 @@ class Runner:
                       "train": train_data.fingerprint if train_data is not None else None,
                       "history": digest(history) if history and reads_model else None})
 
-        held: dict[str, nn.Module] = {}
-
-        def compute():
-            evaluated = held.pop("model", None)
+        def compute(evaluated: nn.Module | None):
             ctx = self.context(env, cell.seed, key)
             evals = state.evals
             if model_key not in evals:
@@ -676,7 +668,7 @@ class Runner:
                     for k, v in meta["values"].items()}
 
         values, _, info = self.memo.stage(key, f"metric:{metric.name}", compute, decode, f"metric {metric.name!r}",
-                                          inputs=lambda: model_key in state.evals or held.update(model=model()))
+                                          inputs=lambda: None if model_key in state.evals else model())
         return values, info
 
     def _evaluation(self, env, cell, model, model_key, task, train_data, history, metrics, refs, state) -> Evaluation:

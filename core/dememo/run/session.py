@@ -115,17 +115,14 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
             raise
 
     try:
-        if workers is not None:
-            left = _served(runner, cells, finished, bar) if workers.local else cells
+        if workers is None:
+            _here(runner, cells, finished, bar)
+        else:
+            left = _here(runner, cells, finished, bar, probe=True) if workers.local else cells
             runner.drop_shared()  # the workers load their own datasets and models
             served = bar.n
             for done in _in_workers(workers, left, finished) if left else ():
                 bar.update(served + done - bar.n)
-        else:
-            for cell in cells:
-                bar.set_postfix_str(f"{cell.data.name}: {cell.method} @{cell.attack.label}"[:60])
-                finished(run_cell(runner, cell))
-                bar.update(1)
     except KeyboardInterrupt:
         outcome.interrupted = True
     except UserError as exc:  # a StorageError, or a worker's (plugins that differ, a worker that cannot start)
@@ -138,15 +135,17 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
     return outcome
 
 
-def _served(runner: Runner, cells: list[Any], finished: Callable[[CellRecord], None], bar: Any) -> list[Any]:
-    """Serve from the cache, in this process, every cell whose stages are all cached (no plugin runs: a stage
-    that would have to be computed stops the cell's probe); return the cells left for the workers. A warm
-    re-run then costs milliseconds a cell instead of starting workers, and a resumed or widened run sends
-    only its new cells to them. The records are those a worker would return (the same stages, read)."""
+def _here(runner: Runner, cells: list[Any], finished: Callable[[CellRecord], None], bar: Any,
+          probe: bool = False) -> list[Any]:
+    """Run ``cells`` in this process. With ``probe``, only those whose stages are all cached (the memo's
+    probing: a stage that would have to be computed stops the cell, no plugin runs), returning the rest for
+    the workers: a warm re-run then costs milliseconds a cell instead of starting workers, and a resumed or
+    widened run sends only its new cells to them. The records are those a worker would return."""
     left = []
-    runner.memo.probing = True
+    runner.memo.probing = probe
     try:
         for cell in cells:
+            bar.set_postfix_str(f"{cell.data.name}: {cell.method} @{cell.attack.label}"[:60])
             try:
                 record = run_cell(runner, cell)
             except NotCached:
