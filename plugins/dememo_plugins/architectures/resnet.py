@@ -9,7 +9,9 @@ it, so the four stages see 32, 16, 8 and 4 pixels. Everything else is torchvisio
 the shape changes, global average pooling and one linear head (``fc``, the model's last ``nn.Linear`` and
 its output, as ``dememo.models`` expects), with torchvision's initialisation (Kaiming-normal convolutions,
 BatchNorm weight 1 and bias 0). With 3 input channels and 10 classes it has 11,173,962 parameters, the
-count usually reported for the hand-written CIFAR ResNet-18 that those papers' code uses (same blocks).
+count usually reported for the hand-written CIFAR ResNet-18 that those papers' code uses (same blocks); the
+reference check runs that network's forward (HanxunH/Unlearnable-Examples, ``models/ResNet.py``) on this
+model's weights and gets the same logits (its 4×4 average pool is this model's global one on 32×32 inputs).
 
 Choices:
 

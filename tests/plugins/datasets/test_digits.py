@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dememo_plugins.datasets.digits import Digits
@@ -18,6 +19,7 @@ def test_digits_is_the_real_scikit_learn_data_with_a_fixed_split():
     assert len(test_idx) == len(a.test)
 
 
+@pytest.mark.reference("dataset", "digits", source="scikit-learn/scikit-learn:sklearn/datasets/_base.py")
 def test_the_digits_read_without_scikit_learn_are_its_load_digits_exactly():
     """``digits_arrays`` reads scikit-learn's shipped CSV itself (no sklearn import at every start): the same
     values, shapes and dtypes as ``load_digits`` — so the dataset fingerprint, and every cache key, holds."""
