@@ -12,10 +12,11 @@ os.environ.setdefault("DEMEMO_PROGRESS", "0")
 # end-to-end runs stay in one process (tests/core/run/test_jobs.py runs worker processes): a worker's start
 # (a fresh interpreter importing torch) would cost more than most test runs
 os.environ.setdefault("DEMEMO_JOBS", "1")
-# in-process tests train with the harness's thread count (one, or $DEMEMO_THREADS), as the runs they check do
-from dememo.run.devices import use_threads  # noqa: E402
+# in-process tests train with the harness's thread count (one, or $DEMEMO_THREADS) and allocator settings, as the
+# runs they check do
+from dememo.run.devices import prepare_process  # noqa: E402
 
-use_threads()
+prepare_process()
 # end-to-end runs leave the plots out of leaderboard.html (1-3 s a run); tests/core/board/test_report.py and
 # tests/core/board/test_leaderboard_html.py render them
 os.environ.setdefault("DEMEMO_HTML_PLOTS", "0")

@@ -19,6 +19,7 @@ from torch import nn
 
 from dememo.data import Data
 from dememo.hashing import digest
+from dememo.training import eval_batch_size
 
 
 @contextlib.contextmanager
@@ -44,7 +45,8 @@ def last_linear(model: nn.Module) -> nn.Linear:
 
 
 @torch.no_grad()
-def features(model: nn.Module, x: torch.Tensor, layer: nn.Linear | None = None, batch_size: int = 2048) -> torch.Tensor:
+def features(model: nn.Module, x: torch.Tensor, layer: nn.Linear | None = None,
+             batch_size: int | None = None) -> torch.Tensor:
     """The inputs of the head (``layer``, default ``last_linear(model)``) for images ``x``, N×in_features,
     computed in evaluation mode. Checks that the head's output *is* the model's output, so that working on
     the head over these features is working on the model."""
@@ -59,6 +61,7 @@ def features(model: nn.Module, x: torch.Tensor, layer: nn.Linear | None = None, 
     model.eval()
     try:
         out = []
+        batch_size = batch_size or eval_batch_size(x)
         for i in range(0, len(x), batch_size):
             logits = model(x[i : i + batch_size])
             if "in" not in captured or captured["out"].shape != logits.shape or not torch.allclose(captured["out"], logits):

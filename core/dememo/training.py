@@ -234,20 +234,43 @@ def place(model: nn.Module, device: torch.device | str) -> nn.Module:
     return model
 
 
+#: on a CPU, an evaluation batch holds about this many input values, and at most ``MAX_CPU_EVAL_BATCH``
+#: images: a batch's activations then stay in the core's caches (``benchmarks/bench_eval_batch.py``, with
+#: ``run.devices.tune_allocator``: small-cnn on 16×16×3 images is fastest at 128-256 images, resnet18 on
+#: 32×32×3 at 64, the digits MLP at 1,024 and ~0.75× at 2,048)
+CPU_EVAL_VALUES = 2**18
+MAX_CPU_EVAL_BATCH = 1024
+#: evaluation batch on accelerators
+ACCELERATOR_EVAL_BATCH = 2048
+
+
+def eval_batch_size(x: torch.Tensor) -> int:
+    """Images per forward pass when evaluating (or attacking) a model on ``x`` without training it: on a
+    CPU the power of two nearest ``CPU_EVAL_VALUES`` input values per batch (16 to ``MAX_CPU_EVAL_BATCH``
+    images), elsewhere ``ACCELERATOR_EVAL_BATCH``. Each image's output does not depend on the batch it is in
+    (eval mode), so this changes speed only (and float summation order in the kernels)."""
+    if x.device.type != "cpu":
+        return ACCELERATOR_EVAL_BATCH
+    per_image = max(1, math.prod(x.shape[1:]))
+    return int(min(MAX_CPU_EVAL_BATCH, max(16, 2 ** round(math.log2(CPU_EVAL_VALUES / per_image)))))
+
+
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Logits of ``model`` on ``x``, in eval mode and batches; the model's previous mode is restored."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """Logits of ``model`` on ``x``, in eval mode and batches (default ``eval_batch_size``); the model's
+    previous mode is restored."""
     was_training = model.training
     model.eval()
     try:
         if len(x) == 0:
             return torch.empty(0, device=x.device)
+        batch_size = batch_size or eval_batch_size(x)
         return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     finally:
         model.train(was_training)
 
 
-def accuracy(model: nn.Module, data: Data, batch_size: int = 2048) -> float:
+def accuracy(model: nn.Module, data: Data, batch_size: int | None = None) -> float:
     """Fraction of ``data`` that ``model`` classifies correctly (NaN for empty data)."""
     if len(data) == 0:
         return float("nan")

@@ -255,10 +255,10 @@ class _Rerunner:
 
         from dememo.progress import Progress
         from dememo.run.cache import Store
-        from dememo.run.devices import use_threads
+        from dememo.run.devices import prepare_process
         from dememo.run.runner import Runner
 
-        use_threads(self.threads)  # the bundle's run's count (results depend on it), else $DEMEMO_THREADS or 1
+        prepare_process(self.threads)  # the bundle's run's count (results depend on it), else $DEMEMO_THREADS or 1
         self.runner = Runner(Store(cache_dir), torch.device(self.device), Progress(show=False), data_dir=self.data_dir,
                              planner=planner)
         return self

@@ -21,7 +21,7 @@ from dememo.plan.planner import Filters, Planner
 from dememo.plan.suite import MAX_SEEDS, load_suite
 from dememo.progress import Progress
 from dememo.run.cache import Store
-from dememo.run.devices import count_setting, default_jobs, resolve_device, set_deterministic, use_threads
+from dememo.run.devices import count_setting, default_jobs, resolve_device, prepare_process, set_deterministic
 from dememo.run.executors import RunSpec
 from dememo.run.runner import Runner
 from dememo.run.session import LARGE_PLAN, Workers, check_plan_size, columns_meta, execute, load_datasets
@@ -134,7 +134,7 @@ def main(args: argparse.Namespace) -> int:
     if args.deterministic:
         set_deterministic()
     device = resolve_device(args.device)
-    threads = use_threads(args.threads)
+    threads = prepare_process(args.threads)
     jobs = count_setting("--jobs", args.jobs, "DEMEMO_JOBS", default_jobs(device)) if args.executor == "local" else 1
     planner = Planner(registry, suite, parse_sets(args.set))
     filters = Filters(tuple(args.poisoner), tuple(args.unlearner), tuple(args.attack), tuple(args.metric))

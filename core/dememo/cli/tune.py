@@ -15,7 +15,7 @@ from dememo.plan.suite import load_suite
 from dememo.progress import Progress
 from dememo.run import tuner as tuning
 from dememo.run.cache import Store
-from dememo.run.devices import resolve_device, use_threads
+from dememo.run.devices import prepare_process, resolve_device
 from dememo.run.runner import Runner
 
 
@@ -50,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
     for name in names:
         registry.get("unlearner", name)
     device = resolve_device(args.device)
-    use_threads()  # one thread, like the runs whose parameters it tunes ($DEMEMO_THREADS overrides)
+    prepare_process()  # one thread, like the runs whose parameters it tunes ($DEMEMO_THREADS overrides)
     out = args.out or Path("dememo-results") / f"{suite.name}-tuning"
     store = Store(args.cache_dir or default_cache_dir())
     try:

@@ -91,6 +91,33 @@ def count_setting(flag: str, given: int | None, variable: str, default: int) -> 
     return value
 
 
+#: glibc ``mallopt`` parameters and the values ``tune_allocator`` sets
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * 2**20
+TRIM_THRESHOLD = 256 * 2**20
+
+
+def tune_allocator() -> bool:
+    """Let freed tensor memory be reused instead of returned to the kernel (glibc only; elsewhere nothing;
+    True when set). glibc's ``malloc`` gives every block above its mmap threshold (128 KiB at start) fresh
+    pages, which the kernel zero-fills on first touch and takes back on ``free``: a small model's forward and
+    backward pass allocate and free their activations (MiBs each) at every batch, and on a CPU those page
+    faults cost as much as the arithmetic (``benchmarks/bench_eval_batch.py``: small-cnn forwards 1.6-1.9×
+    faster on 1,024 images, a PGD input gradient 1.2×, a training step 1.1×). Blocks up to ``MMAP_THRESHOLD``
+    now come from the heap, which keeps up to ``TRIM_THRESHOLD`` free at its top. Speed only: no value changes."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        return False
+    if mallopt is None or not os.uname().sysname == "Linux":
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 def use_threads(given: int | None = None) -> int:
     """Set torch's intra-op threads for this process: ``given`` (--threads), else $DEMEMO_THREADS, else 1. One
     thread by default: the harness's models are small, gain little from a second thread on an idle machine
@@ -99,3 +126,9 @@ def use_threads(given: int | None = None) -> int:
     threads = count_setting("--threads", given, "DEMEMO_THREADS", 1)
     torch.set_num_threads(threads)
     return threads
+
+
+def prepare_process(threads: int | None = None) -> int:
+    """Ready this process for CPU-heavy work: ``tune_allocator`` and ``use_threads`` (returns the count)."""
+    tune_allocator()
+    return use_threads(threads)

@@ -67,9 +67,10 @@ def prepare(spec: RunSpec, keys: list[str]) -> tuple[dict[str, Any], Any]:
     from dememo.plan.suite import load_suite
     from dememo.progress import Progress
     from dememo.run.cache import Store
-    from dememo.run.devices import resolve_device, set_deterministic
+    from dememo.run.devices import resolve_device, set_deterministic, tune_allocator
     from dememo.run.runner import Runner
 
+    tune_allocator()
     if spec.threads:
         torch.set_num_threads(spec.threads)  # the driver's: the same floating-point summation order
     if spec.deterministic:

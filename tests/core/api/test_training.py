@@ -14,7 +14,8 @@ from dememo import training
 from dememo.data import Data
 from dememo.testing import TinyMLP, tiny_splits
 from dememo.training import (
-    History, Recipe, accuracy, batch_indices, cycle_batches, fit, lr_factor, make_optimizer, predict,
+    MAX_CPU_EVAL_BATCH, History, Recipe, accuracy, batch_indices, cycle_batches, eval_batch_size, fit, lr_factor,
+    make_optimizer, predict,
 )
 
 RECIPE = Recipe(epochs=2, batch_size=16, lr=0.05)
@@ -181,6 +182,27 @@ def test_predict_runs_in_eval_mode_and_batches_consistently():
     assert spy.modes == [False, False, False] and spy.training
     assert torch.equal(out, x.flatten(1)[:, :2] * 2)
     assert predict(spy, x[:0]).numel() == 0
+
+
+@given(st.lists(st.integers(1, 64), min_size=1, max_size=3))
+def test_cpu_eval_batch_is_a_power_of_two_in_bounds_and_shrinks_with_image_size(shape):
+    batch = eval_batch_size(torch.empty(0, *shape))
+    assert 16 <= batch <= MAX_CPU_EVAL_BATCH and batch & (batch - 1) == 0
+    assert eval_batch_size(torch.empty(0, *shape, 4)) <= batch  # four times the values per image: never more
+
+
+def test_cpu_eval_batch_for_the_shipped_input_shapes():
+    # the sizes measured fastest in benchmarks/bench_eval_batch.py: digits MLP 1,024, small-cnn on noisy-shapes
+    # 256, resnet18 on CIFAR 64
+    assert [eval_batch_size(torch.empty(1, *s)) for s in ((1, 8, 8), (3, 16, 16), (3, 32, 32))] == [1024, 256, 64]
+
+
+def test_predict_in_default_batches_equals_one_batch():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 256, 3))
+    x = torch.rand(700, 3, 16, 16)  # 3 default batches of 256 images on a CPU
+    assert eval_batch_size(x) < len(x)
+    assert torch.allclose(predict(m, x), predict(m, x, batch_size=len(x)), atol=1e-6)
 
 
 def test_predict_restores_the_mode_when_the_model_raises():
