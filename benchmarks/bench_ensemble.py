@@ -31,7 +31,7 @@ from dememo.context import Context, seeded_generator, standard_training
 from dememo.ensemble import fit_many
 from dememo.plan.planner import Planner
 from dememo.plan.suite import load_suite
-from dememo.run.devices import use_threads
+from dememo.run.devices import prepare_process
 
 
 def context(config, splits, device: torch.device) -> Context:
@@ -51,7 +51,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the harness's, 1)")
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "ensemble.json")
     a = p.parse_args()
-    use_threads(a.threads)
+    prepare_process(a.threads)
     device = torch.device(a.device)
     suite = load_suite("quick", apply_tuning=False)
     planner = Planner(plugins.get_registry(), suite)

@@ -68,4 +68,17 @@ def entry() -> None:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `dememo-bench --list | head` ends quietly
     # SIGTERM (a CI time limit, `kill`) stops like Ctrl-C (``interrupts.handling`` in main): finished cells
     # are already on disk, and the partial results.json and leaderboards are written before exiting
-    sys.exit(main())
+    status = main()
+    quick_exit_gc()
+    sys.exit(status)
+
+
+def quick_exit_gc() -> None:
+    """Collect the garbage now, then exempt the live objects from the collections that run again at
+    interpreter shutdown: with torch imported those traverse ~10^6 objects for nothing, 0.25 s of every
+    command (`dememo-bench --list`: 2.2 s → 1.9 s). Garbage is still finalized (here); objects alive at exit
+    are torn down as always; Python never promised ``__del__`` for objects that outlive the interpreter."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

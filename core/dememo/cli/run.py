@@ -21,7 +21,7 @@ from dememo.plan.planner import Filters, Planner
 from dememo.plan.suite import MAX_SEEDS, load_suite
 from dememo.progress import Progress
 from dememo.run.cache import Store
-from dememo.run.devices import count_setting, default_jobs, resolve_device, prepare_process, set_deterministic
+from dememo.run.devices import count_setting, default_jobs, prepare_process, resolve_device, set_deterministic
 from dememo.run.executors import RunSpec
 from dememo.run.runner import Runner
 from dememo.run.session import LARGE_PLAN, Workers, check_plan_size, columns_meta, execute, load_datasets
