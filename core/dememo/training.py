@@ -235,9 +235,10 @@ def place(model: nn.Module, device: torch.device | str) -> nn.Module:
 
 
 #: on a CPU, an evaluation batch holds about this many input values, and at most ``MAX_CPU_EVAL_BATCH``
-#: images: a batch's activations then stay in the core's caches (``benchmarks/bench_eval_batch.py``, with
+#: images, so a batch's activations stay near the core's caches (``benchmarks/bench_eval_batch.py``, with
 #: ``run.devices.tune_allocator``: small-cnn on 16×16×3 images is fastest at 128-256 images, resnet18 on
-#: 32×32×3 at 64, the digits MLP at 1,024 and ~0.75× at 2,048)
+#: 32×32×3 at 64, the digits MLP at 512-1,024; with the allocator tuned the batch matters far less than
+#: without it, where it decided most of the difference)
 CPU_EVAL_VALUES = 2**18
 MAX_CPU_EVAL_BATCH = 1024
 #: evaluation batch on accelerators

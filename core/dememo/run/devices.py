@@ -95,6 +95,8 @@ def count_setting(flag: str, given: int | None, variable: str, default: int) -> 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 256 * 2**20
+#: environment variables through which a user sets glibc's malloc: ``tune_allocator`` then leaves it alone
+USER_MALLOC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
 def tune_allocator() -> bool:
@@ -102,20 +104,44 @@ def tune_allocator() -> bool:
     True when set). glibc's ``malloc`` gives every block above its mmap threshold (128 KiB at start) fresh
     pages, which the kernel zero-fills on first touch and takes back on ``free``: a small model's forward and
     backward pass allocate and free their activations (MiBs each) at every batch, and on a CPU those page
-    faults cost as much as the arithmetic (``benchmarks/bench_eval_batch.py``: small-cnn forwards 1.6-1.9×
-    faster on 1,024 images, a PGD input gradient 1.2×, a training step 1.1×). Blocks up to ``MMAP_THRESHOLD``
-    now come from the heap, which keeps up to ``TRIM_THRESHOLD`` free at its top. Speed only: no value changes."""
+    faults cost as much as the arithmetic (small-cnn at 256 images: ~2,400 faults per forward pass, ~25
+    tuned; with ``training.eval_batch_size``, ``benchmarks/bench_eval_batch.py``: forward 1.86×, input
+    gradient 1.73×). Blocks up to ``MMAP_THRESHOLD`` now come from the heap, which keeps up to
+    ``TRIM_THRESHOLD`` free at its top, so a process's resident memory stays nearer its peak (``--cell-memory``
+    measures a worker's). Speed only: no value changes. Left alone where the user set malloc's own variables."""
     import ctypes
-    import ctypes.util
+    import sys
 
-    name = ctypes.util.find_library("c")
+    if not sys.platform.startswith("linux") or not glibc_version():
+        return False
+    if any(os.environ.get(v) for v in USER_MALLOC_SETTINGS):  # the user's own malloc settings win
+        return False
     try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    if mallopt is None or not os.uname().sysname == "Linux":
-        return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the kernel (glibc ``malloc_trim``; elsewhere nothing): between a
+    worker's cells, so that the resident memory ``--cell-memory`` watches is the next cell's own, not what
+    ``tune_allocator`` kept free after the last one."""
+    import ctypes
+
+    if glibc_version():
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+def glibc_version() -> str | None:
+    """``glibc 2.36`` where this process runs on glibc, else None (musl, macOS, Windows)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def use_threads(given: int | None = None) -> int:

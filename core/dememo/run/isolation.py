@@ -49,7 +49,7 @@ from typing import Any
 
 from dememo.errors import UserError, harness_storage
 from dememo.results.record import CellRecord
-from dememo.run.devices import proc_kib
+from dememo.run.devices import proc_kib, release_free_memory
 from dememo.run.executors import RunSpec, prepare
 
 #: how often the parent checks the workers' memory and clocks
@@ -82,7 +82,9 @@ def _serve(spec: RunSpec, keys: list[str], failed: dict[str, tuple[str, str]], c
                 _, key, stage, text = message
                 runner.memo.failed[key] = StageFailure(stage, text, "")
             else:
-                conn.send(("record", run_cell(runner, planned[message[1]])))
+                record = run_cell(runner, planned[message[1]])
+                release_free_memory()  # the next cell's resident memory is its own (--cell-memory)
+                conn.send(("record", record))
     except UserError as exc:  # e.g. a full disk, or plugins that differ from the parent's: stop the run
         conn.send(("user-error", type(exc).__name__, str(exc), exc.exit_code))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):  # the parent went away or was interrupted

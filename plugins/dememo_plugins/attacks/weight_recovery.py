@@ -170,7 +170,7 @@ def accuracies(model: nn.Module, data: dememo.Data, offsets: dict[str, torch.Ten
     Weights are swapped in with ``torch.func.functional_call`` (the module is never copied); chunks of
     ``models_per_call`` models go through ``torch.vmap`` over the stacked weights (default: see
     ``default_models_per_call``), with at most ``budget`` (models × images) per call; one model per call
-    takes ``dememo.training.eval_batch_size`` images at a time. Parameters without an
+    takes at most ``dememo.training.eval_batch_size`` images at a time. Parameters without an
     offset and all buffers are shared. The model is evaluated in eval mode and its mode restored.
     """
     count = len(next(iter(offsets.values())))
@@ -184,7 +184,7 @@ def accuracies(model: nn.Module, data: dememo.Data, offsets: dict[str, torch.Ten
 
     per_call = max(1, min(count, models_per_call or default_models_per_call(data.device)))
     # one model per call (CPU): the device's evaluation batch (cache-sized); several: share the budget
-    images = dememo.training.eval_batch_size(data.x) if per_call == 1 else max(1, budget // per_call)
+    images = min(budget, dememo.training.eval_batch_size(data.x)) if per_call == 1 else max(1, budget // per_call)
     batched: Callable = torch.vmap(logits, in_dims=(0, None)) if per_call > 1 else logits
     correct = torch.zeros(count, dtype=torch.int64, device=data.device)
     was_training = model.training

@@ -148,9 +148,11 @@ class ResidualKnowledge(dememo.Metric):
     pgd_steps: int = 3
     #: PGD step size as a fraction of τ (3 steps of τ/2 reach 1.5·τ from the random start)
     pgd_step_fraction: float = 0.5
-    #: perturbed images per forward pass (None: ``dememo.training.eval_batch_size``, sized to the device;
-    #: the values do not depend on it beyond float summation order)
-    batch_size: int | None = None
+    #: at most this many perturbed images per forward pass (fewer where ``dememo.training.eval_batch_size``
+    #: says so: cache-sized batches on a CPU). On a CPU with the default draw counts the values do not depend
+    #: on the chunking (the Gaussian draws come out the same for chunks of multiples of 16 values); in
+    #: general they may, as each chunk draws its own noise
+    batch_size: int = 1024
 
     def __attrs_post_init__(self):
         if not 0 <= self.tau <= 1:
@@ -167,7 +169,7 @@ class ResidualKnowledge(dememo.Metric):
             raise ValueError(f"pgd_steps must be at least 1, got {self.pgd_steps}")
         if not self.pgd_step_fraction > 0:
             raise ValueError(f"pgd_step_fraction (PGD step as a fraction of τ) must be positive, got {self.pgd_step_fraction}")
-        if self.batch_size is not None and self.batch_size < 1:
+        if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
     # -- estimation ------------------------------------------------------------------------------
@@ -190,7 +192,7 @@ class ResidualKnowledge(dememo.Metric):
         """Per-sample counts of draws that m and a classify as y, and the number of draws c."""
         c = 1 if tau == 0 else getattr(self, f"{kind}_draws")  # at τ = 0 every draw is x itself
         generator = ctx.derive(f"residual-knowledge:{kind}").generator
-        per_chunk = max(1, (self.batch_size or dememo.training.eval_batch_size(x)) // c)
+        per_chunk = max(1, min(self.batch_size, dememo.training.eval_batch_size(x)) // c)
         hm = torch.zeros(len(x), dtype=torch.int64, device=x.device)
         ha = torch.zeros_like(hm)
         for start in range(0, len(x), per_chunk):

@@ -200,9 +200,12 @@ def test_cpu_eval_batch_for_the_shipped_input_shapes():
 def test_predict_in_default_batches_equals_one_batch():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 256, 3))
-    x = torch.rand(700, 3, 16, 16)  # 3 default batches of 256 images on a CPU
-    assert eval_batch_size(x) < len(x)
-    assert torch.allclose(predict(m, x), predict(m, x, batch_size=len(x)), atol=1e-6)
+    sizes = []
+    m.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    x = torch.rand(700, 3, 16, 16)
+    batched = predict(m, x)
+    assert sizes == [256, 256, 188]  # eval_batch_size's batches on a CPU
+    assert torch.allclose(batched, predict(m, x, batch_size=len(x)), atol=1e-6)
 
 
 def test_predict_restores_the_mode_when_the_model_raises():

@@ -253,6 +253,17 @@ def test_deterministic_and_leaderboard_tau_on_the_grid():
         assert same(a[f"rk_{g}"], a[f"rk_{g}_curve"].y[1])
 
 
+def test_chunking_of_the_draws_leaves_the_values_unchanged_on_a_cpu():
+    """``batch_size`` (and the device's evaluation batch under it) only splits the perturbed images into
+    forward passes: with the default draw counts every chunk's Gaussian noise is a multiple of 16 values, and
+    the CPU generator then gives the same stream however it is split."""
+    splits, task, model = tiny()
+    retrained = tiny_context(splits, seed=3, budget=None).train(task.retain).eval()
+    one = tiny_compute(ResidualKnowledge(tau=0.02, taus=(0.0, 0.02)), model, retrained)
+    chunked = tiny_compute(ResidualKnowledge(tau=0.02, taus=(0.0, 0.02), batch_size=32), model, retrained)
+    assert all(same(one[k], chunked[k]) for k in one)
+
+
 @settings(max_examples=15, deadline=None)
 @given(tau=st.floats(0.0, 0.2), kind=st.sampled_from(GENERATORS))
 def test_perturbations_stay_in_the_ball_and_the_image_range(tau, kind):
