@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 import dememo
+from dememo_plugins.datasets._split import seeded_split
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -62,11 +63,7 @@ class Digits(dememo.DatasetSource):
         images, target = digits_arrays()
         x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 16.0
         y = torch.tensor(target, dtype=torch.int64)
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.split_seed))
-        n_test, n_val = round(0.3 * len(y)), round(0.1 * len(y))
-        parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-        made = {k: dememo.Data.from_tensors(x[i], y[i], 10, tag=f"digits:{k}") for k, i in parts.items()}
-        return dememo.Splits(train=made["train"], val=made["val"], test=made["test"])
+        return seeded_split(x, y, 10, test=0.3, val=0.1, seed=self.split_seed, tag="digits")
 
 
 @dememo.hookimpl

@@ -39,6 +39,7 @@ import torch
 
 import dememo
 from dememo.errors import DatasetError
+from dememo_plugins.datasets._split import seeded_split
 
 #: SHA-256 over the shipped arrays (``tools/build_mnist10k.py``'s ``arrays_sha256``: dtype, shape, bytes of x then y)
 ARRAYS_SHA256 = "16fc95c13728a444d067ff04d2203fdb59177cc9d68d89fbd8e930bbc543b91e"
@@ -81,11 +82,7 @@ class Mnist10k(dememo.DatasetSource):
         images, labels = mnist10k_arrays()
         x = torch.from_numpy(images).unsqueeze(1).float() / 255.0
         y = torch.from_numpy(labels.astype(np.int64))
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.split_seed))
-        n_test, n_val = round(0.2 * len(y)), round(0.1 * len(y))
-        parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-        made = {k: dememo.Data.from_tensors(x[i], y[i], 10, tag=f"mnist-10k:{k}") for k, i in parts.items()}
-        return dememo.Splits(train=made["train"], val=made["val"], test=made["test"])
+        return seeded_split(x, y, 10, test=0.2, val=0.1, seed=self.split_seed, tag="mnist-10k")
 
 
 @dememo.hookimpl
