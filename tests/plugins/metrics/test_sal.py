@@ -46,11 +46,13 @@ def released_ud(clean: np.ndarray, poisoned: np.ndarray) -> float:
 @given(seed=st.integers(0, 10_000), epochs=st.integers(1, 5), layers=st.integers(3, 9))
 def test_ud_is_the_released_learnable_layer_ratio(seed, epochs, layers):
     rng = np.random.default_rng(seed)
-    # two well-separated groups per epoch, so that KMeans (a local search) finds the optimum the plugin solves for
+    # two well-separated groups per epoch (gap 0.9, spread 0.1 each), so that KMeans (a local search) finds the
+    # optimum the plugin solves for exactly; with the high group spread over [1, 2] the optimal split can fall
+    # inside it and KMeans stop short of it (hypothesis found seed=379, epochs=1, layers=6)
     def profile():
         high = rng.random((epochs, layers)) < 0.5
         high[:, 0], high[:, 1] = True, False
-        return np.where(high, 1.0 + rng.random((epochs, layers)), 0.1 * rng.random((epochs, layers)))
+        return np.where(high, 1.0 + 0.1 * rng.random((epochs, layers)), 0.1 * rng.random((epochs, layers)))
 
     clean, poisoned = profile(), profile()
     splits = tiny_splits()
