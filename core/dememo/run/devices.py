@@ -109,16 +109,10 @@ def tune_allocator() -> bool:
     gradient 1.73×). Blocks up to ``MMAP_THRESHOLD`` now come from the heap, which keeps up to
     ``TRIM_THRESHOLD`` free at its top, so a process's resident memory stays nearer its peak (``--cell-memory``
     measures a worker's). Speed only: no value changes. Left alone where the user set malloc's own variables."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux") or not glibc_version():
-        return False
     if any(os.environ.get(v) for v in USER_MALLOC_SETTINGS):  # the user's own malloc settings win
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
@@ -127,13 +121,22 @@ def release_free_memory() -> None:
     """Give the heap's free pages back to the kernel (glibc ``malloc_trim``; elsewhere nothing): between a
     worker's cells, so that the resident memory ``--cell-memory`` watches is the next cell's own, not what
     ``tune_allocator`` kept free after the last one."""
-    import ctypes
+    malloc_trim = _glibc_function("malloc_trim")
+    if malloc_trim is not None:
+        malloc_trim(0)
 
-    if glibc_version():
-        try:
-            ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+
+def _glibc_function(name: str):
+    """glibc's C function ``name`` in this process (Linux with glibc), else None."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux") or not glibc_version():
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
 
 
 def glibc_version() -> str | None:

@@ -60,19 +60,15 @@ def groups(cells: list[Any]) -> list[list[str]]:
 def prepare(spec: RunSpec, keys: list[str]) -> tuple[dict[str, Any], Any]:
     """Re-plan the run described by ``spec`` in this process: the planned cells by key and a Runner of
     its own. Fails in one line when ``keys`` holds a cell this process does not plan (other plugins)."""
-    import torch
-
     from dememo import plugins
     from dememo.plan.planner import Filters, Planner
     from dememo.plan.suite import load_suite
     from dememo.progress import Progress
     from dememo.run.cache import Store
-    from dememo.run.devices import resolve_device, set_deterministic, tune_allocator
+    from dememo.run.devices import prepare_process, resolve_device, set_deterministic
     from dememo.run.runner import Runner
 
-    tune_allocator()
-    if spec.threads:
-        torch.set_num_threads(spec.threads)  # the driver's: the same floating-point summation order
+    prepare_process(spec.threads)  # the driver's thread count: the same floating-point summation order
     if spec.deterministic:
         set_deterministic()
     registry = plugins.get_registry()
