@@ -5,7 +5,9 @@ licence; https://github.com/cazala/mnist, git tag ``v1.1.0`` = commit 7615779): 
 one file per class, key ``data``, 784 values per image written as byte/255 rounded to three decimals, from
 which round(v·255) recovers every original byte (the build refuses any value for which it does not).
 ``tools/build_mnist10k.py`` rebuilds the shipped ``data/mnist10k.npz`` (x: 10,000×28×28 uint8, classes 0-9 in
-order, images in file order; y: uint8) from those files and checks it against the shipped one. SHA-256 of the
+order, images in file order; y: uint8) from those files and checks it against the shipped one; tests/plugins/datasets/test_mnist10k.py checks the
+image layout against the package's own reader (``src/mnist.js``, ``digit.get``: 784 consecutive values per
+image, row-major). No deviation from the package's data: storing bytes instead of 3-decimal floats is lossless. SHA-256 of the
 source files: 0.json 64c965fa…, 1.json 2143d080…, 2.json 7db7b18e…, 3.json c1291041…, 4.json b2cb87a1…,
 5.json 9286c3b4…, 6.json 0ef0d890…, 7.json 14b83ca1…, 8.json 6ea5298d…, 9.json bd0ffaad… (full digests printed
 by the tool); of the arrays' bytes ``ARRAYS_SHA256`` below, checked at every load. Per class 1,001 / 1,127 /

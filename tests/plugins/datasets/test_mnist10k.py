@@ -91,3 +91,28 @@ def test_the_build_tool_refuses_values_that_are_not_the_packages_grey_levels(tmp
         package_file(tmp_path, c, bad)
     with pytest.raises(SystemExit, match=message):
         tool.build(tmp_path)
+
+
+@pytest.mark.reference("dataset", "mnist-10k", source="cazala/mnist:src/mnist.js")
+def test_image_i_of_class_c_is_what_the_packages_get_returns(tmp_path):
+    """The package's reader (src/mnist.js, transcribed): ``digit.length = raw.length / (28·28) | 0`` and
+    ``digit.get(which)`` returns ``raw[which·784 : which·784 + 784]``, the image in row-major order. The
+    build's image ``which`` of class ``c`` is that slice, ×255, as 28×28."""
+    tool = build_tool()
+    rng = np.random.default_rng(1)
+    raw = {c: [round(int(v) / 255, 3) for v in rng.integers(0, 256, size=784 * (2 + c % 3))] for c in range(10)}
+    for c, data in raw.items():
+        package_file(tmp_path, c, data)
+    x, y, _ = tool.build(tmp_path)
+
+    def get(c: int, which: int) -> list[float]:  # mnist.js digit.get
+        return raw[c][which * 784 : which * 784 + 784]
+
+    row = 0
+    for c in range(10):
+        length = len(raw[c]) // (28 * 28)
+        for which in range(length):
+            assert y[row] == c
+            assert np.array_equal(x[row], np.rint(np.array(get(c, which)) * 255).astype(np.uint8).reshape(28, 28))
+            row += 1
+    assert row == len(y)
