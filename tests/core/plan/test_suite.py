@@ -45,6 +45,21 @@ def test_quick_suite_is_shipped_and_loads():
     assert suite.dataset(suite.datasets[0].name) is suite.datasets[0]
 
 
+def test_real_suite_is_shipped_and_plans_only_shipped_data():
+    """``real`` (issue 21): real MNIST digits shipped in the wheel, on LeNet-5, every unlearner tuned by the
+    suite's own search log; its plan needs no file outside the package."""
+    from dememo import plugins
+    from dememo.plan.planner import Planner
+
+    assert "real" in shipped()
+    suite = load_suite("real")
+    assert [(d.name, d.architecture) for d in suite.datasets] == [("mnist-10k", "lenet")]
+    assert suite.tuned is not None and {e["dataset"] for e in suite.tuned["entries"]} == {"mnist-10k"}
+    registry = plugins.get_registry()
+    cells = Planner(registry, suite, {}).cells(seeds=1)
+    assert {c.track for c in cells} == {"unlearnability", "unlearning", "interplay"}
+
+
 def test_suite_fingerprint_is_stable_and_json_able():
     a, b = load_suite("quick"), load_suite("quick")
     assert a.fingerprint() == b.fingerprint()
