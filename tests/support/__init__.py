@@ -176,6 +176,14 @@ def load(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+#: the plugins of ``real`` whose directions tests/system/test_real_suite_claims.py asserts (seed 0)
+REAL_CI = {
+    "poisoner": ["none", "em"],
+    "unlearner": ["original", "retrain", "bad-teacher"],
+    "attack": ["none", "adversarial-training", "weight-recovery", "prototype-relearn"],
+    "metric": ["clean-accuracy", "unlearning-accuracy", "depth"],
+}
+
 QUICK_CI = {
     "poisoner": ["none", "random-noise", "em", "tap"],
     "unlearner": ["original", "retrain", "finetune", "gradient-ascent", "neggrad-plus"],
