@@ -100,10 +100,12 @@ def main() -> None:
                    help="also run cold with --jobs 1 (own cache): the ratio, and whether every number is the same")
     p.add_argument("--beside", action="store_true",
                    help="also run cold with a CPU-bound process beside it (own cache): the slowdown under load")
-    p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "quick.json")
+    p.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/<suite>.json")
     p.add_argument("--keep", type=Path, default=None, help="copy the cold run's results directory here")
     p.add_argument("extra", nargs="*", help="more dememo-bench arguments after --, e.g. -- --poisoner em")
     a = p.parse_args()
+    if a.json is None:
+        a.json = Path(__file__).parent / "results" / f"{Path(a.suite).stem}.json"
     sys.path.insert(0, str(Path(__file__).parent))
     from compare_results import compare
 
