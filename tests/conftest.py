@@ -65,7 +65,8 @@ def real_results(tmp_path_factory) -> dict:
     shipped = resources.files("dememo.suites")
     text = shipped.joinpath("real.toml").read_text()
     edits = {'tracks = ["unlearnability", "unlearning", "interplay"]': 'tracks = ["unlearnability", "unlearning"]',
-             '[[variants.poisoner.em]]\nmode = "sample"\n': ""}
+             '[[variants.poisoner.em]]\nmode = "sample"\n[[variants.poisoner.em]]\nmode = "class"\n':
+             '[[variants.poisoner.em]]\nmode = "class"\n'}
     for old, new in edits.items():
         assert text.count(old) == 1, f"real.toml no longer holds {old!r}: update the real_results fixture"
         text = text.replace(old, new)

@@ -8,20 +8,23 @@ Margins come from the full run's three seeds (README, "The embedded suite `real`
 from __future__ import annotations
 
 import pytest
+from dememo_plugins.metrics.depth import SIGMA_CAP
 
 pytestmark = pytest.mark.slow
 
 DATASET = "mnist-10k"
-#: depth reports a radius beyond its grid as this value (the table prints "> 4" / "> 0.1")
-BEYOND_ETA, BEYOND_SIGMA = 5.0, 1.1
 
 
-def value(results, column, track, method, attack="none", forget=None):
-    """``column`` of the one seed-0 cell of (track, method, attack[, forget set])."""
+def the_cell(results, track, method, attack="none", forget=None) -> dict:
+    """The one seed-0 cell of (track, method, attack[, forget set])."""
     cells = [c for c in results["cells"] if c["track"] == track and c["dataset"] == DATASET and c["method"] == method
              and c["attack"] == attack and c.get("forget") == forget and c["status"] == "ok"]
     assert len(cells) == 1, f"{len(cells)} cells for {track}/{method}@{attack}/{forget}"
-    return cells[0]["metrics"][column]
+    return cells[0]
+
+
+def value(results, column, track, method, attack="none", forget=None):
+    return the_cell(results, track, method, attack, forget)["metrics"][column]
 
 
 def class_em(results) -> str:
@@ -57,10 +60,10 @@ def test_adversarial_training_recovers_class_wise_em(real_results):
 
 
 def test_class_wise_em_is_shallow_under_directed_recovery_not_under_gaussian_noise(real_results):
-    """Weight recovery at η = 1 on 200 clean validation images brings class-wise EM from 62 % to 92 % (seed 0;
-    89.5 ± 3.6 % over 3 seeds) and adds nothing to the clean model; the fresh-initialisation control does not
-    reach the target within η = 4, so the recovered accuracy is what the poisoned model hid. Gaussian weight
-    noise up to σ = 0.1 recovers nothing (depth σ beyond the grid)."""
+    """Weight recovery at η = 1 on 200 clean validation images brings class-wise EM from 62 % to 92 % (seed 0)
+    and adds nothing to the clean model; the same search from a fresh initialisation reaches far less at
+    η = 1 (62 % at seed 0), so most of what comes back is what the poisoned model hid. Gaussian weight noise
+    up to σ = 0.1 recovers nothing (depth σ beyond the grid)."""
     em_label = class_em(real_results)
     em = value(real_results, "test_acc", "unlearnability", em_label)
     recovered = value(real_results, "test_acc", "unlearnability", em_label, attack="weight-recovery")
@@ -68,9 +71,9 @@ def test_class_wise_em_is_shallow_under_directed_recovery_not_under_gaussian_noi
     clean_recovered = value(real_results, "test_acc", "unlearnability", "none", attack="weight-recovery")
     assert recovered >= em + 0.15
     assert abs(clean_recovered - clean) <= 0.02
-    assert value(real_results, "depth_eta", "unlearnability", em_label) <= 1.0
-    assert value(real_results, "depth_eta_control", "unlearnability", em_label) == BEYOND_ETA
-    assert value(real_results, "depth_sigma", "unlearnability", em_label) == BEYOND_SIGMA
+    control = the_cell(real_results, "unlearnability", em_label)["series"]["depth_eta_control_curve"]
+    assert recovered >= control["y"][control["x"].index(1.0)] + 0.15
+    assert value(real_results, "depth_sigma", "unlearnability", em_label) > SIGMA_CAP
 
 
 def test_bad_teacher_hides_class_zero_in_the_head_but_keeps_it_in_the_features(real_results):
@@ -80,7 +83,7 @@ def test_bad_teacher_hides_class_zero_in_the_head_but_keeps_it_in_the_features(r
     within η = 0.25, below the fresh-initialisation control (0.5) and the retrain's 1.0."""
     forget = "class-0"
     assert value(real_results, "forget_acc", "unlearning", "bad-teacher", forget=forget) <= 0.1
-    assert value(real_results, "forget_acc", "unlearning", "retrain", forget=forget) == 0.0
+    assert value(real_results, "forget_acc", "unlearning", "retrain", forget=forget) <= 0.01
     relearned = value(real_results, "forget_acc", "unlearning", "bad-teacher", "prototype-relearn(alpha=0.5)", forget)
     retrain_relearned = value(real_results, "forget_acc", "unlearning", "retrain", "prototype-relearn(alpha=0.5)", forget)
     assert relearned >= 0.5 and retrain_relearned <= 0.1
