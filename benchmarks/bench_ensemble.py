@@ -29,9 +29,9 @@ import torch
 from dememo import plugins
 from dememo.context import Context, seeded_generator, standard_training
 from dememo.ensemble import fit_many
-from dememo.plan.planner import Planner
-from dememo.plan.suite import load_suite
-from dememo.run.devices import prepare_process
+from dememo.planning.planner import Planner
+from dememo.planning.suite import load_suite
+from dememo.engine.devices import prepare_process
 
 
 def context(config, splits, device: torch.device) -> Context:

@@ -1,6 +1,6 @@
 """Evaluation on a CPU: images per second of a forward pass (and of an input gradient, the inner step of
 PGD-style attacks) at batch sizes 16 … 2,048, with glibc's default allocator and after
-``dememo.run.devices.tune_allocator``, for each shipped architecture on its quick-suite input shape (and
+``dememo.engine.devices.tune_allocator``, for each shipped architecture on its quick-suite input shape (and
 resnet18 on CIFAR-sized inputs), with one intra-op thread (the harness default).
 
     python benchmarks/bench_eval_batch.py [--json benchmarks/results/eval-batch.json]
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from dememo import plugins
-from dememo.run.devices import tune_allocator, use_threads
+from dememo.engine.devices import tune_allocator, use_threads
 from dememo.training import eval_batch_size, place
 
 SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048)

@@ -32,8 +32,8 @@ import torch
 from dememo import plugins
 from dememo.context import Context, seeded_generator
 from dememo.data import Data
-from dememo.plan.planner import Planner
-from dememo.plan.suite import load_suite
+from dememo.planning.planner import Planner
+from dememo.planning.suite import load_suite
 
 REFERENCES = {"resnet18": {"seconds": 7 * 60, "accuracy": 0.96, "device": "A100", "source": "standard ResNet-18 CIFAR-10 recipe"},
               "airbench": {"seconds": 3.0, "accuracy": 0.94, "device": "A100", "source": "airbench94, arXiv 2404.00498"}}

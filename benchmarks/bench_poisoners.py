@@ -37,14 +37,14 @@ import torch
 
 from dememo import plugins
 from dememo.budget import Budget, check_poison
-from dememo.run.devices import resolve_device
+from dememo.engine.devices import resolve_device
 from dememo.context import Context, seeded_generator, standard_training
 from dememo.data import Data
 from dememo.environment import fingerprint
 from dememo.hashing import derive_seed
 from dememo.params import build, parse_sets
-from dememo.plan.planner import Planner
-from dememo.plan.suite import load_suite
+from dememo.planning.planner import Planner
+from dememo.planning.suite import load_suite
 
 CIFAR_BUDGETS = {"linf": 8 / 255, "l2": 1.0, "l0": 1.0, "none": float("inf")}
 

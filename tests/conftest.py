@@ -9,12 +9,12 @@ import pytest
 from support import QUICK_CI, REAL_CI, SLOW_PLUGIN, TINY_SUITE, bench, load
 
 os.environ.setdefault("DEMEMO_PROGRESS", "0")
-# end-to-end runs stay in one process (tests/core/run/test_jobs.py runs worker processes): a worker's start
+# end-to-end runs stay in one process (tests/core/engine/test_jobs.py runs worker processes): a worker's start
 # (a fresh interpreter importing torch) would cost more than most test runs
 os.environ.setdefault("DEMEMO_JOBS", "1")
 # in-process tests train with the harness's thread count (one, or $DEMEMO_THREADS) and allocator settings, as the
 # runs they check do
-from dememo.run.devices import prepare_process  # noqa: E402
+from dememo.engine.devices import prepare_process  # noqa: E402
 
 prepare_process()
 # end-to-end runs leave the plots out of leaderboard.html (1-3 s a run); tests/core/board/test_report.py and

@@ -1,8 +1,8 @@
 """Old module paths kept for one release after the core moved into packages (issue 19).
 
-``dememo.runner`` is now ``dememo.run.runner`` and so on. An old path is an alias, not a copy: importing it
+``dememo.runner`` is now ``dememo.engine.runner`` and so on. An old path is an alias, not a copy: importing it
 returns the new module object itself, with a :class:`DeprecationWarning`. Names that moved on to another
-module when a module was split (``dememo.runner.run_cell`` is ``dememo.run.cell.run_cell``; the bundle
+module when a module was split (``dememo.runner.run_cell`` is ``dememo.engine.cell.run_cell``; the bundle
 checks of ``dememo.submission`` are in ``dememo.board.bundle``, which ``dememo.board.submission`` re-exports)
 are not forwarded, and patching a re-export does not patch the code that runs: patch the new home. The
 aliases live in this finder rather than as files so that the package's directory shows only the current
@@ -21,10 +21,10 @@ from typing import Any
 
 #: old module (under ``dememo.``) → its new home
 MOVED = {
-    "runner": "dememo.run.runner", "cache": "dememo.run.cache", "guards": "dememo.run.guards",
-    "globalstate": "dememo.run.globalstate", "executors": "dememo.run.executors",
-    "isolation": "dememo.run.isolation", "devices": "dememo.run.devices", "tuning": "dememo.run.tuner",
-    "suite": "dememo.plan.suite", "planner": "dememo.plan.planner", "tuning_record": "dememo.plan.tuning_record",
+    "runner": "dememo.engine.runner", "cache": "dememo.engine.cache", "guards": "dememo.engine.guards",
+    "globalstate": "dememo.engine.globalstate", "executors": "dememo.engine.executors",
+    "isolation": "dememo.engine.isolation", "devices": "dememo.engine.devices", "tuning": "dememo.engine.tuner",
+    "suite": "dememo.planning.suite", "planner": "dememo.planning.planner", "tuning_record": "dememo.planning.tuning_record",
     "leaderboard": "dememo.board.leaderboard", "leaderboard_html": "dememo.board.html",
     "report": "dememo.board.report", "submission": "dememo.board.submission", "outputs": "dememo.files",
 }

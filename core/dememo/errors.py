@@ -11,10 +11,25 @@ class UserError(Exception):
     exit_code = 2
 
 
+def closest(name: str, known: list[str] | tuple[str, ...]) -> str | None:
+    """The known name the user most likely meant: the same name in other case (``EM`` → ``em``), else the
+    closest by spelling, compared case-insensitively; None when nothing is close."""
+    folded = {k.casefold(): k for k in known}
+    if name.casefold() in folded:
+        return folded[name.casefold()]
+    close = difflib.get_close_matches(name.casefold(), list(folded), n=1)
+    return folded[close[0]] if close else None
+
+
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or the empty string."""
+    close = closest(name, known)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
 class UnknownPluginError(UserError):
     def __init__(self, family: str, name: str, known: list[str]):
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(name, known)
         super().__init__(
             f"unknown {family} {name!r}{hint}; run 'dememo-bench --list' to see the installed ones"
         )

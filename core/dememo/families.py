@@ -76,7 +76,7 @@ class Poisoner(Plugin):
     ``ratio`` (every poisoner has it; ``--set em.ratio=0.2``) is partial poisoning, handled by the
     harness: the poisoner always perturbs the whole training set, the harness stores the perturbation δ
     and applies it only to a fixed, seeded subset of ``round(ratio·n)`` samples (the same subset for
-    every poisoner, nested across ratios; see ``dememo.run.runner.poison_subset``). So a ratio sweep reuses
+    every poisoner, nested across ratios; see ``dememo.engine.runner.poison_subset``). So a ratio sweep reuses
     one poison, and the subset is recorded in each result.
     """
 

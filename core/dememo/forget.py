@@ -1,6 +1,6 @@
 """Forget sets: which training samples an unlearning task removes.
 
-Kinds (``dememo.plan.suite.ForgetSpec``):
+Kinds (``dememo.planning.suite.ForgetSpec``):
 
 - ``random``: ``round(fraction·n)`` samples, the first positions of a permutation seeded by the spec and
   the seed (SalUn's 10 % random forgetting).

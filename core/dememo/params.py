@@ -5,7 +5,6 @@ Failures become one-line, path-addressed messages such as ``expected float @ $.f
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from typing import Any, TypeVar
@@ -14,7 +13,7 @@ import attrs
 import cattrs
 import cattrs.v
 
-from dememo.errors import ParameterError
+from dememo.errors import ParameterError, did_you_mean
 
 T = TypeVar("T")
 
@@ -123,8 +122,7 @@ def build(cls: type[T], params: dict[str, Any], path: str) -> T:
     known = field_names(cls)
     for name in params:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, known)
             choices = ", ".join(known) if known else "none"
             raise ParameterError(f"unknown parameter {name!r} @ {path}{hint}; parameters: {choices}")
     return structure(dict(params), cls, path)

@@ -11,6 +11,7 @@ register is reported by name with its error and the others keep working (pluggy'
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import traceback
@@ -47,8 +48,52 @@ class PluginInfo:
             "distribution": self.distribution,
             "distribution_version": self.dist_version,
             "summary": self.cls.summary(),
+            "params": parameters(self.cls),
             **({"sweeps": [w.to_json() for w in self.cls.sweeps]} if self.family == "attack" else {}),  # type: ignore[attr-defined]
         }
+
+
+def _type_name(t: Any) -> str:
+    if isinstance(t, str):
+        return t
+    if getattr(t, "__args__", None) is not None or getattr(t, "__origin__", None) is not None:
+        return str(t).replace("typing.", "")
+    return getattr(t, "__name__", str(t))
+
+
+def _json_default(value: Any) -> Any:
+    """A default as JSON: numbers, strings, booleans and lists of them as they are; ∞ as the string "inf";
+    anything else by its repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_json_default(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_default(v) for k, v in value.items()}
+    return repr(value)
+
+
+def parameters(cls: type) -> list[dict[str, Any]]:
+    """A plugin's hyper-parameters: name, type and default (``required`` when it has none)."""
+    if not attrs.has(cls):
+        return []
+    try:
+        attrs.resolve_types(cls)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve is shown as written
+        pass
+    out = []
+    for f in attrs.fields(cls):
+        entry: dict[str, Any] = {"name": f.name, "type": _type_name(f.type)}
+        if f.default is attrs.NOTHING:
+            entry["required"] = True
+        elif isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            entry["default"] = _json_default(f.default.factory() if not f.default.takes_self else None)  # type: ignore[union-attr]
+        else:
+            entry["default"] = _json_default(f.default)
+        out.append(entry)
+    return out
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""The core's layout is a contract (issue 19): imports run one way, cli → board → run → results → plan →
+"""The core's layout is a contract (issue 19): imports run one way, cli → api → board → engine → results → planning →
 the plugin API at the top of ``dememo``, with no cycles; plugins use only the public surface; and the core
 names no first-party plugin."""
 
@@ -17,7 +17,7 @@ CORE = Path(dememo.__file__).parent
 PLUGINS = CORE.parents[1] / "plugins" / "dememo_plugins"
 
 #: a module may import its own package's modules and those of the layers below it (higher number = higher)
-LAYERS = {"plugin API": 0, "plan": 1, "results": 2, "run": 3, "board": 4, "cli": 5, "testing": 5}
+LAYERS = {"plugin API": 0, "planning": 1, "results": 2, "engine": 3, "board": 4, "api": 5, "cli": 6, "testing": 5}
 
 
 def module_name(path: Path, root: Path = CORE) -> str:
@@ -78,7 +78,7 @@ def test_imports_run_one_way():
             if LAYERS[layer(dep)] > LAYERS[layer(module)] or (
                     LAYERS[layer(dep)] == LAYERS[layer(module)] and layer(dep) != layer(module)):
                 wrong.append(f"{module} ({layer(module)}) imports {dep} ({layer(dep)})")
-    assert not wrong, "imports against the layering cli → board → run → results → plan → plugin API:\n" + "\n".join(sorted(wrong))
+    assert not wrong, "imports against the layering cli → api → board → engine → results → planning → plugin API:\n" + "\n".join(sorted(wrong))
 
 
 def test_no_import_cycles():
@@ -116,7 +116,7 @@ def test_no_import_cycles():
 def test_the_graph_sees_imports_inside_functions(tmp_path):
     # the checks above would pass vacuously if lazy imports were missed: the CLI imports its subcommands lazily
     assert "dememo.board.report" in imports(CORE / "cli" / "report.py")
-    assert "dememo.run.executors" in imports(CORE / "run" / "session.py")
+    assert "dememo.engine.executors" in imports(CORE / "engine" / "session.py")
     assert "dememo.files" in imports(CORE / "results" / "io.py")
 
 
@@ -151,7 +151,7 @@ def test_the_public_surface_is_importable_from_the_package():
 VOCABULARY = {"memorization", "rum", "cuda", "owner-share"}  # owner-share: the interplay track's data subset
 #: a default of the suite format that names a plugin: a memorization forget set's scorer (the shipped suites
 #: name it explicitly)
-DEFAULTS = {("dememo.plan.suite", "confidence")}
+DEFAULTS = {("dememo.planning.suite", "confidence")}
 
 
 def strings_in_code(path: Path) -> list[tuple[int, str]]:

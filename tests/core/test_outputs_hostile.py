@@ -21,8 +21,8 @@ from dememo.board import leaderboard, writer
 from dememo.errors import StorageError, UserError, storage_advice
 from dememo.files import atomic_write_bytes
 from dememo.results.record import CellRecord
-from dememo.run import cache
-from dememo.run.cache import Store
+from dememo.engine import cache
+from dememo.engine.cache import Store
 
 KEYS = [f"{i:02x}" + "a" * 62 for i in range(3)]
 

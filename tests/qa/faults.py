@@ -37,7 +37,7 @@ from typing import Any
 
 import attrs
 
-from dememo.run.cache import Store
+from dememo.engine.cache import Store
 
 
 @attrs.define

@@ -762,8 +762,8 @@ def run_set_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     filter, so its values are structured), and the same through ``dememo-bench --set`` (which stops when
     loading the suite's dataset, whose files are absent)."""
     from dememo.params import parse_label, parse_sets
-    from dememo.plan.planner import Filters, Planner
-    from dememo.plan.suite import load_suite
+    from dememo.planning.planner import Filters, Planner
+    from dememo.planning.suite import load_suite
 
     items = _set_items(env, case)
     wanted: dict[str, list[str]] = {"poisoner": ["none"]}
@@ -838,8 +838,8 @@ def _suite_path(env: FuzzEnv, case: dict[str, Any], d: Path) -> str:
 def run_suite_case(env: FuzzEnv, case: dict[str, Any]) -> Outcome:
     """load_suite on the file, then planning it with every installed plugin; and ``dememo-bench --suite``
     with an unknown unlearner (the command stops after reading the suite)."""
-    from dememo.plan.planner import Planner
-    from dememo.plan.suite import load_suite
+    from dememo.planning.planner import Planner
+    from dememo.planning.suite import load_suite
 
     d = env.case_dir()
     where = _suite_path(env, case, d)

@@ -13,7 +13,7 @@ shared cache, then runs the slice once more without any of them on that cache:
 - ``wrong`` counts numbers served (status ok or not) with another value than the reference's, ``lost``
   reference numbers missing from the final clean run.
 
-``tests/core/run/test_plugin_misbehaviour.py`` runs every class; ``benchmarks/bench_reliability.py`` reports the
+``tests/core/engine/test_plugin_misbehaviour.py`` runs every class; ``benchmarks/bench_reliability.py`` reports the
 category "plugin misbehaviour".
 """
 

@@ -25,8 +25,8 @@ from dememo.data import Splits, Task
 from dememo.evaluation import Evaluation
 from dememo.hashing import derive_seed
 from dememo.params import build
-from dememo.plan.planner import Planner
-from dememo.plan.suite import ForgetSpec, load_suite
+from dememo.planning.planner import Planner
+from dememo.planning.suite import ForgetSpec, load_suite
 from dememo.training import accuracy
 
 DATA_DIR = Path(tempfile.gettempdir()) / "dememo-test-data"

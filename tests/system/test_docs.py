@@ -30,3 +30,33 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_readme_quick_start_runs_the_default_suite():
     readme = (ROOT / "README.md").read_text()
     assert re.search(r"^pip install -e \. && dememo-bench --all", readme, flags=re.M)
+
+
+def test_the_readmes_export_unlearn_eval_round_trip_runs(tmp_path, monkeypatch):
+    """The README's plain-PyTorch unlearning, between `dememo-bench export` and `eval`, run as written (on the
+    tiny suite, whose digits model is the quick suite's architecture, to keep it seconds)."""
+    import json
+
+    from support import TINY_SUITE, cli
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"^(dememo-bench export .*?)\npython - <<'PY'\n(.*?)\nPY\n(dememo-bench eval .*?)$", readme,
+                      flags=re.M | re.S)
+    assert block, "the README shows export, a Python unlearning and eval"
+    export_line, code, eval_line = block.groups()
+    assert "--dataset digits --forget class-0" in export_line and "--out exp" in export_line
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY_SUITE.replace('[[forget]]\nkind = "random"', '[[forget]]\nkind = "class"\nclasses = [0]\n\n'
+                                        '[[forget]]\nkind = "random"', 1))
+    monkeypatch.chdir(tmp_path)
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    args = export_line.split()[1:]
+    args[args.index("quick")] = str(suite)
+    assert cli(*args, *cache).returncode == 0
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "unlearned.pt").exists()
+    proc = cli(*eval_line.split()[1:], *cache, "--attack", "none", "--metric", "unlearning-accuracy", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "my-finetune" in proc.stdout
+    cells = json.loads((tmp_path / "dememo-results" / "eval-my-finetune" / "results.json").read_text())["cells"]
+    assert {c["method"] for c in cells} == {"original", "retrain", "my-finetune"}

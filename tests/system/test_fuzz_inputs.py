@@ -37,7 +37,7 @@ from dememo.errors import DatasetError, ParameterError, SuiteError, UserError
 from dememo.files import write_files
 from dememo.hashing import digest
 from dememo.params import build, parse_sets, parse_value
-from dememo.plan.suite import load_suite
+from dememo.planning.suite import load_suite
 from dememo.results import load_results
 from dememo.training import Recipe
 
@@ -239,7 +239,7 @@ def test_a_device_is_neither_a_tuning_file_nor_results(tmp_path):
 
 def test_seed_limits_agree():
     from dememo import results
-    from dememo.plan import suite
+    from dememo.planning import suite
     assert results.MAX_SEEDS == suite.MAX_SEEDS
 
 

@@ -185,7 +185,8 @@ def _where(c: dict[str, Any]) -> str:
 
 
 def _bundle_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in cell.items() if k != "timings"}  # wall-clock, and not part of the claim
+    # wall-clock timings and the model's key in the submitter's own cache are not part of the claim
+    out = {k: v for k, v in cell.items() if k not in ("timings", "model")}
     if isinstance(out.get("error"), dict):
         out["error"] = {k: out["error"][k] for k in ("stage", "message") if k in out["error"]}
     return out
@@ -373,7 +374,7 @@ def _shape_errors(b: dict[str, Any]) -> list[str]:
     --rerun`` re-plans it) and cells, columns and suite in the shape the board's tables read
     (``results.shape_problem``, as for a ``results.json``)."""
     from dememo.params import structure
-    from dememo.plan.suite import Suite
+    from dememo.planning.suite import Suite
 
     try:
         structure(b["suite"], Suite, "$.suite")
@@ -534,7 +535,7 @@ def _method(c: dict[str, Any]) -> str:
 def _forget_labels(suite: dict[str, Any]) -> dict[str, str]:
     """Canonical JSON of every forget set the suite plans (``params.forget``) → its label."""
     from dememo.params import structure
-    from dememo.plan.suite import Suite
+    from dememo.planning.suite import Suite
 
     s = structure(suite, Suite, "$.suite")
     out = {canonical_bytes(f.to_json()).decode(): f.label() for f in s.forget}
@@ -603,8 +604,8 @@ class _SuitePlan:
     def __init__(self, b: dict[str, Any]):
         from dememo import plugins
         from dememo.params import structure
-        from dememo.plan.planner import Planner
-        from dememo.plan.suite import Suite
+        from dememo.planning.planner import Planner
+        from dememo.planning.suite import Suite
 
         self.own = owning_plugins(b)
         self.suite = structure(b["suite"], Suite, "$.suite")

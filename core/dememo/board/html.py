@@ -73,7 +73,8 @@ _CACHE: ContextVar[FigureCache | None] = ContextVar("dememo_figure_cache", defau
 CSS = """body{font-family:system-ui,sans-serif;max-width:75em;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:1.05em}
 .env,.legend,.notes,figcaption,.hint{font-size:.85em;color:#555}.partial{color:#a00;border:1px solid #a00;padding:.3em .5em}code{background:#f4f4f4;padding:0 .2em}
-table.lb{border-collapse:collapse;margin:.6em 0 1.4em;font-size:.85em}
+.scroll{overflow-x:auto;max-width:100%;margin:.6em 0 1.4em}.scroll:focus-visible{outline:2px solid #36c}
+table.lb{border-collapse:collapse;font-size:.85em}
 table.lb caption{text-align:left;font-style:italic;padding:.2em 0}
 table.lb th,table.lb td{border:1px solid #ddd;padding:.2em .5em;text-align:right;white-space:nowrap}
 table.lb th[scope=row],table.lb td.text{text-align:left}
@@ -225,9 +226,11 @@ def _table(index: int, table: Mapping[str, Any], keys: list[str | None], meta_al
             cells.append(f"<td{attrs}>{_e(text)}</td>")
         ref = ' data-ref=""' if row[0] in references else ""
         rows.append(f'<tr data-i="{i}"{ref}>' + "".join(cells) + "</tr>")
-    return (f'<table class="lb" id="t{index}" data-table="{index}" data-track="{_e(track)}">'
+    # a table wider than the page scrolls inside its own box (focusable, so the keyboard scrolls it too)
+    return (f'<div class="scroll" role="region" tabindex="0" aria-label="Table {index}">'
+            f'<table class="lb" id="t{index}" data-table="{index}" data-track="{_e(track)}">'
             f"<caption>Table {index}: {_e(caption)}</caption>\n<thead><tr>{''.join(head)}</tr></thead>\n"
-            "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
+            "<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div>")
 
 
 def _first_paragraph(doc: str | None) -> str:

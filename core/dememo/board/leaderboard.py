@@ -146,9 +146,10 @@ def _scores(meta: dict[str, Any], means: dict[str, float | None], references: se
 
 def _best(meta: dict[str, Any], means: dict[str, float | None], references: set[str],
           paired: dict[str, str] | None = None) -> set[str]:
-    """Rows with the best mean for a column, by its direction; reference rows never win."""
+    """Rows with the best mean for a column, by its direction; reference rows never win, and a column where
+    fewer than two non-reference rows have a value marks none (one row is not the best of anything)."""
     scored = _scores(meta, means, references, paired)
-    if not scored:
+    if len(scored) < 2:
         return set()
     goal = min(scored.values())
     return {m for m, v in scored.items() if math.isclose(v, goal, abs_tol=1e-12)}
@@ -185,8 +186,17 @@ def composite_rank(per_column: list[dict[str, float]], rows: list[str]) -> dict[
     return {m: sum(r[m] for r in ranks) / len(ranks) for m in rows}
 
 
+#: units a column header names, unless its label already does (fractions are shown as %, said by the legend;
+#: numbers and counts need none): unit → (suffix, words that already name it)
+UNIT_SUFFIX = {"seconds": ("s", ("(s)", "second")), "epochs": ("epochs", ("epoch",))}
+
+
 def _header(meta: dict[str, Any], key: str) -> str:
-    return f"{meta.get('label', key)} {ARROWS.get(meta.get('direction', ''), '')}".strip()
+    label = str(meta.get("label", key))
+    suffix, named = UNIT_SUFFIX.get(meta.get("unit", ""), (None, ()))
+    if suffix and not any(word in label.lower() for word in named):
+        label = f"{label} ({suffix})"
+    return f"{label} {ARROWS.get(meta.get('direction', ''), '')}".strip()
 
 
 def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any]:
@@ -388,7 +398,8 @@ def title(track: str, dataset: str, forget: str | None, cells: list[CellRecord])
 
 LEGEND = ("Mean ± std over seeds; fractions shown as %. ↑ higher is better, ↓ lower is better, ≈ closest to the "
           "reference row (retrain) is better — always from the dememorizer's side (lower test accuracy = a stronger "
-          "poison). * marks the best non-reference row; reference rows (none, original, retrain) are never marked.")
+          "poison). * marks the best non-reference row where two or more compete; reference rows (none, original, retrain) "
+          "are never marked.")
 
 
 #: at most this many metric columns per printed table; wider tables are printed in parts, each repeating the
@@ -415,9 +426,45 @@ def split_columns(header: list[str], rows: list[list[str]], width: int = MAX_PRI
     return out
 
 
-def render(results: dict[str, Any], fmt: str = "simple") -> str:
+def split_to_width(header: list[str], rows: list[list[str]], width: int) -> list[tuple[list[str], list[list[str]]]]:
+    """A table as parts no wider than ``width`` characters as tabulate's ``simple`` format draws them (two
+    spaces between columns), each with the leading label columns and the trailing ``seeds`` column; a part
+    holds at least one metric column, however wide."""
+    widths = [max([len(h) for h in header[i].splitlines() or [""]] + [len(r[i]) for r in rows]) for i in range(len(header))]
+    lead = 0
+    while lead < len(header) and header[lead] in LABEL_COLUMNS:
+        lead += 1
+    tail = 1 if header and header[-1] == "seeds" else 0
+    fixed = list(range(lead)) + list(range(len(header) - tail, len(header)))
+    base = sum(widths[i] + 2 for i in fixed)
+    parts: list[list[int]] = [[]]
+    used = base
+    for i in range(lead, len(header) - tail):
+        if parts[-1] and used + widths[i] + 2 > width:
+            parts.append([])
+            used = base
+        parts[-1].append(i)
+        used += widths[i] + 2
+    if len(parts) == 1:
+        return [(header, rows)]
+    out = []
+    for middle in parts:
+        idx = list(range(lead)) + middle + list(range(len(header) - tail, len(header)))
+        out.append(([header[i] for i in idx], [[row[i] for i in idx] for row in rows]))
+    return out
+
+
+def terminal_width() -> int:
+    """The terminal's width (``$COLUMNS`` first; 120 when the output is not a terminal)."""
+    import shutil
+
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def render(results: dict[str, Any], fmt: str = "simple", width: int | None = None) -> str:
     """All tables in one text, as tabulate format ``fmt`` (``simple`` for the terminal, ``github`` for Markdown);
-    partial results open with their :func:`partial_note`."""
+    partial results open with their :func:`partial_note`. A ``simple`` table wider than ``width`` (default:
+    the terminal's) is printed in parts, each repeating the row labels."""
     parts = []
     md = fmt == "github"
     esc = md_escape if md else _same  # bundle and results text is data: in Markdown it must stay text
@@ -428,6 +475,9 @@ def render(results: dict[str, Any], fmt: str = "simple") -> str:
         parts.append(("### " if md else "== ") + esc(title(track, dataset, forget, cells)) + ("" if md else " =="))
         for table in build_tables(results, cells):
             pieces = split_columns(table["header"], table["rows"])
+            if not md:
+                limit = width or terminal_width()
+                pieces = [p for h, r in pieces for p in split_to_width(h, r, limit)]
             for i, (header, rows) in enumerate(pieces):
                 caption = table["caption"]
                 if len(pieces) > 1:

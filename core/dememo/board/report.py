@@ -51,7 +51,7 @@ from dememo.board.leaderboard import reference_rows, sorted_groups, without_para
 from dememo.errors import UserError
 from dememo.hashing import canonical, canonical_json, digest
 from dememo.numbers import finite
-from dememo.plan.suite import Curve as SuiteCurve
+from dememo.planning.suite import Curve as SuiteCurve
 from dememo.results.aggregate import stats
 from dememo.results.record import CellRecord, records
 
@@ -853,9 +853,25 @@ def _environment(results: Mapping[str, Any]) -> str:
     cells = records(results.get("cells") or [])
     failed = sum(1 for c in cells if c.status == "failed")
     parts.append(f"{len(cells)} cells ({failed} failed)")
-    if env.get("wall_seconds") is not None:
-        parts.append(f"run time {float(env['wall_seconds']):.0f} s")
+    parts += _run_time(env, len(cells))
     return " · ".join(parts)
+
+
+def _run_time(env: Mapping[str, Any], cells: int) -> list[str]:
+    """What the results cost to compute (the seconds of the distinct stages behind them, wherever they were
+    computed) and what the run that wrote them took: a re-run served from the cache says so rather than
+    passing its seconds off as the cost."""
+    out = []
+    if env.get("compute_seconds") is not None:
+        out.append(f"compute {float(env['compute_seconds']):.0f} s (the stages behind these results)")
+    if env.get("wall_seconds") is not None:
+        wall = f"run time {float(env['wall_seconds']):.0f} s"
+        cached = env.get("cells_from_cache")
+        if cached:
+            wall += f" ({cached} of {cells} cells from the cache" + (
+                f", {float(env['computed_seconds']):.0f} s of stages computed)" if env.get("computed_seconds") else ")")
+        out.append(wall)
+    return out
 
 
 def _reference_names(results: Mapping[str, Any]) -> list[str]:

@@ -105,8 +105,8 @@ def _replan(b: dict[str, Any], claimed: CellRecord, registry: Any) -> tuple[Any,
     and, when there is none, what differs. Tried as the suite plans it, then with the parameters the claimed
     cell records (``_recorded_sets``), so that a bundle of a run with ``--set`` can be re-run."""
     from dememo.params import structure
-    from dememo.plan.planner import Filters, Planner
-    from dememo.plan.suite import Suite
+    from dememo.planning.planner import Filters, Planner
+    from dememo.planning.suite import Suite
 
     suite = structure(b["suite"], Suite, "$")
     p = claimed.params
@@ -254,9 +254,9 @@ class _Rerunner:
         import torch
 
         from dememo.progress import Progress
-        from dememo.run.cache import Store
-        from dememo.run.devices import prepare_process
-        from dememo.run.runner import Runner
+        from dememo.engine.cache import Store
+        from dememo.engine.devices import prepare_process
+        from dememo.engine.runner import Runner
 
         prepare_process(self.threads)  # the bundle's run's count (results depend on it), else $DEMEMO_THREADS or 1
         self.runner = Runner(Store(cache_dir), torch.device(self.device), Progress(show=False), data_dir=self.data_dir,
@@ -264,7 +264,7 @@ class _Rerunner:
         return self
 
     def run_cell(self, cell: Any) -> CellRecord:
-        from dememo.run.cell import run_cell
+        from dememo.engine.cell import run_cell
 
         return run_cell(self.runner, cell)
 

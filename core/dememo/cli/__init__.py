@@ -1,7 +1,8 @@
 """``dememo-bench``: one module per subcommand, each with ``parser()`` and ``main(args)``.
 
-``dememo-bench [--all ...]`` is :mod:`dememo.cli.run`; ``tune``, ``report``, ``submit``, ``verify`` and
-``leaderboard`` are the modules of the same names, imported only when used (start-up time).
+``dememo-bench [--all ...]`` is :mod:`dememo.cli.run`; the subcommands (:mod:`dememo.cli.commands`: ``plan``,
+``suite``, ``tune``, ``report``, ``submit``, ``verify``, ``leaderboard``) are the modules of the same names,
+imported only when used (start-up time).
 """
 
 from __future__ import annotations
@@ -11,24 +12,25 @@ import signal
 import sys
 
 from dememo import interrupts
+from dememo.cli.commands import COMMANDS
 from dememo.errors import UserError
 from dememo.params import printable
 from dememo.progress import log_lines
 
 #: subcommand → its module under dememo.cli
-SUBCOMMANDS = {"tune": "tune", "report": "report", "submit": "submit", "verify": "verify", "leaderboard": "leaderboard"}
+SUBCOMMANDS = {name: module for name, (module, _) in COMMANDS.items()}
 
 #: names the one-module CLI had, and where they live now (read through ``dememo.cli`` for one more release;
 #: ``dememo.cli.run``, once a function, is now the module of the main command)
 MOVED = {
     "parser": "dememo.cli.run:parser", "default_cache_dir": "dememo.cli.run:default_cache_dir",
-    "list_plugins": "dememo.cli.run:list_plugins", "LARGE_PLAN": "dememo.run.session:LARGE_PLAN",
-    "check_plan_size": "dememo.run.session:check_plan_size", "columns_meta": "dememo.run.session:columns_meta",
-    "load_datasets": "dememo.run.session:load_datasets", "output_files": "dememo.board.writer:output_files",
+    "list_plugins": "dememo.cli.run:list_plugins", "LARGE_PLAN": "dememo.engine.session:LARGE_PLAN",
+    "check_plan_size": "dememo.engine.session:check_plan_size", "columns_meta": "dememo.engine.session:columns_meta",
+    "load_datasets": "dememo.engine.session:load_datasets", "output_files": "dememo.board.writer:output_files",
     "write_outputs": "dememo.board.writer:write_outputs", "PARTIAL_DIR": "dememo.board.writer:PARTIAL_DIR",
-    "resolve_device": "dememo.run.devices:resolve_device", "set_deterministic": "dememo.run.devices:set_deterministic",
-    **{f"{name}_parser": f"dememo.cli.{module}:parser" for name, module in SUBCOMMANDS.items()},
-    **{f"run_{name}": f"dememo.cli.{module}:main" for name, module in SUBCOMMANDS.items()},
+    "resolve_device": "dememo.engine.devices:resolve_device", "set_deterministic": "dememo.engine.devices:set_deterministic",
+    **{f"{name}_parser": f"dememo.cli.{name}:parser" for name in ("tune", "report", "submit", "verify", "leaderboard")},
+    **{f"run_{name}": f"dememo.cli.{name}:main" for name in ("tune", "report", "submit", "verify", "leaderboard")},
 }
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dememo.errors import UserError
-from dememo.run.devices import resolve_device
+from dememo.engine.devices import resolve_device
 from dememo.board.public import build_board
 
 

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
 import sys
 from pathlib import Path
 
-import attrs
-
-from dememo import interrupts, plugins, results
+from dememo import __version__, plugins
+from dememo.api import announce_end
+from dememo.api.launch import Launch
+from dememo.api.options import RunOptions, default_cache_dir  # noqa: F401 - dememo.cli.default_cache_dir's home
+from dememo.api.preview import preview
 from dememo.board import leaderboard
-from dememo.board.writer import write_outputs
-from dememo.environment import fingerprint
-from dememo.errors import StorageError, UserError, storage_advice
-from dememo.params import parse_sets
-from dememo.plan.planner import Filters, Planner
-from dememo.plan.suite import MAX_SEEDS, load_suite
-from dememo.progress import Progress
-from dememo.run.cache import Store
-from dememo.run.devices import count_setting, default_jobs, prepare_process, resolve_device, set_deterministic
-from dememo.run.executors import RunSpec
-from dememo.run.runner import Runner
-from dememo.run.session import LARGE_PLAN, Workers, check_plan_size, columns_meta, execute, load_datasets
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("DEMEMO_CACHE_DIR"):
-        return Path(os.environ["DEMEMO_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "dememo"
+from dememo.cli.commands import help_text
+from dememo.engine.session import LARGE_PLAN
+from dememo.errors import UserError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,9 +25,28 @@ def parser() -> argparse.ArgumentParser:
         prog="dememo-bench",
         description="Benchmark model dememorization: unlearnable examples, machine unlearning and the attacks "
         "that show a model still knows its data.",
+        epilog=SUBCOMMAND_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_run_arguments(p)
+    return p
+
+
+SUBCOMMAND_HELP = help_text() + """
+
+examples:
+  dememo-bench --all                                   the embedded default suite, every installed plugin
+  dememo-bench plan --all --unlearner scrub --seeds 1  see a narrowed run before starting it
+  dememo-bench --all --unlearner scrub --seeds 1       run it
+  dememo-bench --list                                  the installed plugins"""
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of a run, shared by ``dememo-bench`` and ``dememo-bench plan``."""
+    p.add_argument("--version", action="version", version=f"dememo {__version__}")
     p.add_argument("--all", action="store_true", help="run every compatible combination of installed plugins")
-    p.add_argument("--list", action="store_true", help="list installed plugins by family and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (as 'dememo-bench plan') and exit")
+    p.add_argument("--list", action="store_true", help="list installed plugins by family and exit (--format json: "
+                   "with each plugin's parameters, their types and defaults)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format of --list")
     p.add_argument("--suite", default="quick", help="shipped suite name or path to a suite .toml (default: quick)")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1, mps (default: auto)")
@@ -53,6 +58,11 @@ def parser() -> argparse.ArgumentParser:
     for family in ("poisoner", "unlearner", "attack", "metric"):
         p.add_argument(f"--{family}", action="append", default=[], metavar="NAME",
                        help=f"only this {family} (repeatable; references stay)")
+    p.add_argument("--dataset", action="append", default=[], metavar="NAME", help="only this dataset of the suite (repeatable)")
+    p.add_argument("--forget", action="append", default=[], metavar="LABEL",
+                   help="only this forget set (e.g. class-0, random-10%%) or interplay target (share, clean); repeatable")
+    p.add_argument("--track", action="append", default=[], choices=["unlearnability", "unlearning", "interplay"],
+                   help="only this track (repeatable; default: the suite's, narrowed by the plugin filters)")
     p.add_argument("--set", action="append", default=[], metavar="PLUGIN.PARAM=VALUE",
                    help="override a hyper-parameter, e.g. --set finetune.lr=0.01 or --set recipe.epochs=5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -78,38 +88,42 @@ def parser() -> argparse.ArgumentParser:
                    "run on the same machine then gives bit-identical results")
     p.add_argument("--yes", action="store_true",
                    help=f"run a plan of more than {LARGE_PLAN:,} cells without asking (it is refused otherwise)")
-    return p
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in "…" when cut."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def list_plugins(registry: plugins.Registry, fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"plugins": [i.to_json() for i in registry.all()],
                            "load_failures": [f.to_json() for f in registry.failures]}, indent=2)
+    width = shutil.get_terminal_size((100, 24)).columns  # a pipe or a file: 100 columns
+    infos_all = list(registry.all())
+    dist = max((len(i.distribution) for i in infos_all), default=6)
+    name = max((len(i.cls.name) for i in infos_all), default=10)
     lines = []
     for family in ("dataset", "architecture", "poisoner", "unlearner", "attack", "metric"):
         infos = [registry.classes[family][n] for n in registry.names(family)]
         lines.append(f"{family}s ({len(infos)}):")
         for i in infos:
-            lines.append(f"  {i.cls.name:<20} v{i.cls.version:<5} {i.distribution:<22} {i.cls.summary()}")
+            head = f"  {i.cls.name:<{name}} v{i.cls.version:<4} {i.distribution:<{dist}} "
+            lines.append(head + shorten(i.cls.summary(), max(20, width - len(head))))
     for f in registry.failures:
         lines.append(f"FAILED TO LOAD {f.plugin} ({f.distribution}): {f.error}")
     return "\n".join(lines)
 
 
-def _saved_note(out: Path, done: int, unsaved: int) -> str:
-    """What is true of the per-cell files (resume relies on them): said only when it is so."""
-    if not done:
-        return "no cell had finished"
-    if not unsaved:
-        return f"the {done} finished cells are saved one file each in {out / 'cells'}"
-    return f"{done - unsaved} of the {done} finished cells are saved in {out / 'cells'} ({unsaved} could not be written)"
-
-
-def _written_note(out: Path, written: Path) -> str:
-    """Where a partial set went, and why not to ``out`` when it did not."""
-    if written == out:
-        return str(out)
-    return f"{written} (the complete results.json of an earlier run in {out} is kept)"
+def options(args: argparse.Namespace) -> RunOptions:
+    """The run's options from the command line's flags."""
+    return RunOptions(
+        suite=args.suite, poisoners=args.poisoner, unlearners=args.unlearner, attacks=args.attack,
+        metrics=args.metric, datasets=args.dataset, forget=args.forget, tracks=args.track, seeds=args.seeds,
+        sets=args.set, device=args.device, out=args.out, cache_dir=args.cache_dir, data_dir=args.data_dir,
+        download=args.download, jobs=args.jobs, threads=args.threads, executor=args.executor, address=args.address,
+        isolate=args.isolate, cell_timeout=args.cell_timeout, cell_memory=args.cell_memory,
+        deterministic=args.deterministic, yes=args.yes, progress=False if args.quiet else None)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -120,107 +134,27 @@ def main(args: argparse.Namespace) -> int:
     if args.list:
         print(list_plugins(registry, args.format))
         return 0
-    if not args.all and not any([args.poisoner, args.unlearner, args.attack, args.metric]):
-        raise UserError("nothing to run: give --all (optionally narrowed by --poisoner/--unlearner/...) or --list")
-    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
-        raise UserError(f"--seeds must be between 1 and {MAX_SEEDS}")
-    if args.cell_timeout is not None or args.cell_memory is not None:
-        args.isolate = True
-    if args.isolate and args.executor != "local":
-        raise UserError("--isolate works with the local executor; Ray already runs every task in a worker process")
-    if args.jobs is not None and args.executor != "local":
-        raise UserError("--jobs works with the local executor; Ray schedules its own tasks (leave --jobs out)")
-    suite = load_suite(args.suite)
-    if args.deterministic:
-        set_deterministic()
-    device = resolve_device(args.device)
-    threads = prepare_process(args.threads)
-    jobs = count_setting("--jobs", args.jobs, "DEMEMO_JOBS", default_jobs(device)) if args.executor == "local" else 1
-    planner = Planner(registry, suite, parse_sets(args.set))
-    filters = Filters(tuple(args.poisoner), tuple(args.unlearner), tuple(args.attack), tuple(args.metric))
-    cells = planner.cells(filters, seeds=args.seeds)
-    if not cells:
-        raise UserError("the filters leave no cell to run; see 'dememo-bench --list'")
-    check_plan_size(cells, args.yes)
-    # absolute from here on: a plugin that changes the working directory cannot move where results go
-    out = (args.out or Path("dememo-results") / suite.name).absolute()
-    cache = (args.cache_dir or default_cache_dir()).absolute()
-    if args.data_dir is not None:
-        args.data_dir = Path(args.data_dir).absolute()
-    store = Store(cache)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        store.root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output or cache directory: {exc}") from None
-    store.sweep()  # temporaries of writers killed long ago
-    progress = Progress(show=False if args.quiet else None)
-    runner = Runner(store, device, progress, data_dir=args.data_dir, download=args.download, planner=planner)
-    load_datasets(runner, planner, suite, cells)
-
-    jobs = min(jobs, len(cells))
-    where = "this process" if jobs == 1 and not args.isolate else f"{jobs} worker process{'es' if jobs > 1 else ''}"
-    if args.executor == "ray":
-        where = "Ray tasks"
-    print(f"dememo-bench: suite {suite.name!r}, {len(cells)} cells, device {device}, {where} of {threads} thread"
-          f"{'s' if threads > 1 else ''}, cache {cache}", file=sys.stderr)
-    workers = None
-    if args.executor == "ray" or args.isolate or jobs > 1:
-        given = Path(args.suite)  # workers may start in another directory: paths are made absolute
-        suite_ref = str(given.resolve()) if given.suffix == ".toml" or given.exists() else args.suite
-        spec = RunSpec(suite=suite_ref, sets=parse_sets(args.set), filters=attrs.asdict(filters),
-                       seeds=args.seeds, device=str(device), cache_dir=str(Path(cache).resolve()),
-                       data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None, download=args.download,
-                       deterministic=args.deterministic, threads=threads)
-        memory = None if args.cell_memory is None else int(args.cell_memory * 2**30)
-        workers = Workers(spec, args.executor == "local", args.cell_timeout, memory, args.address, jobs)
-    outcome = execute(cells, runner, out, progress, workers)
-    records, unsaved, elapsed = outcome.records, outcome.unsaved, outcome.elapsed
-    interrupted, stopped, crashed = outcome.interrupted, outcome.stopped, outcome.crashed
-    with interrupts.deferred():  # a second Ctrl-C or a SIGTERM storm waits until the set is written
-        signals = interrupts.pending()
-        partial = outcome.partial
-        data = results.assemble(
-            suite=suite.to_json(),
-            environment={**fingerprint(device), "jobs": jobs if args.executor == "local" else None,
-                         "wall_seconds": round(elapsed, 2)},
-            plugins=[i.to_json() for i in registry.all()],
-            columns=columns_meta(registry),
-            cells=[r.to_json() for r in records.values()],
-            failures=[f.to_json() for f in registry.failures],
-            partial=(len(records), len(cells)) if partial else None,
-        )
-        try:
-            written = write_outputs(out, data, suite.name)
-        except OSError as exc:
-            raise StorageError(f"cannot write results to {out}: {storage_advice(exc, '--out')}; no results file "
-                               f"there was changed; {_saved_note(out, len(records), len(unsaved))}; then run the same "
-                               "command again (it resumes from the cache)") from None
-        where = _written_note(out, written)
-        if crashed is not None:
-            print(f"dememo-bench: an internal error stopped the run after {len(records)} of {len(cells)} cells; "
-                  f"{_saved_note(out, len(records), len(unsaved))}; partial results are in {where}. Please report "
-                  "the traceback below.", file=sys.stderr)
-            raise crashed
-        if stopped is not None:
-            error = (StorageError if isinstance(stopped, StorageError) else UserError)(
-                f"{stopped} — results of the {len(records)} cells finished before it are written to {where}; "
-                f"{_saved_note(out, len(records), len(unsaved))}")
-            error.exit_code = stopped.exit_code
-            raise error
-        if interrupted:
-            print(f"\ndememo-bench: interrupted after {len(records)} of {len(cells)} cells; "
-                  f"{_saved_note(out, len(records), len(unsaved))}; partial results are in {where}. Run the same "
-                  "command again to resume.", file=sys.stderr)
-            return 130
-        if interrupts.pending() > signals:
-            print(f"\ndememo-bench: interrupted while writing; all {len(records)} cells finished and their results "
-                  f"are complete in {out}.", file=sys.stderr)
-            return 130
-    print(leaderboard.render(data, "simple"))
-    failed = [r for r in records.values() if r.status == "failed"]
-    cached = sum(all(t.get("cached", True) for k, t in r.timings.items() if k != "metrics") for r in records.values())
-    computed = f", {store.writes} stages computed here" if workers is None else ""
-    print(f"\n{len(records)} cells in {elapsed:.1f}s ({cached} fully from cache{computed}), {len(failed)} failed. "
-          f"Results: {out}/results.json, leaderboard.md, leaderboard.csv, leaderboard.html", file=sys.stderr)
-    return 1 if failed else 0
+    opts = options(args)
+    if not args.all and not opts.narrowed:
+        raise UserError("nothing to run: give --all (optionally narrowed by --poisoner/--unlearner/...), --list, "
+                        "or 'dememo-bench plan --all' to see a run first")
+    launch = Launch(opts, registry)
+    if args.dry_run:
+        print(preview(launch).render())
+        return 0
+    launch.open()  # a dataset none can load is its one-line error before anything else is said
+    print(f"dememo-bench: {launch.plan_line()}", file=sys.stderr)
+    finished = launch.execute()
+    outcome = finished.outcome
+    if outcome.interrupted:
+        print(f"\ndememo-bench: interrupted after {len(outcome.records)} of {finished.cells} cells; "
+              f"{finished.saved}; partial results are in {finished.where}. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    if finished.late_signal:
+        print(f"\ndememo-bench: interrupted while writing; all {len(outcome.records)} cells finished and their results "
+              f"are complete in {finished.out}.", file=sys.stderr)
+        return 130
+    print(leaderboard.render(finished.data, "simple"))
+    announce_end(finished, launch.estimated)
+    return 1 if any(r.status == "failed" for r in outcome.records.values()) else 0

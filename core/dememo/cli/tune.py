@@ -10,13 +10,13 @@ from dememo import plugins
 from dememo.cli.run import default_cache_dir
 from dememo.errors import UserError
 from dememo.params import parse_sets
-from dememo.plan.planner import Planner
-from dememo.plan.suite import load_suite
+from dememo.planning.planner import Planner
+from dememo.planning.suite import load_suite
 from dememo.progress import Progress
-from dememo.run import tuner as tuning
-from dememo.run.cache import Store
-from dememo.run.devices import prepare_process, resolve_device
-from dememo.run.runner import Runner
+from dememo.engine import tuner as tuning
+from dememo.engine.cache import Store
+from dememo.engine.devices import prepare_process, resolve_device
+from dememo.engine.runner import Runner
 
 
 def parser() -> argparse.ArgumentParser:

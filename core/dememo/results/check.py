@@ -67,7 +67,7 @@ MAX_SEEDS = 10_000
 
 
 def _suite_problem(suite: Any) -> str | None:
-    from dememo.plan.suite import check_tuned
+    from dememo.planning.suite import check_tuned
 
     if not isinstance(suite, dict):
         return "'suite' is not an object"

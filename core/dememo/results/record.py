@@ -85,6 +85,10 @@ class CellRecord:
     unlearn_record: dict[str, Any] | None = _opt()
     forget_size: int = _opt()
     draws: int = _opt()
+    #: the model the cell evaluates before any model-stage attack (the trained one on the unlearnability
+    #: track, else the unlearned one): its stage key in the run's cache, the stage, and what building its
+    #: architecture needs (``input_shape``, ``num_classes``); read by ``Results.model``
+    model: dict[str, Any] = _opt()
     extra: dict[str, Any] = attrs.field(factory=dict, kw_only=True)  # keys this version does not know
 
     @property

@@ -21,7 +21,7 @@ from dememo.data import Task
 from dememo.families import AttackData, LearnerData, Plugin, Series
 from dememo.hashing import digest
 from dememo.params import build
-from dememo.plan.planner import Configured
+from dememo.planning.planner import Configured
 from dememo.training import History
 
 from .fixtures import evaluation_for, tiny_class_task, tiny_context, tiny_splits, tiny_task

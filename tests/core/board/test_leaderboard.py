@@ -46,8 +46,8 @@ def test_render_marks_the_highest_non_reference_row_for_higher_is_better(parsed)
     t = main_table(parsed, "forget acc ≈")
     assert t["finetune"]["test acc ↑"] == "93.0*"
     assert t["original"]["test acc ↑"] == "97.0" and t["retrain"]["test acc ↑"] == "96.0"
-    assert t["finetune"]["runtime ↓"] == "1.50*"  # seconds, two digits, lower is better
-    assert t["original"]["runtime ↓"] == "0.00"  # the fastest is a reference: not marked
+    assert t["finetune"]["runtime (s) ↓"] == "1.50*"  # seconds (named in the header), two digits, lower is better
+    assert t["original"]["runtime (s) ↓"] == "0.00"  # the fastest is a reference: not marked
 
 
 def test_render_marks_the_row_closest_to_the_reference_for_match(parsed):
@@ -90,7 +90,8 @@ def test_render_shows_missing_values_as_na():
             c["metrics"]["test_acc"] = None  # NaN in results.json is written as null
     t = main_table(tables(render(r, fmt="github")), "forget acc ≈")
     assert t["finetune"]["test acc ↑"] == "n/a"
-    assert t["gradient-ascent"]["test acc ↑"] == "86.0 ± 1.4*"
+    # the only non-reference row with a value competes with nothing: not marked best
+    assert t["gradient-ascent"]["test acc ↑"] == "86.0 ± 1.4"
 
 
 def test_render_of_no_cells_is_empty():

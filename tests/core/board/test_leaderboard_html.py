@@ -354,3 +354,32 @@ def test_sorting_in_headless_chromium(page, dom, tmp_path):
     assert [texts(r)[0] for r in after.tables[2]["rows"]][:3] == ["original", "retrain", "salun"]
     assert texts(after.tables[2]["rows"][-1])[0] in ("neggrad-plus", "scrub")
 
+
+
+MEASURE = """<script>
+(function () {
+  var page = document.scrollingElement;
+  var boxes = Array.prototype.slice.call(document.querySelectorAll(".scroll"));
+  document.body.setAttribute("data-page-overflow", String(page.scrollWidth - window.innerWidth));
+  document.body.setAttribute("data-scrolling-tables", String(boxes.filter(function (b) {
+    return b.scrollWidth > b.clientWidth && getComputedStyle(b).overflowX === "auto"; }).length));
+  document.body.setAttribute("data-boxes", String(boxes.length));
+})();
+</script>
+</body>"""
+
+
+def test_wide_tables_scroll_in_their_own_box_in_a_narrow_window(page, dom, tmp_path):
+    """A 480-pixel window: the page itself never scrolls sideways; the tables wider than it scroll inside
+    their own box, and every table has one."""
+    browser = chromium()
+    path = tmp_path / "leaderboard.html"
+    path.write_text(page.replace("</body>", MEASURE), encoding="utf-8")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+               "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=480,800",
+               "--dump-dom", path.as_uri()]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, start_new_session=True).stdout
+    found = dict(re.findall(r'data-(page-overflow|scrolling-tables|boxes)="(-?\d+)"', out))
+    assert int(found["boxes"]) == len(dom.tables)
+    assert int(found["page-overflow"]) <= 0
+    assert int(found["scrolling-tables"]) >= 1

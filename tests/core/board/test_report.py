@@ -452,3 +452,18 @@ def test_weight_noise_and_scatter_figures_are_drawn():
     names = {f.name for f in figures(declared)}
     assert "sweep-weight-noise-sigma-test-acc_unlearnability_noisy-shapes" in names
     assert not any(n.startswith("weight-noise_") for n in names)
+
+
+def test_the_environment_line_says_what_the_results_cost_not_a_cached_re_runs_seconds():
+    from dememo.board.report import _environment
+
+    cells = [{"track": "unlearning", "dataset": "d", "method": "m", "attack": "none", "seed": 0, "key": "k" * 64,
+              "status": "ok", "metrics": {}}] * 40
+    warm = {"environment": {"wall_seconds": 2.1, "cells_from_cache": 40, "computed_seconds": 0.0,
+                            "compute_seconds": 307.4}, "cells": cells}
+    line = _environment(warm)
+    assert "compute 307 s (the stages behind these results)" in line
+    assert "run time 2 s (40 of 40 cells from the cache)" in line
+    cold = {"environment": {"wall_seconds": 107.6, "cells_from_cache": 0, "computed_seconds": 307.4,
+                            "compute_seconds": 307.4}, "cells": cells}
+    assert "run time 108 s" in _environment(cold) and "from the cache" not in _environment(cold)

@@ -175,3 +175,61 @@ def test_interrupt_saves_finished_cells_and_says_how_to_resume(tiny_suite, tmp_p
     assert "Run the same command again to resume" in err
     assert "Traceback" not in err
     assert 3 <= len(load(tmp_path / "out")["cells"]) < 18
+
+
+def test_version_and_the_subcommands_in_help():
+    from dememo import __version__
+
+    assert bench("--version").stdout.strip() == f"dememo {__version__}"
+    text = bench("--help").stdout
+    for name in ("plan", "suite", "tune", "report", "submit", "verify", "leaderboard"):
+        assert f"\n  {name} " in text, name
+
+
+def test_list_fits_100_columns_and_its_json_carries_parameters():
+    listing = cli("--list", env={"COLUMNS": "100"}).stdout.splitlines()
+    assert max(map(len, listing)) <= 100 and any(line.endswith("…") for line in listing)
+    plugins = {(p["family"], p["name"]): p for p in json.loads(cli("--list", "--format", "json").stdout)["plugins"]}
+    params = {p["name"]: p for p in plugins[("unlearner", "scrub")]["params"]}
+    assert params["lr"] == {"name": "lr", "type": "float", "default": 0.0005}
+    assert all({"name", "type"} <= set(p) and ("default" in p or p.get("required")) for info in plugins.values()
+               for p in info["params"])
+
+
+def test_plan_shows_the_run_and_computes_nothing(tiny_suite, tmp_path):
+    proc = cli("plan", "--suite", str(tiny_suite), "--cache-dir", str(tmp_path / "cache"), "--unlearner", "finetune",
+               "--attack", "none")
+    assert proc.returncode == 0, proc.stderr
+    assert "track" in proc.stdout and "to run" in proc.stdout and "estimated compute" in proc.stdout
+    assert not any((tmp_path / "cache").glob("objects/*/*.json"))  # nothing computed, nothing stored
+    data = json.loads(cli("plan", "--suite", str(tiny_suite), "--cache-dir", str(tmp_path / "cache"), "--unlearner",
+                          "finetune", "--attack", "none", "--format", "json").stdout)
+    assert data["cached"] == 0 and data["to_run"] == data["cells"] > 0 and data["estimate"]["compute_seconds"] > 0
+    assert {g["track"] for g in data["groups"]} == {"unlearning"}
+    dry = cli("--all", "--dry-run", "--suite", str(tiny_suite), "--cache-dir", str(tmp_path / "cache"), "--out",
+              str(tmp_path / "out"), "--unlearner", "finetune", "--attack", "none")
+    assert dry.returncode == 0 and "estimated compute" in dry.stdout and not (tmp_path / "out").exists()
+
+
+def test_a_run_announces_its_plan_and_what_is_left(first_run):
+    _, _, proc = first_run
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("dememo-bench: suite 'tiny': ") and "cells (unlearnability" in lines[0]
+    assert any("cells to run; estimated compute" in line for line in lines)
+    assert "of stage compute, estimated" in proc.stderr
+
+
+def test_suite_export_copies_the_suite_and_its_tuning_file(tmp_path):
+    proc = cli("suite", "export", "quick", str(tmp_path / "mine"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "mine" / "quick.toml").read_text() == (Path(__file__).parents[3] / "core" / "dememo" / "suites" /
+                                                              "quick.toml").read_text()
+    assert (tmp_path / "mine" / "quick.tuning.json").exists()
+    from dememo.planning.suite import load_suite
+
+    assert load_suite(str(tmp_path / "mine" / "quick.toml")).tuned is not None  # the copy finds its tuning file
+    again = cli("suite", "export", "quick", str(tmp_path / "mine"))
+    assert again.returncode == 2 and "exists; give another directory, or --force" in again.stderr
+    assert cli("suite", "export", "QUICK", str(tmp_path / "x")).stderr.strip().endswith(
+        "shipped suites: cifar10, cifar10-fast, quick, real")
+    assert "quick" in cli("suite", "list").stdout

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dememo.run.cell import run_cell
+from dememo.engine.cell import run_cell
 from dememo import results
 from dememo.results.record import UNSET, CellError, CellRecord
 
@@ -81,10 +81,10 @@ def test_the_runner_returns_a_record_that_is_written_as_json(tmp_path, tiny_suit
     import torch
 
     from dememo import plugins
-    from dememo.plan.planner import Filters, Planner
-    from dememo.plan.suite import load_suite
-    from dememo.run.cache import Store
-    from dememo.run.runner import Runner
+    from dememo.planning.planner import Filters, Planner
+    from dememo.planning.suite import load_suite
+    from dememo.engine.cache import Store
+    from dememo.engine.runner import Runner
 
     planner = Planner(plugins.get_registry(), load_suite(str(tiny_suite)), {})
     cell = next(c for c in planner.cells(Filters((), ("finetune",), ("none",), ("unlearning-accuracy",)))

@@ -19,7 +19,7 @@ import dememo
 from dememo.context import standard_training
 from dememo.ensemble import check_vectorizable
 from dememo.models import features, last_linear
-from dememo.plan.suite import load_suite
+from dememo.planning.suite import load_suite
 from dememo.testing import isolated_registry, tiny_context, tiny_splits
 from dememo.training import Recipe
 from dememo_plugins.architectures import airbench as airbench_module

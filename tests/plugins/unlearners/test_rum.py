@@ -22,7 +22,7 @@ import dememo
 from dememo import forget
 from dememo.errors import UserError
 from dememo.hashing import generator_for
-from dememo.plan.suite import ForgetSpec
+from dememo.planning.suite import ForgetSpec
 from dememo.testing import registered, tiny_context, tiny_splits
 
 
@@ -295,10 +295,10 @@ def test_the_harness_centres_mid_sets_on_the_scorers_middle(tmp_path):
     """In a run, a ``mid`` set is centred on 0.5 for exact Feldman–Zhang scores (``Memorization.middle``, the
     released code's choice for them) and on the median for a proxy (``Scorer.middle`` is None)."""
     from dememo import plugins
-    from dememo.plan.planner import Filters, Planner
-    from dememo.plan.suite import load_suite
-    from dememo.run.cache import Store
-    from dememo.run.runner import Runner
+    from dememo.planning.planner import Filters, Planner
+    from dememo.planning.suite import load_suite
+    from dememo.engine.cache import Store
+    from dememo.engine.runner import Runner
 
     (tmp_path / "s.toml").write_text(MEM_SUITE)
     planner = Planner(plugins.get_registry(), load_suite(str(tmp_path / "s.toml")))

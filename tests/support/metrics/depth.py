@@ -8,8 +8,8 @@ import pytest
 
 from dememo import plugins
 from dememo.evaluation import Evaluation
-from dememo.plan.planner import Planner
-from dememo.plan.suite import ForgetSpec, load_suite
+from dememo.planning.planner import Planner
+from dememo.planning.suite import ForgetSpec, load_suite
 from dememo_plugins.metrics.depth import Depth
 
 from support.unlearning import setting

@@ -1,0 +1,192 @@
+"""Unlearning in your own code, evaluated by dememo: ``export`` writes a suite's original model and the splits of
+one (dataset, seed, forget set) to a directory; ``load_export`` reads them back as tensors and a model;
+``evaluate`` runs every attack and metric of the suite on the model you unlearned, against the same
+references, as a row of its own (the NeurIPS 2023 unlearning challenge's workflow: the original model and
+the splits out, the unlearned model back).
+
+An export directory holds ``export.json`` (what it is: suite and its fingerprint, dataset and the
+fingerprint of its loaded splits, seed, forget set, architecture), ``original.pt`` (the original model's
+state dict, ``torch.save``), ``data.npz`` (``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``,
+``y_test``: N×C×H×W images in [0, 1], stored as uint8 when they are multiples of 1/255) and ``splits.npz``
+(``retain`` and ``forget``: positions in the training split).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dememo import files, plugins
+from dememo.api.launch import Launch, announce_end
+from dememo.api.options import RunOptions
+from dememo.api.results import Results
+from dememo.engine.external import check_state, read_state
+from dememo.errors import StorageError, UserError, storage_advice
+from dememo.params import build
+
+SCHEMA = "dememo.export/1"
+
+
+def _images(x: torch.Tensor) -> np.ndarray:
+    """Images as stored: uint8 when every value is a multiple of 1/255 (exactly, after the float32 round
+    trip), else float32."""
+    x = x.detach().to("cpu", torch.float32)
+    as_bytes = (x * 255).round()
+    if torch.equal(as_bytes / 255, x):
+        return as_bytes.to(torch.uint8).numpy()
+    return x.numpy()
+
+
+def _launch(suite: str, dataset: str, forget: str, seed: int, **options: Any) -> Launch:
+    launch = Launch(RunOptions(suite=suite, datasets=dataset, forget=forget, tracks="unlearning", seeds=seed + 1,
+                               unlearners=["retrain"], attacks="none", jobs=1, progress=False, **options))
+    if not any(c.seed == seed for c in launch.cells):
+        raise UserError(f"suite {launch.suite.name!r} plans no unlearning cell for dataset {dataset!r}, forget set "
+                        f"{forget!r} and seed {seed}")
+    return launch
+
+
+def _source(suite: str) -> str:
+    """A shipped suite's name, or a suite file's absolute path (the export may be evaluated elsewhere)."""
+    path = Path(suite)
+    return str(path.absolute()) if path.suffix == ".toml" or path.exists() else suite
+
+
+def export(out: Path | str, suite: str = "quick", *, dataset: str, forget: str, seed: int = 0, **options: Any) -> Path:
+    """Write the original model of ``suite``'s ``dataset`` at ``seed`` (trained now unless cached) with the
+    splits of ``forget`` to ``out``; returns ``out``. ``options``: ``cache_dir``, ``data_dir``, ``download``,
+    ``device``, ``sets`` as for :func:`dememo.run`."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"--seed must be a whole number ≥ 0, got {seed!r}")
+    launch = _launch(suite, dataset, forget, seed, **options)
+    cell = next(c for c in launch.cells if c.seed == seed)
+    runner = launch.open(need_output=False)
+    env = runner.env(cell.data)
+    task = runner.task(env, cell)
+    original = runner.standard(env, env.splits.train, seed)
+    state = {k: v.detach().to("cpu") for k, v in original.model.state_dict().items()}
+    arch = cell.data.architecture
+    splits = env.splits
+    info = {
+        "schema": SCHEMA, "suite": launch.suite.name, "suite_source": _source(launch.options.suite),
+        "suite_fingerprint": launch.suite.fingerprint(), "dataset": cell.data.name,
+        "data_fingerprint": env.fingerprint, "seed": seed, "forget": cell.forget_label,
+        "forget_spec": cell.forget.to_json() if cell.forget else None,
+        "architecture": {"name": arch.name, "params": arch.obj.params()},
+        "input_shape": list(splits.shape), "num_classes": splits.num_classes,
+        "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
+                  "retain": len(task.retain), "forget": len(task.forget)},
+        "recipe": cell.data.entry.recipe.spec(), "original_key": original.key,
+        "files": {"model": "original.pt", "data": "data.npz", "splits": "splits.npz"},
+        "evaluate": "dememo-bench eval --model YOUR_WEIGHTS.pt --from THIS_DIR --name YOUR_METHOD",
+    }
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(state, out / "original.pt")
+        np.savez_compressed(out / "data.npz", **{f"{k}_{part}": v for part in ("train", "val", "test")
+                                                 for k, v in (("x", _images(getattr(splits, part).x)),
+                                                              ("y", getattr(splits, part).y.to("cpu").numpy()))})
+        np.savez_compressed(out / "splits.npz", retain=task.retain.index.to("cpu").numpy(),
+                            forget=task.forget.index.to("cpu").numpy())
+        files.atomic_write_json(out / "export.json", info)
+    except OSError as exc:
+        raise StorageError(f"cannot write the export to {out}: {storage_advice(exc, '--out')}") from None
+    return out
+
+
+class Export:
+    """An export directory read back: its description (``info``), the splits as tensors and the original
+    model."""
+
+    def __init__(self, where: Path | str):
+        self.where = Path(where)
+        try:
+            self.info = json.loads((self.where / "export.json").read_text())
+        except FileNotFoundError:
+            raise UserError(f"--from {self.where}: no export.json; make one with 'dememo-bench export'") from None
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--from {self.where}: export.json is not readable ({exc})") from None
+        if not isinstance(self.info, dict) or self.info.get("schema") != SCHEMA:
+            raise UserError(f"--from {self.where}: export.json is not a {SCHEMA} file")
+        self._data: dict[str, np.ndarray] | None = None
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        if self._data is None:
+            with np.load(self.where / "data.npz") as data, np.load(self.where / "splits.npz") as splits:
+                self._data = {**{k: data[k] for k in data.files}, **{k: splits[k] for k in splits.files}}
+        return self._data
+
+    def split(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of ``train``, ``val``, ``test``, ``retain`` or ``forget``: float32 images in [0, 1]."""
+        a = self._arrays()
+        if part in ("retain", "forget"):
+            x, y = self.split("train")
+            positions = torch.as_tensor(a[part], dtype=torch.int64)
+            return x[positions], y[positions]
+        x = torch.as_tensor(a[f"x_{part}"])
+        x = x.to(torch.float32) / 255 if x.dtype == torch.uint8 else x.to(torch.float32)
+        return x, torch.as_tensor(a[f"y_{part}"], dtype=torch.int64)
+
+    def retain(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split("retain")
+
+    def forget(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split("forget")
+
+    def architecture(self) -> nn.Module:
+        """A freshly built model of the export's architecture (needs its architecture plugin installed)."""
+        spec = self.info["architecture"]
+        cls = plugins.get_registry().get("architecture", spec["name"])
+        with torch.random.fork_rng(devices=[]):
+            return build(cls, dict(spec.get("params") or {}), f"$.{spec['name']}").build(  # type: ignore[attr-defined]
+                tuple(self.info["input_shape"]), int(self.info["num_classes"]))
+
+    def model(self) -> nn.Module:
+        """The original model (train mode: ready to be unlearned)."""
+        model = self.architecture()
+        model.load_state_dict(torch.load(self.where / "original.pt", map_location="cpu", weights_only=True))
+        return model
+
+
+def load_export(where: Path | str) -> Export:
+    return Export(where)
+
+
+def evaluate(model: Path | str, source: Path | str, name: str, **options: Any) -> Results:
+    """Run every attack and metric of the export's suite on the state dict in ``model`` (a model unlearned from
+    the export in ``source``) against the same references, as the row ``name`` beside the suite's reference
+    rows (``unlearners`` adds more; ``attacks``/``metrics`` narrow; ``out`` defaults to
+    ``./dememo-results/eval-<name>``). The same checks and output as :func:`dememo.run`."""
+    if not name or any(c in name for c in "\n\r\t") or len(name) > 80:
+        raise UserError("--name must be a short one-line row label (up to 80 characters), e.g. --name my-finetune")
+    exp = Export(source)
+    info = exp.info
+    state = read_state(model)
+    check_state(state, exp.architecture(), f"--model {model}")
+    refs = list(options.pop("unlearners", ()) or ())
+    opts = RunOptions(suite=info["suite_source"], datasets=info["dataset"], forget=info["forget"], tracks="unlearning",
+                      seeds=info["seed"] + 1, unlearners=["retrain", *refs],
+                      out=options.pop("out", None) or Path("dememo-results") / f"eval-{name}",
+                      external={"path": str(Path(model).absolute()), "name": name, "seed": info["seed"]}, **options)
+    launch = Launch(opts)
+    if launch.suite.fingerprint() != info["suite_fingerprint"]:
+        raise UserError(f"suite {launch.suite.name!r} changed since the export in {exp.where} (its fingerprint "
+                        "differs): export again, or give the suite file it was exported from")
+    if any(c.method == name for c in launch.cells if c.unlearner is not None and c.unlearner.alias is None):
+        raise UserError(f"--name {name!r} is the label of an installed method's row; choose another")
+    runner = launch.open()
+    env = runner.env(next(c for c in launch.cells).data)
+    if env.fingerprint != info["data_fingerprint"]:
+        raise UserError(f"dataset {info['dataset']!r} loads differently from the one exported to {exp.where} "
+                        "(its fingerprint differs): export again with this installation")
+    finished = launch.execute()
+    announce_end(finished, launch.estimated)
+    if finished.outcome.interrupted:
+        raise KeyboardInterrupt(f"interrupted; partial results are in {finished.where}")
+    return Results(finished.data, finished.written, launch.cache)
