@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import re
+import textwrap
 from collections import defaultdict
 from typing import Any
 
@@ -430,7 +431,9 @@ def split_to_width(header: list[str], rows: list[list[str]], width: int) -> list
     """A table as parts no wider than ``width`` characters as tabulate's ``simple`` format draws them (two
     spaces between columns), each with the leading label columns and the trailing ``seeds`` column; a part
     holds at least one metric column, however wide."""
-    widths = [max([len(h) for h in header[i].splitlines() or [""]] + [len(r[i]) for r in rows]) for i in range(len(header))]
+    # tabulate pads a header by two (its MIN_PADDING) and puts two spaces between columns
+    widths = [max([len(h) + 2 for h in header[i].splitlines() or [""]] + [len(r[i]) for r in rows])
+              for i in range(len(header))]
     lead = 0
     while lead < len(header) and header[lead] in LABEL_COLUMNS:
         lead += 1
@@ -468,37 +471,46 @@ def render(results: dict[str, Any], fmt: str = "simple", width: int | None = Non
     parts = []
     md = fmt == "github"
     esc = md_escape if md else _same  # bundle and results text is data: in Markdown it must stay text
+    limit = width or terminal_width()
+
+    def prose(text: str, indent: str = "") -> str:
+        """A line of prose as the format wants it: as it is in Markdown, wrapped to the width in a terminal."""
+        if md:
+            return text
+        return textwrap.fill(text, width=max(limit, 40), initial_indent=indent, subsequent_indent=indent + "  ",
+                             break_long_words=False, break_on_hyphens=False)
+
     partial = partial_note(results)
     if partial:
-        parts += [f"**{partial}**" if md else partial, ""]
+        parts += [f"**{partial}**" if md else prose(partial), ""]
     for (track, dataset, forget), cells in sorted_groups(results):
-        parts.append(("### " if md else "== ") + esc(title(track, dataset, forget, cells)) + ("" if md else " =="))
+        parts.append(("### " + esc(title(track, dataset, forget, cells))) if md else
+                     prose("== " + title(track, dataset, forget, cells) + " =="))
         for table in build_tables(results, cells):
             pieces = split_columns(table["header"], table["rows"])
             if not md:
-                limit = width or terminal_width()
                 pieces = [p for h, r in pieces for p in split_to_width(h, r, limit)]
             for i, (header, rows) in enumerate(pieces):
                 caption = table["caption"]
                 if len(pieces) > 1:
                     caption = f"{caption or 'Metrics'} (part {i + 1} of {len(pieces)})"
                 if caption:
-                    parts.append(("\n*" + esc(caption) + "*\n") if md else "\n" + caption + ":")
+                    parts.append(("\n*" + esc(caption) + "*\n") if md else "\n" + prose(caption + ":"))
                 elif md:
                     parts.append("")
                 if md:
                     header, rows = _escaped_table(header, rows)
                 parts.append(tabulate(rows, headers=header, tablefmt=fmt, disable_numparse=True))
             if table.get("rule"):
-                parts.append(("\n_" + table["rule"] + "_") if md else "  " + table["rule"])
+                parts.append(("\n_" + table["rule"] + "_") if md else prose(table["rule"], "  "))
             for note in table.get("notes", []):
-                parts.append(("- " if md else "  ") + esc(note))
+                parts.append(("- " + esc(note)) if md else prose(note, "  "))
         parts.append("")
     if parts:
-        parts.append(LEGEND)
+        parts.append(prose(LEGEND))
         note = tuning_note(results, esc) if any(t != "unlearnability" for t, _, _ in groups(results)) else None
         if note:
-            parts.append(note)
+            parts.append(prose(note))
     return "\n".join(parts)
 
 

@@ -167,3 +167,29 @@ def test_count_columns_render_as_integers():
     from dememo.board.leaderboard import _fmt
 
     assert _fmt(512.0, 0.0, "count") == "512"
+
+
+@pytest.mark.parametrize("width", [50, 60, 80])
+def test_terminal_output_fits_the_width_in_parts_that_repeat_the_row_labels(width):
+    text = render(results(), "simple", width=width)
+    lines = text.splitlines()
+    for i, line in enumerate(lines):  # only a part of the row labels and a single column may be wider
+        if len(line) > width:
+            head = next(ln for ln in reversed(lines[: i + 1]) if ln.startswith("method "))
+            assert len(head.split("  ")) - head.split("  ").count("") <= 5, head  # method, params, rank, one, seeds
+    wide = render(results(), "simple", width=10_000)
+    headers = [ln for ln in text.splitlines() if ln.startswith("method ")]
+    assert len(headers) > sum(ln.startswith("method ") for ln in wide.splitlines())  # split into parts
+    rows = {ln.split()[0] for ln in text.splitlines() if ln.startswith(("finetune ", "original ", "retrain "))}
+    assert rows == {"finetune", "original", "retrain"}
+    # the parts hold every value the wide table holds
+    rows_of = lambda t: [ln for ln in t.splitlines() if "  " in ln and not ln.startswith(("method", "-", " "))]  # noqa: E731
+    values = lambda t: {(ln.split()[0], w) for ln in rows_of(t) for w in ln.split()[1:]}  # noqa: E731
+    assert values(text) == values(wide)
+
+
+def test_a_table_with_one_competing_row_marks_no_best():
+    r = results()
+    r["cells"] = [c for c in r["cells"] if c["method"] in ("original", "retrain", "finetune") or c["track"] != "unlearning"]
+    t = main_table(tables(render(r, fmt="github")), "forget acc ≈")
+    assert not any(v.endswith("*") for v in t["finetune"].values())
