@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from dememo.api.external import Export, evaluate, export, load_export
-from dememo.api.launch import Finished, Launch, announce_end
-from dememo.api.options import RunOptions, default_cache_dir
+from dememo.api.launch import Finished, Launch, announce_end, caller_settings
+from dememo.api.options import RunOptions, default_cache_dir, run_options
 from dememo.api.results import Results, Table, load_results
 
 __all__ = ["Export", "Finished", "Launch", "Results", "RunOptions", "Table", "announce_end", "default_cache_dir",
@@ -36,8 +36,9 @@ def run(suite: str = "quick", **options: Any) -> Results:
     ``./dememo-results/<suite>``) as the command line writes them. Cached stages are reused as on the command
     line. A run interrupted with Ctrl-C writes its finished cells as partial results and raises
     KeyboardInterrupt; failed cells are in the results (``Results.failed``), not raised."""
-    launch = Launch(RunOptions(suite=suite, **options))
-    finished = launch.execute()
+    with caller_settings():
+        launch = Launch(run_options(suite, options))
+        finished = launch.execute()
     announce_end(finished, launch.estimated)
     if finished.outcome.interrupted:
         raise KeyboardInterrupt(f"interrupted after {len(finished.outcome.records)} of {finished.cells} cells; partial "
@@ -50,4 +51,5 @@ def plan(suite: str = "quick", **options: Any):
     forget set, how many are cached, and an estimate of the compute time (:class:`dememo.api.preview.Plan`)."""
     from dememo.api.preview import preview
 
-    return preview(Launch(RunOptions(suite=suite, **options)))
+    with caller_settings():
+        return preview(Launch(run_options(suite, options)))

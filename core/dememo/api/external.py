@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from dememo import files, plugins
-from dememo.api.launch import Launch, announce_end
-from dememo.api.options import RunOptions
+from dememo.api.launch import Launch, announce_end, caller_settings
+from dememo.api.options import RunOptions, names_of, run_options
 from dememo.api.results import Results
 from dememo.engine.external import check_state, read_state
 from dememo.errors import StorageError, UserError, storage_advice
@@ -42,7 +42,16 @@ def _images(x: torch.Tensor) -> np.ndarray:
     return x.numpy()
 
 
+EXPORT_OPTIONS = ("cache_dir", "data_dir", "download", "device", "sets")
+
+
 def _launch(suite: str, dataset: str, forget: str, seed: int, **options: Any) -> Launch:
+    from dememo.errors import did_you_mean
+
+    for name in options:
+        if name not in EXPORT_OPTIONS:
+            raise UserError(f"unknown export option {name!r}{did_you_mean(name, EXPORT_OPTIONS)}; options: "
+                            f"{', '.join(EXPORT_OPTIONS)}")
     launch = Launch(RunOptions(suite=suite, datasets=dataset, forget=forget, tracks="unlearning", seeds=seed + 1,
                                unlearners=["retrain"], attacks="none", jobs=1, progress=False, **options))
     if not any(c.seed == seed for c in launch.cells):
@@ -63,6 +72,11 @@ def export(out: Path | str, suite: str = "quick", *, dataset: str, forget: str, 
     ``device``, ``sets`` as for :func:`dememo.run`."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"--seed must be a whole number ≥ 0, got {seed!r}")
+    with caller_settings():
+        return _export(Path(out), suite, dataset, forget, seed, options)
+
+
+def _export(out: Path, suite: str, dataset: str, forget: str, seed: int, options: dict[str, Any]) -> Path:
     launch = _launch(suite, dataset, forget, seed, **options)
     cell = next(c for c in launch.cells if c.seed == seed)
     runner = launch.open(need_output=False)
@@ -81,11 +95,10 @@ def export(out: Path | str, suite: str = "quick", *, dataset: str, forget: str, 
         "input_shape": list(splits.shape), "num_classes": splits.num_classes,
         "sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test),
                   "retain": len(task.retain), "forget": len(task.forget)},
-        "recipe": cell.data.entry.recipe.spec(), "original_key": original.key,
+        "recipe": cell.data.entry.recipe.spec(), "original_key": original.key, "sets": launch.options.sets,
         "files": {"model": "original.pt", "data": "data.npz", "splits": "splits.npz"},
         "evaluate": "dememo-bench eval --model YOUR_WEIGHTS.pt --from THIS_DIR --name YOUR_METHOD",
     }
-    out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         torch.save(state, out / "original.pt")
@@ -169,23 +182,33 @@ def evaluate(model: Path | str, source: Path | str, name: str, **options: Any) -
     info = exp.info
     state = read_state(model)
     check_state(state, exp.architecture(), f"--model {model}")
-    refs = list(options.pop("unlearners", ()) or ())
-    opts = RunOptions(suite=info["suite_source"], datasets=info["dataset"], forget=info["forget"], tracks="unlearning",
-                      seeds=info["seed"] + 1, unlearners=["retrain", *refs],
-                      out=options.pop("out", None) or Path("dememo-results") / f"eval-{name}",
-                      external={"path": str(Path(model).absolute()), "name": name, "seed": info["seed"]}, **options)
-    launch = Launch(opts)
-    if launch.suite.fingerprint() != info["suite_fingerprint"]:
-        raise UserError(f"suite {launch.suite.name!r} changed since the export in {exp.where} (its fingerprint "
-                        "differs): export again, or give the suite file it was exported from")
-    if any(c.method == name for c in launch.cells if c.unlearner is not None and c.unlearner.alias is None):
-        raise UserError(f"--name {name!r} is the label of an installed method's row; choose another")
-    runner = launch.open()
-    env = runner.env(next(c for c in launch.cells).data)
-    if env.fingerprint != info["data_fingerprint"]:
-        raise UserError(f"dataset {info['dataset']!r} loads differently from the one exported to {exp.where} "
-                        "(its fingerprint differs): export again with this installation")
-    finished = launch.execute()
+    for fixed in ("suite", "datasets", "forget", "tracks", "seeds", "sets", "external"):
+        if fixed in options:
+            raise UserError(f"evaluate: {fixed!r} comes from the export in {exp.where}, not from an option")
+    refs = names_of(options.pop("unlearners", None))
+    if options.get("out") is None:
+        options["out"] = Path("dememo-results") / f"eval-{name}"
+    opts = run_options(info["suite_source"], dict(
+        datasets=info["dataset"], forget=info["forget"], tracks="unlearning", seeds=info["seed"] + 1,
+        unlearners=["retrain", *refs], sets=info.get("sets") or {},
+        external={"path": str(Path(model).absolute()), "name": name, "seed": info["seed"]}, **options))
+    with caller_settings():
+        launch = Launch(opts)
+        if launch.suite.fingerprint() != info["suite_fingerprint"]:
+            raise UserError(f"suite {launch.suite.name!r} changed since the export in {exp.where} (its fingerprint "
+                            "differs): export again, or give the suite file it was exported from")
+        if any(c.method == name for c in launch.cells if c.unlearner is not None and c.unlearner.alias is None):
+            raise UserError(f"--name {name!r} is the label of an installed method's row; choose another")
+        runner = launch.open()
+        cell = next(c for c in launch.cells if c.unlearner is not None and c.unlearner.alias == name)
+        env = runner.env(cell.data)
+        if env.fingerprint != info["data_fingerprint"]:
+            raise UserError(f"dataset {info['dataset']!r} loads differently from the one exported to {exp.where} "
+                            "(its fingerprint differs): export again with this installation")
+        if runner.train_key(env, env.splits.train, info["seed"]) != info["original_key"]:
+            raise UserError(f"the original model this run would train differs from the one exported to {exp.where} "
+                            "(recipe, architecture or --set values changed): export again")
+        finished = launch.execute()
     announce_end(finished, launch.estimated)
     if finished.outcome.interrupted:
         raise KeyboardInterrupt(f"interrupted; partial results are in {finished.where}")

@@ -4,7 +4,9 @@ Python API both go through :class:`Launch`; what each says about the outcome is 
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,17 @@ from dememo.errors import StorageError, UserError, storage_advice
 from dememo.planning.planner import Cell, Planner
 from dememo.planning.suite import Suite, load_suite
 from dememo.progress import Progress, duration
+
+
+@contextlib.contextmanager
+def caller_settings() -> Iterator[None]:
+    """Leave the calling process's torch thread count as it was: a run sets its own (``--threads``), and a
+    notebook that trains after ``dememo.run`` should not find itself on one thread."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -173,14 +186,19 @@ class Launch:
         """The estimated cost of the planned cells not in ``cached``, and each one's share (``costs.estimate``)."""
         return estimate(self.cells, cached, self.cost_tables(), self.suite.references.get("poisoner", []))
 
-    def _announce(self, cached: set[str], left: list[Cell]) -> dict[str, float]:
+    def _announce(self, cached: set[str], left: list[Cell], probed: bool = True) -> dict[str, float]:
         """Say what the cache holds and what the rest should cost; the cost of each cell left (the bar's weights)."""
         est, shares = self.estimate(cached)
         self.estimated = est.seconds
         if not left:
             print(f"dememo-bench: all {len(self.cells)} cells are cached: nothing to compute", file=sys.stderr)
             return shares
-        head = f"resuming: {len(cached)} cells cached, {len(left)} to run" if cached else f"{len(left)} cells to run"
+        if not probed:  # Ray's tasks read the cache themselves: the estimate is of the whole plan
+            head = f"{len(left)} cells for Ray's tasks (what they find cached is not computed again)"
+        elif cached:
+            head = f"resuming: {len(cached)} cells cached, {len(left)} to run"
+        else:
+            head = f"{len(left)} cells to run"
         wall = est.seconds / max(1, self.jobs)
         print(f"dememo-bench: {head}; estimated compute {duration(est.seconds)} (about {duration(wall)} on "
               f"{self.jobs} worker{'s' if self.jobs > 1 else ''}; 'dememo-bench plan' shows the detail)", file=sys.stderr)
@@ -195,7 +213,6 @@ class Launch:
         outcome = execute(self.cells, runner, self.out, self.progress, self._workers(),
                           self._announce if announce else None)
         records = outcome.records
-        record_costs(self.cache, records.values(), self.device.type)  # this machine's calibration of the estimates
         with interrupts.deferred():  # a second Ctrl-C or a SIGTERM storm waits until the set is written
             signals = interrupts.pending()
             data = results.assemble(
@@ -216,6 +233,7 @@ class Launch:
                 raise StorageError(f"cannot write results to {self.out}: {storage_advice(exc, '--out')}; no results "
                                    f"file there was changed; {saved_note(self.out, len(records), len(outcome.unsaved))}; "
                                    "then run the same command again (it resumes from the cache)") from None
+            record_costs(self.cache, records.values(), self.device.type)  # calibrates later estimates; never raises
             done = Finished(data, self.out, written, outcome, len(self.cells),
                             None if self.isolated else self.store.writes)
             if outcome.crashed is not None:
@@ -240,7 +258,7 @@ def announce_end(finished: Finished, estimated: float | None = None) -> None:
     announced before it, ``estimated`` seconds), failures and where the results are."""
     records = finished.outcome.records.values()
     failed = sum(r.status == "failed" for r in records)
-    cached = sum(all(t.get("cached", True) for k, t in r.timings.items() if k != "metrics") for r in records)
+    cached = sum(r.ok and all(t.get("cached", True) for k, t in r.timings.items() if k != "metrics") for r in records)
     stages = f", {finished.computed} stages computed here" if finished.computed is not None else ""
     did = finished.data.get("environment", {}).get("computed_seconds") or 0.0
     guess = f", estimated {duration(estimated)}" if estimated and did else ""

@@ -26,7 +26,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "dememo"
 
 
-def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
+def names_of(value: str | Iterable[str] | None) -> tuple[str, ...]:
     """A filter: one name or several (``"em"`` and ``["em"]`` alike)."""
     if value is None:
         return ()
@@ -67,13 +67,13 @@ class RunOptions:
     ``$DEMEMO_THREADS`` and the device, as on the command line."""
 
     suite: str = "quick"
-    poisoners: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    unlearners: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    attacks: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    metrics: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    datasets: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    forget: tuple[str, ...] = attrs.field(default=(), converter=_names)
-    tracks: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    poisoners: tuple[str, ...] = attrs.field(default=(), converter=names_of)
+    unlearners: tuple[str, ...] = attrs.field(default=(), converter=names_of)
+    attacks: tuple[str, ...] = attrs.field(default=(), converter=names_of)
+    metrics: tuple[str, ...] = attrs.field(default=(), converter=names_of)
+    datasets: tuple[str, ...] = attrs.field(default=(), converter=names_of)
+    forget: tuple[str, ...] = attrs.field(default=(), converter=names_of)
+    tracks: tuple[str, ...] = attrs.field(default=(), converter=names_of)
     seeds: int | None = None
     sets: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=sets_of)
     device: str = "auto"
@@ -124,3 +124,15 @@ class RunOptions:
     def narrowed(self) -> bool:
         """Whether any filter is given (a run without ``--all`` needs one)."""
         return any(attrs.astuple(self.filters))
+
+
+def run_options(suite: str, options: dict[str, Any]) -> RunOptions:
+    """``RunOptions`` from the keyword arguments of ``dememo.run``/``plan``/``evaluate``: a misspelt one is a
+    one-line UserError with the closest option (``unlearner`` → ``unlearners``), not a TypeError."""
+    from dememo.errors import did_you_mean
+
+    known = [f.name for f in attrs.fields(RunOptions)]
+    for name in options:
+        if name not in known:
+            raise UserError(f"unknown option {name!r}{did_you_mean(name, known)}; options: {', '.join(known)}")
+    return RunOptions(suite=suite, **options)

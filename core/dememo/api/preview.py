@@ -113,10 +113,11 @@ def cached_cells(launch: Launch) -> set[str]:
     try:
         for cell in launch.cells:
             try:
-                run_cell(runner, cell)
+                record = run_cell(runner, cell)
             except NotCached:
                 continue
-            hits.add(cell.key)
+            if record.ok:  # a cell that fails at once (its dataset cannot load) is no hit
+                hits.add(cell.key)
     finally:
         runner.memo.probing = False
     return hits

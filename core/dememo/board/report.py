@@ -47,7 +47,7 @@ from typing import Any
 
 import attrs
 
-from dememo.board.leaderboard import reference_rows, sorted_groups, without_param
+from dememo.board.leaderboard import partial_note, reference_rows, sorted_groups, without_param
 from dememo.errors import UserError
 from dememo.hashing import canonical, canonical_json, digest
 from dememo.numbers import finite
@@ -833,7 +833,7 @@ def figures(results: Mapping[str, Any]) -> list[Figure]:
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:62em;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
-.env{font-size:.85em;color:#555}figure{margin:.5em 0 1.5em}img{max-width:100%;height:auto}
+.env{font-size:.85em;color:#555}.partial{color:#a00;border:1px solid #a00;padding:.3em .5em}figure{margin:.5em 0 1.5em}img{max-width:100%;height:auto}
 figcaption{font-size:.85em;color:#555}nav li{font-size:.9em}code{background:#f4f4f4;padding:0 .2em}"""
 
 
@@ -887,6 +887,9 @@ def render_html(results: Mapping[str, Any], figures: list[Figure]) -> str:
     body = [f"<h1>dememo report — suite <code>{e(name)}</code></h1>"]
     if suite.get("description"):
         body.append(f"<p>{e(str(suite['description']))}</p>")
+    partial = partial_note(dict(results))
+    if partial:  # every format of partial results says so, the report's figures too
+        body.append(f'<p class="partial"><strong>{e(partial)}</strong></p>')
     body.append(f'<p class="env">{e(_environment(results))}</p>')
     body.append("<p>Each figure has one line per method (the mean over seeds, with a band of ± one standard "
                 "deviation); reference rows (" + e(", ".join(_reference_names(results)) or "none") + ") are dashed "

@@ -47,7 +47,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan (as 'dememo-bench plan') and exit")
     p.add_argument("--list", action="store_true", help="list installed plugins by family and exit (--format json: "
                    "with each plugin's parameters, their types and defaults)")
-    p.add_argument("--format", choices=["text", "json"], default="text", help="output format of --list")
+    p.add_argument("--format", choices=["text", "json"], default="text", help="output format of --list and of a plan")
     p.add_argument("--suite", default="quick", help="shipped suite name or path to a suite .toml (default: quick)")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1, mps (default: auto)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the suite's)")
@@ -140,7 +140,8 @@ def main(args: argparse.Namespace) -> int:
                         "or 'dememo-bench plan --all' to see a run first")
     launch = Launch(opts, registry)
     if args.dry_run:
-        print(preview(launch).render())
+        plan = preview(launch)
+        print(json.dumps(plan.to_json(), indent=1) if args.format == "json" else plan.render())
         return 0
     launch.open()  # a dataset none can load is its one-line error before anything else is said
     print(f"dememo-bench: {launch.plan_line()}", file=sys.stderr)

@@ -127,7 +127,8 @@ def cell_stages(cell: Cell, reference_poisoners: Iterable[str] = ()) -> list[Sta
         assert cell.unlearner is not None
         forget = (cell.target, cell.owner.share) if cell.owner else (cell.forget.label(),)  # type: ignore[union-attr]
         add(("train", data), "train")
-        refs["retrained"] = ("retain", forget)
+        # the clean target's retain set is drawn from the poisoned mixture: one retrain per poisoner
+        refs["retrained"] = ("retain", forget, data if cell.owner is not None and cell.target == "clean" else clean)
         add(("train", refs["retrained"]), "train")
         if cell.forget is not None and cell.forget.kind == "memorization":
             add(("scores", cell.forget.scorer), f"scores:{cell.forget.scorer}")
@@ -229,13 +230,15 @@ class CostTable:
     table: dict[str, dict[str, list[float]]] = attrs.field(factory=dict)
     source: str = "none"
 
-    def lookup(self, context: str, key: str) -> tuple[list[float], str] | None:
-        """The entry for ``key`` on ``context`` and how it was found (``exact``, ``plugin``, ``kind``,
-        ``kind on other datasets``), or None."""
+    def lookup(self, context: str, key: str, kinds: bool = True) -> tuple[list[float], str] | None:
+        """The entry for ``key`` on ``context`` and how it was found (``exact``, ``plugin``, and with ``kinds``
+        ``kind``, ``kind on other datasets``), or None."""
         here = self.table.get(context, {})
         for i, k in enumerate(fallbacks(key)):
             if k in here:
                 return here[k], "exact" if i == 0 else "plugin"
+        if not kinds:
+            return None
         kind = f"{kind_of(key)}:*"
         if kind in here:
             return here[kind], "kind"
@@ -258,13 +261,27 @@ def _cache_file(root: Path) -> Path:
     return Path(root) / CACHE_FILE
 
 
-def local_samples(root: Path, device: str) -> dict[str, dict[str, list[float]]]:
-    """The seconds this cache's runs measured on ``device`` (``cpu``, ``cuda``), by context and key."""
+def _read_devices(root: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """The cache's cost file as device → context → key → seconds, keeping only entries of that shape (a
+    damaged or foreign file reads as empty: it only calibrates estimates)."""
     try:
         raw = json.loads(_cache_file(root).read_text())
-        return raw["devices"][device] if raw.get("schema") == SCHEMA else {}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, RecursionError):
         return {}
+    devices = raw.get("devices") if isinstance(raw, dict) and raw.get("schema") == SCHEMA else None
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for device, contexts in (devices.items() if isinstance(devices, dict) else ()):
+        for ctx, keys in (contexts.items() if isinstance(contexts, dict) else ()):
+            for key, values in (keys.items() if isinstance(keys, dict) else ()):
+                if isinstance(values, list) and values and all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e9 for v in values):
+                    out.setdefault(str(device), {}).setdefault(str(ctx), {})[str(key)] = [float(v) for v in values]
+    return out
+
+
+def local_samples(root: Path, device: str) -> dict[str, dict[str, list[float]]]:
+    """The seconds this cache's runs measured on ``device`` (``cpu``, ``cuda``), by context and key."""
+    return _read_devices(root).get(device, {})
 
 
 def local_table(root: Path, device: str) -> CostTable:
@@ -290,13 +307,7 @@ def record_costs(root: Path, records: Iterable[CellRecord], device: str) -> None
                     fresh[ctx][k].append(round(seconds, 4))
     if not fresh:
         return
-    try:
-        raw = json.loads(_cache_file(root).read_text())
-        if raw.get("schema") != SCHEMA:
-            raw = {}
-    except (OSError, ValueError):
-        raw = {}
-    devices = raw.get("devices") if isinstance(raw.get("devices"), dict) else {}
+    devices = _read_devices(root)
     mine = devices.setdefault(device, {})
     for ctx, keys in fresh.items():
         for key, values in keys.items():
@@ -304,7 +315,7 @@ def record_costs(root: Path, records: Iterable[CellRecord], device: str) -> None
             mine[ctx][key] = [*kept, *values][-KEEP:]
     try:
         files.atomic_write_json(_cache_file(root), {"schema": SCHEMA, "devices": devices})
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - the calibration is best effort: never a run's failure
         log.debug("cost file not written: %s", exc)
 
 
@@ -345,8 +356,9 @@ def estimate(cells: Iterable[Cell], cached: set[str], tables: list[CostTable],
                 continue
             done.add(stage.ident)
             seconds = None
-            for table in tables:
-                found = table.lookup(stage.context, stage.key)
+            # a measurement of this stage in any table before a guess from its kind in any
+            for table, kinds in [(t, False) for t in tables] + [(t, True) for t in tables]:
+                found = table.lookup(stage.context, stage.key, kinds)
                 if found is not None:
                     (typical, once, _), how = found
                     seconds = once if stage.once else typical

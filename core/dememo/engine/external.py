@@ -5,7 +5,9 @@ the unlearner family's shape, never registered as a plugin, that returns the giv
 and task it is handed. Its cache key holds the weights' SHA-256 (not their path), so the same file
 evaluated twice is computed once and a changed file is a new row. Everything after the unlearning stage —
 model-stage attacks, metrics, the paired retrain and the other references — is the suite's, exactly as for
-any unlearner's cells (:meth:`dememo.planning.planner.Planner.unlearning_cells`).
+any unlearner's cells (:meth:`dememo.planning.planner.Planner.unlearning_cells`), except the metrics that
+re-run the unlearner on shadow models (U-LiRA, forget quality: ``Metric.replays``), which an external model
+cannot serve.
 """
 
 from __future__ import annotations
@@ -101,5 +103,5 @@ def configured(path: Path | str, name: str) -> tuple[Configured, dict[str, Any]]
 def external_cells(planner: Planner, spec: dict[str, Any], filters: Filters, seeds: int | None) -> list[Cell]:
     """The cells of an external model (``spec``: ``path``, ``name`` and the ``seed`` it was exported at)."""
     row, selection = configured(spec["path"], spec["name"])
-    cells = planner.unlearning_cells(row, selection, filters, seeds)
+    cells = planner.unlearning_cells(row, selection, filters, seeds, replays=False)
     return [c for c in cells if c.seed == spec["seed"]]

@@ -99,9 +99,10 @@ class Outcome:
         return self.interrupted or self.stopped is not None or self.crashed is not None
 
 
-#: told, once the cached cells are served, which were (their keys) and which are left to compute; returns
-#: each left cell's estimated cost in seconds (the progress bar's weights) or None
-Announce = Callable[[set[str], list[Any]], "dict[str, float] | None"]
+#: told, once the cached cells are served, which were (their keys), which are left to compute and whether the
+#: cache was read at all (a Ray driver leaves that to its tasks); returns each left cell's estimated cost in
+#: seconds (the progress bar's weights) or None
+Announce = Callable[[set[str], list[Any], bool], "dict[str, float] | None"]
 
 
 def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, workers: Workers | None = None,
@@ -128,8 +129,9 @@ def execute(cells: list[Any], runner: Runner, out: Path, progress: Progress, wor
     try:
         probe = workers is None or workers.local  # a Ray driver leaves even the cached cells to its tasks
         left = _here(runner, cells, finished, probe=True) if probe else cells
-        outcome.cached = len(outcome.records)
-        weights = announce(set(outcome.records), left) if announce is not None else None
+        served = {k for k, r in outcome.records.items() if r.ok}  # a failed record (a dataset that cannot load) is no hit
+        outcome.cached = len(served)
+        weights = announce(served, left, probe) if announce is not None else None
         bar = RunBar(progress, len(left), weights)
         if workers is None:
             runner.memo.on_stage = lambda key, name, begun: bar.stage(name, begun)  # type: ignore[union-attr]

@@ -309,8 +309,11 @@ class Planner:
         tracks = self.tracks(filters)
         datasets = self._datasets(filters)
         forget_sets, targets = self._forget_sets(filters)
-        if filters.forget and not filters.track:  # a forget set names the tracks that have one
+        if filters.forget:  # a forget set names the tracks that have one
             tracks = [t for t in tracks if t != "unlearnability"]
+            if not tracks:
+                raise UserError("--forget names forget sets of the unlearning and interplay tracks; the "
+                                "unlearnability track has none (leave out --forget or --track unlearnability)")
         names = {f: self._names(f, getattr(filters, f)) for f in ("attack", "metric", "poisoner", "unlearner")}
         if "unlearning" in tracks:
             for spec in forget_sets:
@@ -335,10 +338,12 @@ class Planner:
         return out
 
     def unlearning_cells(self, unlearner: Configured, selection: dict[str, Any], filters: Filters = Filters(),
-                         seeds: int | None = None) -> list[Cell]:
+                         seeds: int | None = None, replays: bool = True) -> list[Cell]:
         """The unlearning track's cells of one configured unlearner that no installed plugin provides (an
         external model, ``dememo.engine.external``): every forget set, attack and metric the suite gives an
-        unlearner, narrowed by ``filters``' dataset, forget-set, attack and metric names."""
+        unlearner, narrowed by ``filters``' dataset, forget-set, attack and metric names. ``replays=False``
+        leaves out the metrics that re-run the unlearner on shadow models (``Metric.replays``): an external
+        model cannot be re-run."""
         seeds = self.suite.seeds if seeds is None else seeds
         forget_sets, _ = self._forget_sets(filters)
         names = {f: self._names(f, getattr(filters, f)) for f in ("attack", "metric")}
@@ -346,6 +351,8 @@ class Planner:
         for entry in self._datasets(filters):
             data = self.dataset_config(entry)
             attacks, metrics = ([c for n in names[f] for c in self.configure(f, n, entry=entry)] for f in ("attack", "metric"))
+            if not replays:
+                metrics = [m for m in metrics if not getattr(type(m.obj), "replays", False)]
             rows = {(spec.label(), unlearner.name): [(unlearner, selection)] for spec in forget_sets}
             for seed in range(seeds):
                 out += self._unlearning(data, seed, rows, attacks, metrics, forget_sets)

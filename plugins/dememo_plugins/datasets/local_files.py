@@ -8,9 +8,12 @@ uint8 (0-255, scaled by 1/255) or float in [0, 1]; N×H×W (grey), N×C×H×W or
 (``layout`` decides when both readings fit); ``y``: integer class labels 0…K−1 (K = ``num_classes``, else the
 largest label + 1). Read with ``allow_pickle=False``.
 
-**An image folder** has one sub-folder per class, classes numbered in sorted order of the folder names; every
-image (.png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp) must have the same size; all grey images load as one
-channel, otherwise RGB.
+**An image folder** has one sub-folder per class, read as torchvision's ``ImageFolder`` reads it (checked against
+it): classes numbered in sorted order of the folder names, each class folder walked recursively in sorted order,
+images with its extensions (.jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp). Deviation: hidden class
+folders (``.ipynb_checkpoints``) are skipped, where ImageFolder would make them classes. Every image must have
+the same size; 8-bit images only (a 16-bit one is refused: PIL's conversion would clip it); all grey images load
+as one channel, otherwise RGB.
 
 **Splits.** Without given splits, one permutation seeded by ``split_seed``: the first ``test``·n samples are
 the test split, the next ``val``·n the validation split, the rest the training split (the rule of the shipped
@@ -22,6 +25,7 @@ wrong with it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -33,7 +37,8 @@ import dememo
 from dememo.errors import DatasetError
 from dememo_plugins.datasets._split import seeded_split
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+#: torchvision's ``IMG_EXTENSIONS`` (``torchvision/datasets/folder.py``), compared case-insensitively as it does
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 def _fraction(instance, attribute, value: float) -> None:
@@ -83,6 +88,9 @@ class LocalFiles(dememo.DatasetSource):
         if all(k in arrays for k in ("x_train", "y_train", "x_test", "y_test")):
             parts = {}
             for part in ("train", "val", "test"):
+                if (f"x_{part}" in arrays) != (f"y_{part}" in arrays):
+                    raise DatasetError(f"{path}: has {'x' if f'x_{part}' in arrays else 'y'}_{part} but not "
+                                       f"{'y' if f'x_{part}' in arrays else 'x'}_{part}; give both or neither")
                 if f"x_{part}" in arrays:
                     x = to_images(path, arrays[f"x_{part}"], self.layout, f"x_{part}")
                     parts[part] = (x, labels(path, arrays[f"y_{part}"], len(x), f"y_{part}"))
@@ -116,8 +124,9 @@ class LocalFiles(dememo.DatasetSource):
             splits = dememo.Splits(train=train, val=val, test=test)
         for part in ("train", "val", "test"):
             if len(getattr(splits, part)) == 0:
-                raise DatasetError(f"{path}: the {part} split is empty ({len(y)} samples; test = {self.test}, "
-                                   f"val = {self.val})")
+                why = f"its x_{part} is empty" if given is not None and part in given else \
+                    f"{len(y)} samples; test = {self.test}, val = {self.val}"
+                raise DatasetError(f"{path}: the {part} split is empty ({why})")
         return splits
 
 
@@ -170,15 +179,19 @@ def read_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(classes) < 2:
         raise DatasetError(f"{path}: an image folder needs one sub-folder per class (at least two), found "
                            f"{len(classes)}")
-    found = [(f, k) for k, folder in enumerate(classes) for f in sorted(folder.iterdir())
-             if f.suffix.lower() in IMAGE_SUFFIXES]
+    found = [(Path(root) / name, k) for k, folder in enumerate(classes)
+             for root, _, names in sorted(os.walk(folder, followlinks=True)) for name in sorted(names)
+             if name.lower().endswith(IMAGE_SUFFIXES)]
     if not found:
-        raise DatasetError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in its class folders")
+        raise DatasetError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
     images = []
     for f, _ in found:
         try:
             with Image.open(f) as im:
-                images.append(im.convert("L") if im.mode in ("1", "L", "I;16", "I") else im.convert("RGB"))
+                if im.mode.startswith(("I", "F")):  # 16/32-bit: converting to 8 bits would clip, not scale
+                    raise DatasetError(f"{f}: a {im.mode} image ({'16' if '16' in im.mode else '32'}-bit); convert the "
+                                       "folder to 8-bit images, or save an .npz of floats in [0, 1]")
+                images.append(im.convert("L") if im.mode in ("1", "L", "LA") else im.convert("RGB"))
         except (UnidentifiedImageError, OSError) as exc:
             raise DatasetError(f"{f}: not a readable image ({exc})") from None
     mode = "L" if all(im.mode == "L" for im in images) else "RGB"

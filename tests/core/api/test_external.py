@@ -150,3 +150,39 @@ def test_export_refuses_what_the_suite_does_not_plan(exported, tmp_path):
         dememo.export(tmp_path / "e", suite=str(suite), dataset="digits", forget="class-9", cache_dir=tmp / "cache")
     with pytest.raises(UserError, match=r"--seed must be a whole number"):
         dememo.export(tmp_path / "e", suite=str(suite), dataset="digits", forget="class-0", seed=-1)
+
+
+def test_an_external_row_leaves_out_the_metrics_that_replay_the_unlearner(tmp_path):
+    from dememo import plugins
+    from dememo.engine.external import external_cells
+    from dememo.planning.planner import Filters, Planner
+    from dememo.planning.suite import load_suite
+
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"any bytes: only their digest is read while planning")
+    planner = Planner(plugins.get_registry(), load_suite("quick"))
+    filters = Filters(dataset=("digits",), forget=("random-10%",), unlearner=("retrain",), track=("unlearning",))
+    mine = external_cells(planner, {"path": str(weights), "name": "mine", "seed": 0}, filters, 1)
+    theirs = [c for c in planner.cells(filters, seeds=1) if c.unlearner.name == "retrain"]
+    replaying = {m.name for c in theirs for m in c.metrics if type(m.obj).replays}
+    assert replaying >= {"u-lira"}  # the suite runs them for installed unlearners
+    assert mine and not any(type(m.obj).replays for c in mine for m in c.metrics)
+    assert {m.name for c in mine for m in c.metrics} == {m.name for c in theirs for m in c.metrics} - replaying
+
+
+def test_an_export_made_with_set_values_is_evaluated_with_them(exported, tmp_path):
+    suite, tmp, _ = exported
+    out = dememo.export(tmp_path / "exp", suite=str(suite), dataset="digits", forget="class-0",
+                        cache_dir=tmp / "cache", sets={"recipe.epochs": 2})
+    assert json.loads((out / "export.json").read_text())["sets"] == {"recipe": {"epochs": 2}}
+    torch.save(dememo.load_export(out).model().state_dict(), tmp_path / "m.pt")
+    res = dememo.evaluate(tmp_path / "m.pt", out, "two-epochs", attacks="none", metrics="unlearning-accuracy",
+                          cache_dir=tmp / "cache", out=tmp_path / "o", jobs=1, progress=False)
+    rows = {c.method: c.metrics for c in res.cells}
+    assert rows["two-epochs"]["test_acc"] == rows["original"]["test_acc"]  # the 2-epoch original, not the suite's
+    info = json.loads((out / "export.json").read_text())
+    (out / "export.json").write_text(json.dumps({**info, "original_key": "f" * 64}))
+    with pytest.raises(UserError, match="the original model this run would train differs from the one exported"):
+        dememo.evaluate(tmp_path / "m.pt", out, "x", cache_dir=tmp / "cache", out=tmp_path / "o2", progress=False)
+    with pytest.raises(UserError, match="'sets' comes from the export"):
+        dememo.evaluate(tmp_path / "m.pt", out, "x", sets={"recipe.epochs": 3})

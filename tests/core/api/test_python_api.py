@@ -156,3 +156,17 @@ def test_the_api_is_reached_lazily_from_the_package():
 
     code = "import sys, dememo; assert 'dememo.api' not in sys.modules; dememo.run; assert 'dememo.api' in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_a_misspelt_option_is_a_user_error_with_the_closest_and_threads_are_left_alone():
+    with pytest.raises(UserError, match=r"unknown option 'unlearner' \(did you mean 'unlearners'\?\)"):
+        dememo.plan("quick", unlearner="scrub")
+    with pytest.raises(UserError, match=r"unknown export option 'cache' \(did you mean 'cache_dir'\?\)"):
+        dememo.export("x", dataset="digits", forget="class-0", cache="c")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        dememo.plan("quick", unlearners="scrub", seeds=1, threads=1)
+        assert torch.get_num_threads() == 2  # the run's one thread was the run's
+    finally:
+        torch.set_num_threads(before)

@@ -467,3 +467,11 @@ def test_the_environment_line_says_what_the_results_cost_not_a_cached_re_runs_se
     cold = {"environment": {"wall_seconds": 107.6, "cells_from_cache": 0, "computed_seconds": 307.4,
                             "compute_seconds": 307.4}, "cells": cells}
     assert "run time 108 s" in _environment(cold) and "from the cache" not in _environment(cold)
+
+
+def test_the_report_of_partial_results_says_so():
+    from dememo.board.report import render_html
+
+    page = render_html({"suite": {"name": "s"}, "cells": [], "partial": {"cells_done": 3, "cells_planned": 9}}, [])
+    assert '<p class="partial"><strong>PARTIAL: 3 of 9 cells' in page
+    assert "PARTIAL" not in render_html({"suite": {"name": "s"}, "cells": []}, [])

@@ -157,3 +157,42 @@ def test_an_estimate_from_a_runs_own_timings_predicts_that_run(tmp_path):
     fresh = dememo.plan(str(suite), cache_dir=tmp_path / "empty", **narrow)
     est, _ = costs.estimate(fresh.cells, set(), [table], ["none"])
     assert did > 0 and 0.5 <= est.seconds / did <= 2.0, (est, did)
+
+
+def test_a_measurement_in_any_table_wins_over_a_guess_from_its_kind():
+    local = costs.CostTable({"digits/mlp": {"unlearn:finetune": [0.5, 0, 1], "unlearn:*": [0.5, 0, 1]}}, "local")
+    shipped = costs.CostTable({"digits/mlp": {"unlearn:scrub@class": [0.12, 0, 1]}}, "shipped")
+    assert local.lookup("digits/mlp", "unlearn:scrub@class", kinds=False) is None
+    assert shipped.lookup("digits/mlp", "unlearn:scrub@class", kinds=False) == ([0.12, 0, 1], "exact")
+    assert local.lookup("digits/mlp", "unlearn:scrub@class") == ([0.5, 0, 1], "kind")
+
+
+def test_estimate_prefers_the_shipped_measurement_to_a_local_kind_median(tiny_cells):
+    suite, cells = tiny_cells
+    local = costs.CostTable({"digits/mlp": {"unlearn:*": [100.0, 0, 1], "train": [1.0, 0, 1], "metric:*": [0, 0, 1]}})
+    shipped = costs.CostTable({"digits/mlp": {"unlearn:finetune": [2.0, 0, 1], "unlearn:gradient-ascent": [2.0, 0, 1],
+                                              "unlearn:original": [2.0, 0, 1], "unlearn:retrain": [2.0, 0, 1]}}, "shipped")
+    est, _ = costs.estimate(cells, set(), [local, shipped], suite.references["poisoner"])
+    assert est.by_kind["unlearn"] == pytest.approx(2.0 * est.stages["unlearn"])
+
+
+def test_interplay_clean_target_retrains_are_one_per_poisoner():
+    suite = load_suite("quick")
+    planner = Planner(plugins.get_registry(), suite)
+    cells = planner.cells(Filters(unlearner=("finetune",), poisoner=("em", "tap"), track=("interplay",),
+                                  forget=("clean",)), seeds=1)
+    poisoners = {c.poisoner.label for c in cells}
+    retrains = {s.ident for c in cells for s in costs.cell_stages(c, suite.references["poisoner"])
+                if s.ident[2] == "train" and s.ident[3][0] == "retain"}
+    # one retrain per poisoner whose mixture differs from the clean data (the reference `none` shares the clean one)
+    assert len(retrains) == len(poisoners) and len(poisoners) >= 3
+
+
+@pytest.mark.parametrize("content", ['[1, 2]', '{"schema": "dememo.costs/1", "devices": {"cpu": [1]}}',
+                                     '{"schema": "dememo.costs/1", "devices": {"cpu": {"d/m": {"train": 3}}}}',
+                                     '{"schema": "dememo.costs/1", "devices": {"cpu": {"d/m": {"train": ["x"]}}}}'])
+def test_a_damaged_cost_file_reads_as_empty_and_is_replaced(tmp_path, content):
+    (tmp_path / costs.CACHE_FILE).write_text(content)
+    assert costs.local_samples(tmp_path, "cpu") == {} and costs.local_table(tmp_path, "cpu").table == {}
+    costs.record_costs(tmp_path, [record(timings={"unlearn": {"seconds": 1.0, "cached": False}})], "cpu")
+    assert costs.local_samples(tmp_path, "cpu")["digits/mlp"]["unlearn:scrub@random"] == [1.0]

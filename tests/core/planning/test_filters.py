@@ -69,3 +69,8 @@ def test_case_insensitive_did_you_mean():
     assert closest("zzzz", ["scrub"]) is None
     with pytest.raises(UserError, match=r"unknown suite 'Quick' \(did you mean 'quick'\?\)"):
         load_suite("Quick")
+
+
+def test_a_forget_set_with_only_the_unlearnability_track_is_an_error(planner):
+    with pytest.raises(UserError, match="the unlearnability track has none"):
+        plan(planner, forget=["class-0"], track=["unlearnability"])

@@ -114,6 +114,11 @@ def test_an_image_folder_reads_as_torchvision_imagefolder_does(tmp_path, mode):
     from dememo_plugins.datasets.local_files import read_folder
 
     root = image_folder(tmp_path / "imgs", mode=mode)
+    from PIL import Image
+
+    (root / "bee" / "nested").mkdir()  # class folders are walked recursively, .ppm/.pgm included
+    Image.new(mode, (7, 5), 90).save(root / "bee" / "nested" / "z.ppm" if mode == "RGB" else root / "bee" / "nested" / "z.pgm")
+    (root / "bee" / "notes.txt").write_text("not an image")
     x, y = read_folder(root)
     ref = ImageFolder(str(root), loader=lambda p: __import__("PIL.Image").Image.open(p).convert(mode))
     assert ref.classes == ["ant", "bee", "cat"] and y.tolist() == [t for _, t in ref.samples]
@@ -155,3 +160,19 @@ def test_a_suite_runs_two_local_datasets(tmp_path):
     from dememo.planning.suite import load_suite
 
     assert "plugin" not in load_suite("quick").to_json()["datasets"][0]  # shipped fingerprints unchanged
+
+
+def test_sixteen_bit_images_and_half_given_splits_are_refused(tmp_path):
+    from PIL import Image
+
+    root = image_folder(tmp_path / "imgs")
+    Image.fromarray(np.full((5, 7), 40000, np.uint16)).save(root / "ant" / "deep.png")
+    with pytest.raises(DatasetError, match=r"ant/deep\.png: a I;16 image \(16-bit\); convert the folder to 8-bit"):
+        LocalFiles(path=str(root)).load(tmp_path, False)
+    x, y = toy(40, (4, 4), 2)
+    path = npz(tmp_path, x_train=x, y_train=y, x_test=x, y_test=y, x_val=x)
+    with pytest.raises(DatasetError, match="has x_val but not y_val; give both or neither"):
+        LocalFiles(path=str(path)).load(tmp_path, False)
+    path = npz(tmp_path, "e.npz", x_train=x, y_train=y, x_test=x[:0], y_test=y[:0])
+    with pytest.raises(DatasetError, match=r"the test split is empty \(its x_test is empty\)"):
+        LocalFiles(path=str(path)).load(tmp_path, False)
