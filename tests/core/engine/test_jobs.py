@@ -123,7 +123,7 @@ def test_an_interrupted_pool_keeps_finished_cells_and_leaves_no_worker(tiny_suit
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "Run the same command again to resume" in err and "Traceback" not in err
-    planned = int(re.search(r"suite 'tiny', (\d+) cells", err).group(1))
+    planned = int(re.search(r"suite 'tiny': (\d+) cells", err).group(1))
     assert 3 <= len(load(tmp_path / "out")["cells"]) < planned
     def workers() -> list[str]:  # cell workers of the run's session (multiprocessing's helpers end on their own)
         ps = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)], capture_output=True, text=True).stdout
