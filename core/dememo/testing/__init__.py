@@ -19,9 +19,16 @@ Example::
         params = {"strength": 0.5}
 """
 
-from .contracts import AttackContract, MetricContract, PoisonerContract, ScorerContract, UnlearnerContract
-from .fixtures import (TinyArchitecture, TinyMLP, evaluation_for, isolated_registry, registered, tiny_class_task,
-                       tiny_context, tiny_splits, tiny_task)
+try:  # pytest rewrites asserts only in test files: the contracts' checks show their values too
+    import pytest
+
+    pytest.register_assert_rewrite("dememo.testing.contracts")
+except ImportError:  # the kit needs pytest; the fixtures do not
+    pass
+
+from .contracts import AttackContract, MetricContract, PoisonerContract, ScorerContract, UnlearnerContract  # noqa: E402
+from .fixtures import (TinyArchitecture, TinyMLP, evaluation_for, isolated_registry, registered,  # noqa: E402
+                       tiny_class_task, tiny_context, tiny_splits, tiny_task)
 
 __all__ = [
     "AttackContract", "MetricContract", "PoisonerContract", "ScorerContract", "TinyArchitecture", "TinyMLP",

@@ -18,6 +18,7 @@ import torch
 from dememo import plugins
 from dememo.budget import Budget, check_poison
 from dememo.data import Task
+from dememo.engine.guards import unchanged
 from dememo.families import AttackData, LearnerData, Plugin, Series
 from dememo.hashing import digest
 from dememo.params import build
@@ -35,6 +36,25 @@ def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _first_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> str:
+    """The first tensor two states differ in, in words."""
+    if a.keys() != b.keys():
+        return f"their tensor names ({sorted(set(a) ^ set(b))[0]!r})"
+    return next((repr(k) for k in a if not torch.equal(a[k], b[k])), "nothing")
+
+
+def _check_architecture(out: torch.nn.Module, model: torch.nn.Module, what: str) -> None:
+    """``out`` has ``model``'s tensors, shapes and finite weights (as the runner checks), named when not."""
+    have, want = out.state_dict(), model.state_dict()
+    missing, extra = [k for k in want if k not in have], [k for k in have if k not in want]
+    assert not missing and not extra, (f"{what} returned a model whose tensors differ: "
+                                       + (f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"))
+    for k, v in want.items():
+        assert have[k].shape == v.shape, f"{what} returned tensor {k!r} of shape {tuple(have[k].shape)}, not {tuple(v.shape)}"
+        if have[k].is_floating_point():
+            assert bool(torch.isfinite(have[k]).all()), f"{what} returned NaN or infinite values in {k!r}"
+
+
 class _Contract:
     plugin_class: ClassVar[type[Plugin]]
     params: ClassVar[dict[str, Any]] = {}
@@ -46,26 +66,31 @@ class _Contract:
 
     def test_is_well_formed(self):
         cls = self.plugin_class
-        assert attrs.has(cls), "a plugin class must be an attrs class"
-        assert cls.name and cls.name == cls.name.lower() and "_" not in cls.name, "name must be kebab-case"
-        assert isinstance(cls.version, str) and cls.version
-        assert cls.summary(), "the class docstring's first line is shown in --list"
+        assert attrs.has(cls), f"{cls.__name__} must be an attrs class (decorate it with @attrs.define)"
+        assert cls.name and cls.name == cls.name.lower() and "_" not in cls.name and " " not in cls.name, \
+            f"{cls.__name__}.name must be kebab-case, got {cls.name!r}"
+        assert isinstance(cls.version, str) and cls.version, f"{cls.__name__}.version must be a non-empty string"
+        assert cls.summary(), f"{cls.__name__} needs a docstring: its first line is shown in --list"
 
     def test_is_registered(self):
         if not self.check_entry_point:
             pytest.skip("plugin is not installed through an entry point")
         registry = plugins.get_registry()
-        assert registry.get(self.plugin_class.family, self.plugin_class.name) is self.plugin_class
+        found = registry.get(self.plugin_class.family, self.plugin_class.name)
+        assert found is self.plugin_class, (f"the installed {self.plugin_class.family} {self.plugin_class.name!r} is "
+                                            f"{found.__module__}.{found.__name__}, not this class: reinstall (pip "
+                                            "install -e .) or check the entry point")
 
     def test_params_round_trip(self):
         obj = self.make()
         again = build(self.plugin_class, obj.params(), "$")
-        assert again == obj and again.label() == obj.label()
+        assert again == obj and again.label() == obj.label(), (
+            f"params() must rebuild the plugin: {obj.params()!r} gave {again!r}, not {obj!r}")
 
     def test_cache_key_is_stable(self):
         a, b = Configured(self.plugin_class.family, self.make()), Configured(self.plugin_class.family, self.make())
-        assert digest(a.spec()) == digest(b.spec())
-        assert digest(a.spec()) == digest(copy.deepcopy(a.spec()))
+        assert digest(a.spec()) == digest(b.spec()), f"two plugins built from the same params have different keys: {a.spec()} / {b.spec()}"
+        assert digest(a.spec()) == digest(copy.deepcopy(a.spec())), "the cache key changes when its params are copied"
 
 
 class PoisonerContract(_Contract):
@@ -78,7 +103,10 @@ class PoisonerContract(_Contract):
     def _run(self, seed: int = 0):
         splits = tiny_splits()
         before = splits.train.x.clone()
-        out = self.make().poison(splits.train, tiny_context(splits, seed=seed, budget=self._budget()))  # type: ignore[attr-defined]
+        given = attrs.evolve(splits.train, x=splits.train.x.clone(), y=splits.train.y.clone())  # its own copy, as in a run
+        obj = self.make()
+        with unchanged(f"poisoner {obj.name!r}", {"splits": splits}):
+            out = obj.poison(given, tiny_context(splits, seed=seed, budget=self._budget()))  # type: ignore[attr-defined]
         return splits, before, out
 
     def test_respects_budget(self):
@@ -86,11 +114,12 @@ class PoisonerContract(_Contract):
         check_poison(splits.train.x, out, self._budget())
 
     def test_deterministic_under_seed(self):
-        assert torch.equal(self._run(0)[2], self._run(0)[2])
+        a, b = self._run(0)[2], self._run(0)[2]
+        assert torch.equal(a, b), f"two runs with seed 0 differ (largest difference {(a - b).abs().max():.3g}): draw from ctx.generator"
 
     def test_does_not_mutate_input(self):
-        splits, before, _ = self._run()
-        assert torch.equal(splits.train.x, before)
+        splits, before, _ = self._run()  # the guard names what was written in place (also a value-preserving write)
+        assert torch.equal(splits.train.x, before), "the poisoner changed the shared training split"
 
 
 class UnlearnerContract(_Contract):
@@ -103,21 +132,24 @@ class UnlearnerContract(_Contract):
         if not self.plugin_class.reads_forget:  # type: ignore[attr-defined]
             task = Task(task.retain, task.forget.subset(torch.zeros(0, dtype=torch.int64)), task.val)
         snapshot = (task.retain.x.clone(), task.forget.x.clone())
-        out = self.make().unlearn(copy.deepcopy(model), task, tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
+        obj = self.make()
+        with unchanged(f"unlearner {obj.name!r}", {"task": task, "original": model, "splits": splits}):
+            out = obj.unlearn(copy.deepcopy(model), task, tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
         return model, task, snapshot, out
 
     def test_returns_same_architecture(self):
         model, _, _, out = self._run()
-        assert isinstance(out, torch.nn.Module)
-        assert {k: v.shape for k, v in out.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
-        assert all(torch.isfinite(v).all() for v in out.state_dict().values() if v.is_floating_point())
+        assert isinstance(out, torch.nn.Module), f"unlearn returned {type(out).__name__}, expected the torch.nn.Module"
+        _check_architecture(out, model, "unlearn")
 
     def test_deterministic_under_seed(self):
-        assert _same_state(_state(self._run(0)[3]), _state(self._run(0)[3]))
+        a, b = _state(self._run(0)[3]), _state(self._run(0)[3])
+        assert _same_state(a, b), f"two runs with seed 0 differ in {_first_difference(a, b)}: draw from ctx.generator"
 
     def test_does_not_mutate_task(self):
-        _, task, (retain, forget), _ = self._run()
-        assert torch.equal(task.retain.x, retain) and torch.equal(task.forget.x, forget)
+        _, task, (retain, forget), _ = self._run()  # the guard names what was written in place
+        assert torch.equal(task.retain.x, retain), "the unlearner changed task.retain.x"
+        assert torch.equal(task.forget.x, forget), "the unlearner changed task.forget.x"
 
 
 class AttackContract(_Contract):
@@ -127,18 +159,22 @@ class AttackContract(_Contract):
         splits = tiny_splits()
         ctx = tiny_context(splits, seed=seed, budget=None)
         obj = self.make()
+        who = f"attack {obj.name!r}"
         if "model" in type(obj).stages:  # type: ignore[attr-defined]
             model = ctx.train(splits.train)
             before = _state(model)
             task = tiny_task(splits) if self.track == "unlearning" else None
-            out = obj.attack(model, AttackData(splits, task), tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
+            with unchanged(who, {"model": model, "splits": splits, "task": task}):  # it gets a copy, as in a run
+                out = obj.attack(copy.deepcopy(model), AttackData(splits, task), tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
             return model, before, out
         before_x = splits.train.x.clone()
         given = LearnerData(splits.train, splits.val, splits.test)
-        out = obj.train(given, tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
+        with unchanged(who, {"data": splits.train, "splits": splits}):
+            out = obj.train(given, tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
         assert torch.equal(splits.train.x, before_x), "a train-stage attack must not modify its data"
         if isinstance(out, tuple):
-            assert len(out) == 2 and isinstance(out[1], History), "train returns a model or (model, History)"
+            assert len(out) == 2 and isinstance(out[1], History), \
+                f"train returned a tuple of {len(out)}; return a model or (model, dememo.History)"
             out = out[0]
         return None, None, out
 
@@ -148,22 +184,24 @@ class AttackContract(_Contract):
 
     def test_returns_models(self):
         model, _, out = self._run()
-        for m in self._models(out):
-            assert isinstance(m, torch.nn.Module)
+        for i, m in enumerate(self._models(out)):
+            assert isinstance(m, torch.nn.Module), f"model {i} returned is {type(m).__name__}, not a torch.nn.Module"
             if model is not None:
-                assert {k: v.shape for k, v in m.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+                _check_architecture(m, model, f"attack's model {i}")
 
     def test_deterministic_under_seed(self):
         a, b = self._models(self._run(0)[2]), self._models(self._run(0)[2])
-        assert len(a) == len(b) and all(_same_state(_state(x), _state(y)) for x, y in zip(a, b))
+        assert len(a) == len(b), f"two runs with seed 0 returned {len(a)} and {len(b)} models"
+        for i, (x, y) in enumerate(zip(a, b)):
+            sx, sy = _state(x), _state(y)
+            assert _same_state(sx, sy), f"model {i} of two runs with seed 0 differs in {_first_difference(sx, sy)}"
 
     def test_does_not_mutate_input_model(self):
         model, before, out = self._run()
         if model is None:
             pytest.skip("train-stage attack")
-        if any(m is model for m in self._models(out)):
-            return  # returning the input unchanged is allowed (e.g. the identity attack)
-        assert _same_state(_state(model), before)
+        now = _state(model)  # the attack got a copy; the guard names an in-place write to what it was handed
+        assert _same_state(now, before), f"the model under attack changed in {_first_difference(now, before)}"
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -186,28 +224,37 @@ class MetricContract(_Contract):
         model = ctx.train(task.retain if task else splits.train)
         # interplay: the kit's owner share is the forget set itself (its clean and released images coincide)
         ev = evaluation_for(model, splits, track, task, seed, owner_share=task.forget if track == "interplay" else None)
-        return self.make().compute(ev, tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
+        obj = self.make()
+        with unchanged(f"metric {obj.name!r}", {"model": model, "splits": splits, "task": task}):
+            return obj.compute(ev, tiny_context(splits, seed=seed, budget=None))  # type: ignore[attr-defined]
 
     def test_returns_declared_columns(self):
         values = self._run()
         columns = self.plugin_class.columns  # type: ignore[attr-defined]
-        assert set(values) <= set(columns), "every returned key must be declared in columns"
+        assert isinstance(values, dict), f"compute returned {type(values).__name__}, expected a dict of columns"
+        undeclared = sorted(set(values) - set(columns))
+        assert not undeclared, f"compute returned {undeclared[0]!r}, which is not declared in columns ({', '.join(columns)})"
         for k, v in values.items():
             if columns[k].unit == "series":
-                assert isinstance(v, Series), f"series column {k} must be a dememo.Series"
+                assert isinstance(v, Series), f"series column {k!r} must be a dememo.Series, got {type(v).__name__}"
             else:
-                assert isinstance(float(v), float)
+                try:
+                    float(v)
+                except (TypeError, ValueError):
+                    raise AssertionError(f"column {k!r} is not a number: {v!r}") from None
 
     def test_deterministic_under_seed(self):
         a, b = self._run(0), self._run(0)
-        assert a.keys() == b.keys()
+        assert a.keys() == b.keys(), f"two runs with seed 0 returned different columns: {sorted(a)} / {sorted(b)}"
         for k in a:
             assert _same_value(a[k], b[k]), f"column {k} differs between identical runs"
 
     def test_columns_are_documented(self):
         for key, column in self.plugin_class.columns.items():  # type: ignore[attr-defined]
-            assert key == key.lower() and " " not in key, "metric keys are snake_case"
-            assert column.description and column.direction in ("higher", "lower", "match", "info")
+            assert key == key.lower() and " " not in key and "-" not in key, f"column key {key!r} must be snake_case"
+            assert column.description, f"column {key!r} needs a description (shown in the HTML help panel)"
+            assert column.direction in ("higher", "lower", "match", "info"), \
+                f"column {key!r} has direction {column.direction!r}; use higher, lower, match or info"
 
 
 class ScorerContract(MetricContract):
@@ -215,6 +262,12 @@ class ScorerContract(MetricContract):
 
     def test_scorer_gives_one_finite_deterministic_score_per_sample(self):
         splits = tiny_splits()
-        runs = [self.make().score(splits.train, tiny_context(splits, seed=0, budget=None)) for _ in range(2)]  # type: ignore[attr-defined]
-        assert tuple(runs[0].shape) == (len(splits.train),) and bool(torch.isfinite(runs[0]).all())
-        assert torch.equal(runs[0], runs[1])
+        runs = []
+        for _ in range(2):
+            obj = self.make()
+            with unchanged(f"scorer {obj.name!r}", {"train": splits.train, "splits": splits}):
+                runs.append(obj.score(splits.train, tiny_context(splits, seed=0, budget=None)))  # type: ignore[attr-defined]
+        shape = tuple(runs[0].shape) if isinstance(runs[0], torch.Tensor) else type(runs[0]).__name__
+        assert shape == (len(splits.train),), f"score returned {shape}, expected one score per sample ({len(splits.train)},)"
+        assert bool(torch.isfinite(runs[0]).all()), "score returned NaN or infinite scores"
+        assert torch.equal(runs[0], runs[1]), "two runs with seed 0 gave different scores: draw from ctx.generator"
