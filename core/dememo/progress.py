@@ -68,7 +68,7 @@ class RunBar:
         self.cells, self.done = cells, 0
         total = sum(self.weights.values()) if self.weights else float(cells)
         self.weighted = bool(self.weights) and total > 0
-        fmt = ("{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]" if self.weighted else None)
+        fmt = ("{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]{postfix}" if self.weighted else None)
         self.bar = tqdm(total=total if self.weighted else cells, desc="cells", disable=not progress.show,
                         file=sys.stderr, dynamic_ncols=True, bar_format=fmt)
         self.activity, self.since = "", time.monotonic()

@@ -14,6 +14,7 @@ state dict, ``torch.save``), ``data.npz`` (``x_train``, ``y_train``, ``x_val``, 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from dememo.errors import StorageError, UserError, storage_advice
 from dememo.params import build
 
 SCHEMA = "dememo.export/1"
+#: what an external row may be called (it also names the output folder eval-NAME)
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+=(),-]{0,79}")
 
 
 def _images(x: torch.Tensor) -> np.ndarray:
@@ -66,12 +69,17 @@ def _source(suite: str) -> str:
     return str(path.absolute()) if path.suffix == ".toml" or path.exists() else suite
 
 
-def export(out: Path | str, suite: str = "quick", *, dataset: str, forget: str, seed: int = 0, **options: Any) -> Path:
+def export(out: Path | str, suite: str = "quick", *, dataset: str, forget: str, seed: int = 0, force: bool = False,
+           **options: Any) -> Path:
     """Write the original model of ``suite``'s ``dataset`` at ``seed`` (trained now unless cached) with the
     splits of ``forget`` to ``out``; returns ``out``. ``options``: ``cache_dir``, ``data_dir``, ``download``,
     ``device``, ``sets`` as for :func:`dememo.run`."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"--seed must be a whole number ≥ 0, got {seed!r}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out} is a file; give a directory for the export")
+    if (Path(out) / "export.json").exists() and not force:
+        raise UserError(f"{out} holds an export already; give another --out, or --force to replace it")
     with caller_settings():
         return _export(Path(out), suite, dataset, forget, seed, options)
 
@@ -137,6 +145,11 @@ class Export:
 
     def split(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)`` of ``train``, ``val``, ``test``, ``retain`` or ``forget``: float32 images in [0, 1]."""
+        parts = ("train", "val", "test", "retain", "forget")
+        if part not in parts:
+            from dememo.errors import did_you_mean
+
+            raise UserError(f"no split {part!r}{did_you_mean(str(part), parts)}; splits: {', '.join(parts)}")
         a = self._arrays()
         if part in ("retain", "forget"):
             x, y = self.split("train")
@@ -176,8 +189,12 @@ def evaluate(model: Path | str, source: Path | str, name: str, **options: Any) -
     the export in ``source``) against the same references, as the row ``name`` beside the suite's reference
     rows (``unlearners`` adds more; ``attacks``/``metrics`` narrow; ``out`` defaults to
     ``./dememo-results/eval-<name>``). The same checks and output as :func:`dememo.run`."""
-    if not name or any(c in name for c in "\n\r\t") or len(name) > 80:
-        raise UserError("--name must be a short one-line row label (up to 80 characters), e.g. --name my-finetune")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise UserError(f"--name {name!r}: use letters, digits and . _ - + = ( ) , (up to 80, not starting with a dot "
+                        "or dash), e.g. --name my-finetune; it labels the row and names the output folder")
+    installed = {n for family in ("unlearner", "poisoner") for n in plugins.get_registry().names(family)}
+    if name.split("(", 1)[0] in installed:
+        raise UserError(f"--name {name!r} is the name of an installed method; choose another (e.g. my-{name})")
     exp = Export(source)
     info = exp.info
     state = read_state(model)
@@ -196,7 +213,7 @@ def evaluate(model: Path | str, source: Path | str, name: str, **options: Any) -
         launch = Launch(opts)
         if launch.suite.fingerprint() != info["suite_fingerprint"]:
             raise UserError(f"suite {launch.suite.name!r} changed since the export in {exp.where} (its fingerprint "
-                            "differs): export again, or give the suite file it was exported from")
+                            "differs): export again with this suite, then unlearn from that export")
         if any(c.method == name for c in launch.cells if c.unlearner is not None and c.unlearner.alias is None):
             raise UserError(f"--name {name!r} is the label of an installed method's row; choose another")
         runner = launch.open()

@@ -106,7 +106,13 @@ class Launch:
             self.cells = [c for c in self.cells if c.seed == seed] + external_cells(
                 self.planner, options.external, options.filters, options.seeds)
         if not self.cells:
-            raise UserError("the filters leave no cell to run; see 'dememo-bench --list' and 'dememo-bench plan'")
+            given = [f"--{k.rstrip('s') if k != 'forget' else k} {' '.join(v)}" for k, v in
+                     (("poisoners", options.poisoners), ("unlearners", options.unlearners), ("attacks", options.attacks),
+                      ("metrics", options.metrics), ("datasets", options.datasets), ("forget", options.forget),
+                      ("tracks", options.tracks)) if v]
+            raise UserError(f"the filters leave no cell to run ({'; '.join(given) or 'none given'}): suite "
+                            f"{self.suite.name!r} pairs them nowhere (its grid limits where metrics, attacks and "
+                            "the interplay track run); 'dememo-bench plan' without one of them shows what it has")
         check_plan_size(self.cells, options.yes)
         self.jobs = min(self.jobs, len(self.cells))
         # absolute from here on: a plugin that changes the working directory cannot move where results go
@@ -191,7 +197,9 @@ class Launch:
         est, shares = self.estimate(cached)
         self.estimated = est.seconds
         if not left:
-            print(f"dememo-bench: all {len(self.cells)} cells are cached: nothing to compute", file=sys.stderr)
+            failed = len(self.cells) - len(cached)
+            note = f" ({failed} of them failed at once: see the end)" if failed else ""
+            print(f"dememo-bench: all {len(self.cells)} cells served without computing{note}", file=sys.stderr)
             return shares
         if not probed:  # Ray's tasks read the cache themselves: the estimate is of the whole plan
             head = f"{len(left)} cells for Ray's tasks (what they find cached is not computed again)"

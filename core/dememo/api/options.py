@@ -32,7 +32,9 @@ def names_of(value: str | Iterable[str] | None) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(str(v) for v in value)
+    if not isinstance(value, Iterable) or any(not isinstance(v, str) for v in value):
+        raise UserError(f"a filter is a name or a list of names, e.g. unlearners=['scrub'], not {value!r}")
+    return tuple(value)
 
 
 def sets_of(value: Mapping[str, Any] | Iterable[str] | None) -> dict[str, dict[str, Any]]:
@@ -53,10 +55,14 @@ def sets_of(value: Mapping[str, Any] | Iterable[str] | None) -> dict[str, dict[s
         return out
     if isinstance(value, str):
         value = [value]
+    if not isinstance(value, Iterable) or any(not isinstance(v, str) for v in value):
+        raise UserError(f"sets is a mapping ({{'finetune.lr': 0.01}}) or a list of 'plugin.param=value', not {value!r}")
     return parse_sets(list(value))
 
 
 def _path(value: Any) -> Path | None:
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise UserError(f"a directory option takes a path, not {value!r}")
     return None if value is None else Path(value)
 
 
@@ -103,6 +109,16 @@ class RunOptions:
         if self.seeds is not None and (isinstance(self.seeds, bool) or not isinstance(self.seeds, int)
                                        or not 1 <= self.seeds <= MAX_SEEDS):
             raise UserError(f"--seeds must be a whole number between 1 and {MAX_SEEDS}, got {self.seeds!r}")
+        for name in ("jobs", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UserError(f"--{name} must be a whole number ≥ 1, got {value!r}")
+        for name, flag in (("cell_timeout", "--cell-timeout"), ("cell_memory", "--cell-memory")):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise UserError(f"{flag} must be a positive number, got {value!r}")
+        if self.progress is not None and not isinstance(self.progress, bool):
+            raise UserError(f"progress must be True, False or None (draw bars on a terminal), got {self.progress!r}")
         if self.executor not in EXECUTORS:
             raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
         if self.isolate and self.executor != "local":

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from dememo import plugins
@@ -103,6 +104,7 @@ class Results:
             raise UserError(f"no table ({track}, {dataset}, {forget}){did_you_mean(f'({track}, {dataset}, {forget})', known)}; "
                             f"tables: {', '.join(known) or 'none'}")
         main = leaderboard.build_tables(self.data, cells)[0]
+        partial = leaderboard.partial_note(self.data)
         values: dict[str, dict[str, float]] = {}
         for c in cells:
             if c.attack != "none":
@@ -111,7 +113,8 @@ class Results:
                 if v is not None:
                     values.setdefault(c.method, {}).setdefault(col, []).append(v)  # type: ignore[arg-type, union-attr]
         means = {m: {col: sum(vs) / len(vs) for col, vs in cols.items()} for m, cols in values.items()}  # type: ignore[union-attr, arg-type]
-        return Table(leaderboard.title(track, dataset, forget, cells), main["header"], main["rows"], means)
+        title = leaderboard.title(track, dataset, forget, cells)
+        return Table(f"{partial}\n{title}" if partial else title, main["header"], main["rows"], means)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat dict per cell — what it is (track, dataset, forget, method, poisoner, train_attack,
@@ -133,6 +136,8 @@ class Results:
         if isinstance(which, CellRecord):
             return which
         if isinstance(which, int) and not isinstance(which, bool):
+            if not -len(self.cells) <= which < len(self.cells):
+                raise UserError(f"no cell {which}: these results hold {len(self.cells)} cells (0…{len(self.cells) - 1})")
             return self.cells[which]
         if isinstance(which, str):
             found = [c for c in self.cells if c.key.startswith(which)] if which else []
@@ -166,7 +171,11 @@ class Results:
         _, payload = hit
         model = arch.build(tuple(ref["input_shape"]), int(ref["num_classes"]))  # type: ignore[attr-defined]
         model.load_state_dict(payload["models"][0])
-        return model.to(device).eval()
+        try:
+            target = torch.device(device)
+        except RuntimeError:
+            raise UserError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+        return model.to(target).eval()
 
     # -- files -------------------------------------------------------------------------------------
 
@@ -178,12 +187,15 @@ class Results:
             out.mkdir(parents=True, exist_ok=True)
             return write_outputs(out, self.data, self.suite)
         except OSError as exc:
-            raise StorageError(f"cannot write results to {out}: {storage_advice(exc, 'another directory')}") from None
+            raise StorageError(f"cannot write results to {out}: {storage_advice(exc, 'directory')}") from None
 
 
 def load_results(path: Path | str, cache_dir: Path | str | None = None) -> Results:
     """The results in ``path`` (a results directory or its results.json), checked as the command line checks
     them; ``cache_dir`` is where :meth:`Results.model` finds their models."""
     path = Path(path)
+    if path.is_dir() and not (path / "results.json").exists() and (path / "cells").is_dir():
+        raise UserError(f"{path} holds the cells of a run that never finished (no results.json): run the same "
+                        "command again; it resumes from the cache and writes the results")
     data = read_results(path)
     return Results(data, path if path.is_dir() else path.parent, cache_dir)

@@ -27,13 +27,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="let dataset plugins download missing files")
     p.add_argument("--device", default="auto", help="torch device for training the original model if not cached")
     p.add_argument("--set", action="append", default=[], metavar="PLUGIN.PARAM=VALUE", help="as for a run")
+    p.add_argument("--force", action="store_true", help="replace an export already in --out")
     return p
 
 
 def main(args: argparse.Namespace) -> int:
     out = export(args.out, suite=args.suite, dataset=args.dataset, forget=args.forget, seed=args.seed,
                  cache_dir=args.cache_dir, data_dir=args.data_dir, download=args.download, device=args.device,
-                 sets=args.set)
+                 sets=args.set, force=args.force)
     print(f"wrote {out}/export.json, original.pt, data.npz, splits.npz; after unlearning: dememo-bench eval --model "
           f"unlearned.pt --from {out} --name my-method", file=sys.stderr)
     return 0

@@ -40,7 +40,7 @@ def export(name: str, where: Path, force: bool = False) -> list[Path]:
         for f, target in zip(files, targets):
             target.write_bytes(resources.files("dememo.suites").joinpath(f).read_bytes())
     except OSError as exc:
-        raise StorageError(f"cannot write the suite to {where}: {storage_advice(exc, 'another directory')}") from None
+        raise StorageError(f"cannot write the suite to {where}: {storage_advice(exc, 'directory')}") from None
     return targets
 
 

@@ -34,16 +34,17 @@ def file_sha256(path: Path) -> str:
 
 
 def read_state(path: Path | str) -> dict[str, torch.Tensor]:
-    """The state dict in ``path`` (a ``torch.save``'d state dict, or a whole module's), read without running
-    pickled code; one-line errors say what the file is instead."""
+    """The state dict in ``path`` (a ``torch.save``'d state dict, or a checkpoint dict holding one under
+    ``state_dict``), read without running pickled code; one-line errors say what the file is instead."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--model {path}: no such file (give the state dict your unlearning saved with torch.save)")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"--model {path} is not a torch state dict that loads safely (torch.load(weights_only=True): "
-                        f"{' '.join(str(exc).split())[:200]}); save model.state_dict() with torch.save") from None
+    except Exception:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"--model {path} is not a torch state dict that loads safely (torch.load with "
+                        "weights_only=True refused it: a whole pickled module, or not a torch file); save "
+                        "model.state_dict() with torch.save") from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]  # a checkpoint that wraps its state dict
     if not isinstance(loaded, dict) or not loaded or not all(isinstance(v, torch.Tensor) for v in loaded.values()):

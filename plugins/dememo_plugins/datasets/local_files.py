@@ -70,7 +70,11 @@ class LocalFiles(dememo.DatasetSource):
             x, y = read_folder(path)
             return self._split(path, to_images(path, x, self.layout), labels(path, y, len(x)), None)
         if not path.is_file():
-            raise DatasetError(f"{path}: no such file or folder")
+            where = "" if path.is_absolute() else f" (relative to the working directory: {path.absolute()})"
+            raise DatasetError(f"{path}: no such file or folder{where}")
+        if path.suffix == ".npy":
+            raise DatasetError(f"{path}: an .npy holds one array; save the images and labels together with "
+                               "numpy.savez(path, x=..., y=...)")
         return self._from_npz(path)
 
     def _from_npz(self, path: Path) -> dememo.Splits:
@@ -101,7 +105,15 @@ class LocalFiles(dememo.DatasetSource):
     def _split(self, path: Path, x: torch.Tensor, y: torch.Tensor,
                given: dict[str, tuple[torch.Tensor, torch.Tensor]] | None) -> dememo.Splits:
         ys = [y] + [v[1] for v in (given or {}).values()]
+        if not any(len(t) for t in ys):
+            raise DatasetError(f"{path}: holds no samples")
         k = self.num_classes or int(max(int(t.max()) for t in ys if len(t))) + 1
+        present = torch.unique(torch.cat(ys))
+        if not self.num_classes and len(present) < k:
+            missing = sorted(set(range(k)) - set(present.tolist()))
+            raise DatasetError(f"{path}: labels must be 0…K−1 with every class present; {len(missing)} of 0…{k - 1} "
+                               f"never occur (first: {missing[0]}): relabel, or set num_classes if some classes "
+                               "really have no samples")
         bad = [int(t.max()) for t in ys if len(t) and int(t.max()) >= k]
         if bad:
             raise DatasetError(f"{path}: label {bad[0]} is not below num_classes = {k}")
@@ -149,12 +161,12 @@ def to_images(path: Path, x: np.ndarray, layout: str = "auto", key: str = "x") -
     if values.dim() != 4:
         raise DatasetError(f"{where} has shape {tuple(x.shape)}; expected N×H×W, N×C×H×W or N×H×W×C")
     first, last = values.shape[1] in (1, 3), values.shape[3] in (1, 3)
-    if layout == "nhwc" or (layout == "auto" and last and not first):
+    if layout == "auto" and first and last:
+        raise DatasetError(f"{where} has shape {tuple(x.shape)}: channels first or last? set layout = "
+                           "\"nchw\" or \"nhwc\"")
+    if layout == "nhwc" or (layout == "auto" and last):
         return values.permute(0, 3, 1, 2).contiguous()
     if layout == "nchw" or (layout == "auto" and first):
-        if layout == "auto" and last and first and values.shape[1] != values.shape[3]:
-            raise DatasetError(f"{where} has shape {tuple(x.shape)}: channels first or last? set layout = "
-                               "\"nchw\" or \"nhwc\"")
         return values
     raise DatasetError(f"{where} has shape {tuple(x.shape)}: no axis of 1 or 3 channels (set layout if it is "
                        "N×C×H×W or N×H×W×C)")
@@ -184,6 +196,9 @@ def read_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
              if name.lower().endswith(IMAGE_SUFFIXES)]
     if not found:
         raise DatasetError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders")
+    empty = [folder.name for k, folder in enumerate(classes) if not any(c == k for _, c in found)]
+    if empty:  # torchvision's ImageFolder refuses a class without images too
+        raise DatasetError(f"{path}: class folder {empty[0]!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     images = []
     for f, _ in found:
         try:

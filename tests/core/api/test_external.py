@@ -127,8 +127,19 @@ def test_files_that_are_not_state_dicts_are_one_line(exported, tmp_path):
 def test_a_changed_export_or_suite_or_name_clash_is_one_line(exported, tmp_path):
     suite, tmp, out = exported
     torch.save(dememo.load_export(out).model().state_dict(), tmp_path / "m.pt")
-    with pytest.raises(UserError, match="is the label of an installed method's row"):
-        evaluate(tmp, tmp_path / "m.pt", "retrain")
+    for taken in ("retrain", "finetune", "scrub"):  # an installed method's name, in this run or not
+        with pytest.raises(UserError, match="is the name of an installed method"):
+            evaluate(tmp, tmp_path / "m.pt", taken)
+    for odd in ("a/b", "..", "x;rm", "-x", "a\u202eb", ""):
+        with pytest.raises(UserError, match="use letters, digits"):
+            evaluate(tmp, tmp_path / "m.pt", odd)
+    with pytest.raises(UserError, match=r"no split 'Train' \(did you mean 'train'\?\)"):
+        dememo.load_export(out).split("Train")
+    with pytest.raises(UserError, match="holds an export already; give another --out, or --force"):
+        dememo.export(out, suite=str(suite), dataset="digits", forget="class-0", cache_dir=tmp / "cache")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file; give a directory"):
+        dememo.export(tmp_path / "file", suite=str(suite), dataset="digits", forget="class-0")
     with pytest.raises(UserError, match="no export.json; make one with 'dememo-bench export'"):
         dememo.evaluate(tmp_path / "m.pt", tmp_path, "x")
     info = json.loads((out / "export.json").read_text())

@@ -119,7 +119,7 @@ def test_save_and_load_results_round_trip(api_run, tmp_path):
 def test_a_second_run_reads_every_stage_from_the_cache(api_run, capsys):
     suite, tmp, res = api_run
     again = dememo.run(str(suite), out=tmp / "again", cache_dir=tmp / "cache", **NARROW)
-    assert "all" in capsys.readouterr().err  # "all N cells are cached: nothing to compute"
+    assert "served without computing" in capsys.readouterr().err  # "all N cells served without computing"
     assert {c.key: c.metrics for c in again.cells} == {c.key: c.metrics for c in res.cells}
 
 
@@ -170,3 +170,25 @@ def test_a_misspelt_option_is_a_user_error_with_the_closest_and_threads_are_left
         assert torch.get_num_threads() == 2  # the run's one thread was the run's
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(jobs=True), "--jobs must be a whole number"), (dict(threads=0), "--threads must be a whole number"),
+    (dict(progress="no"), "progress must be True, False or None"), (dict(cell_timeout=0), "--cell-timeout must be a positive"),
+    (dict(cell_memory=-1), "--cell-memory must be a positive"), (dict(unlearners=5), "a filter is a name or a list"),
+    (dict(sets=5), "sets is a mapping"), (dict(out=5), "a directory option takes a path"),
+])
+def test_bad_option_values_are_one_line(options, message):
+    with pytest.raises(UserError, match=message):
+        RunOptions(**options)
+
+
+def test_results_refuse_what_they_do_not_hold(api_run, tmp_path):
+    _, tmp, res = api_run
+    with pytest.raises(UserError, match=r"no cell 999: these results hold \d+ cells"):
+        res.model(999)
+    with pytest.raises(UserError, match="unknown device 'gpu'"):
+        res.model(0, device="gpu")
+    (tmp_path / "unfinished" / "cells").mkdir(parents=True)
+    with pytest.raises(UserError, match="never finished .* run the same command again"):
+        dememo.load_results(tmp_path / "unfinished")

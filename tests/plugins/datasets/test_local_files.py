@@ -64,6 +64,9 @@ def test_float_grey_images_in_the_unit_interval_load_as_one_channel(tmp_path):
     (dict(x=np.zeros((10, 4, 4), np.uint8), y=-np.ones(10, int)), "holds the negative label -1"),
     (dict(x=np.zeros((10, 5, 5, 5), np.uint8), y=np.zeros(10, int)), "no axis of 1 or 3 channels"),
     (dict(x=np.zeros((10, 3, 5, 1), np.uint8), y=np.zeros(10, int)), "channels first or last? set layout"),
+    (dict(x=np.zeros((10, 3, 5, 3), np.uint8), y=np.zeros(10, int)), "channels first or last? set layout"),
+    (dict(x=np.zeros((0, 4, 4), np.uint8), y=np.zeros(0, int)), "holds no samples"),
+    (dict(x=np.zeros((4, 4, 4), np.uint8), y=np.array([0, 1000, 0, 1000])), "999 of 0…1000 never occur"),
     (dict(images=np.zeros((10, 4, 4), np.uint8)), "expected arrays x and y, or x_train"),
     (dict(x=np.zeros((10, 4, 4), np.uint8), y=np.zeros(10, int)), "needs at least two classes"),
 ])
@@ -176,3 +179,15 @@ def test_sixteen_bit_images_and_half_given_splits_are_refused(tmp_path):
     path = npz(tmp_path, "e.npz", x_train=x, y_train=y, x_test=x[:0], y_test=y[:0])
     with pytest.raises(DatasetError, match=r"the test split is empty \(its x_test is empty\)"):
         LocalFiles(path=str(path)).load(tmp_path, False)
+
+
+def test_an_empty_class_folder_and_an_npy_are_named(tmp_path):
+    root = image_folder(tmp_path / "imgs")
+    (root / "zebra").mkdir()
+    with pytest.raises(DatasetError, match="class folder 'zebra' holds no images"):
+        LocalFiles(path=str(root)).load(tmp_path, False)
+    np.save(tmp_path / "x.npy", np.zeros((3, 4, 4)))
+    with pytest.raises(DatasetError, match="an .npy holds one array; save the images and labels together"):
+        LocalFiles(path=str(tmp_path / "x.npy")).load(tmp_path, False)
+    with pytest.raises(DatasetError, match="relative to the working directory"):
+        LocalFiles(path="nowhere.npz").load(tmp_path, False)
