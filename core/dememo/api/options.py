@@ -111,8 +111,10 @@ class RunOptions:
             raise UserError(f"--seeds must be a whole number between 1 and {MAX_SEEDS}, got {self.seeds!r}")
         for name in ("jobs", "threads"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise UserError(f"--{name} must be a whole number ≥ 1, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise UserError(f"--{name} must be a whole number of at least 1, got {value!r}")
+            if value is not None and value < 1:
+                raise UserError(f"--{name} must be at least 1, got {value}")
         for name, flag in (("cell_timeout", "--cell-timeout"), ("cell_memory", "--cell-memory")):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):

@@ -173,7 +173,7 @@ def test_a_misspelt_option_is_a_user_error_with_the_closest_and_threads_are_left
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(jobs=True), "--jobs must be a whole number"), (dict(threads=0), "--threads must be a whole number"),
+    (dict(jobs=True), "--jobs must be a whole number"), (dict(threads=0), "--threads must be at least 1, got 0"),
     (dict(progress="no"), "progress must be True, False or None"), (dict(cell_timeout=0), "--cell-timeout must be a positive"),
     (dict(cell_memory=-1), "--cell-memory must be a positive"), (dict(unlearners=5), "a filter is a name or a list"),
     (dict(sets=5), "sets is a mapping"), (dict(out=5), "a directory option takes a path"),
