@@ -25,10 +25,9 @@ from torch import nn
 from dememo import files, plugins
 from dememo.api.launch import Launch, announce_end, caller_settings
 from dememo.api.options import RunOptions, names_of, run_options
-from dememo.api.results import Results
+from dememo.api.results import Results, build_model
 from dememo.engine.external import check_state, read_state
 from dememo.errors import StorageError, UserError, storage_advice
-from dememo.params import build
 
 SCHEMA = "dememo.export/1"
 #: what an external row may be called (it also names the output folder eval-NAME)
@@ -167,11 +166,7 @@ class Export:
 
     def architecture(self) -> nn.Module:
         """A freshly built model of the export's architecture (needs its architecture plugin installed)."""
-        spec = self.info["architecture"]
-        cls = plugins.get_registry().get("architecture", spec["name"])
-        with torch.random.fork_rng(devices=[]):
-            return build(cls, dict(spec.get("params") or {}), f"$.{spec['name']}").build(  # type: ignore[attr-defined]
-                tuple(self.info["input_shape"]), int(self.info["num_classes"]))
+        return build_model(self.info["architecture"], self.info["input_shape"], self.info["num_classes"])
 
     def model(self) -> nn.Module:
         """The original model (train mode: ready to be unlearned)."""

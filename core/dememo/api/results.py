@@ -20,6 +20,15 @@ from dememo.params import build
 from dememo.results import CellRecord, is_partial, load_results as read_results, records
 
 
+def build_model(spec: dict[str, Any], input_shape: Any, num_classes: int) -> nn.Module:
+    """A freshly built model of architecture ``spec`` (``{"name", "params"}``, as results and exports record
+    it), without moving the global RNG; needs the architecture plugin installed."""
+    cls = plugins.get_registry().get("architecture", spec.get("name", "?"))
+    arch = build(cls, dict(spec.get("params") or {}), f"$.{spec.get('name')}")
+    with torch.random.fork_rng(devices=[]):
+        return arch.build(tuple(input_shape), int(num_classes))  # type: ignore[attr-defined]
+
+
 class Table:
     """One leaderboard table: rows are methods, with the header and cells as the terminal shows them
     (``rows``) and the numbers behind them (``values``: method → column → mean over seeds)."""
@@ -156,21 +165,15 @@ class Results:
             raise UserError(f"cell {cell.key[:12]} ({cell.method}) records no model: it failed before one was made, or "
                             "its results come from a dememo without model references (run it again)")
         spec = (cell.params or {}).get("data", {}).get("architecture") or {}
-        registry = plugins.get_registry()
-        cls = registry.get("architecture", spec.get("name", "?"))
-        arch = build(cls, dict(spec.get("params") or {}), f"$.{spec.get('name')}")
+        model = build_model(spec, ref["input_shape"], ref["num_classes"])
         try:
-            hit = Store(self.cache_dir).get(ref["key"])
-        except StorageError:
-            raise
+            hit = Store(self.cache_dir).get(ref["key"])  # a permission problem is the store's one-line StorageError
         except OSError as exc:
             raise UserError(f"cannot read the cache at {self.cache_dir}: {storage_advice(exc, '--cache-dir')}") from None
         if hit is None:
             raise UserError(f"the model of cell {cell.key[:12]} ({cell.method}) is not in the cache at {self.cache_dir}; "
                             "give the run's cache_dir, or run the suite again to recompute it")
-        _, payload = hit
-        model = arch.build(tuple(ref["input_shape"]), int(ref["num_classes"]))  # type: ignore[attr-defined]
-        model.load_state_dict(payload["models"][0])
+        model.load_state_dict(hit[1]["models"][0])
         try:
             target = torch.device(device)
         except RuntimeError:

@@ -409,13 +409,18 @@ MAX_PRINTED_COLUMNS = 11
 LABEL_COLUMNS = ("method", "params", "rank ↓")
 
 
-def split_columns(header: list[str], rows: list[list[str]], width: int = MAX_PRINTED_COLUMNS) -> list[tuple[list[str], list[list[str]]]]:
-    """A table as parts of at most ``width`` metric columns, each with the leading label columns
-    (method, params, rank) and the trailing ``seeds`` column."""
+def label_span(header: list[str]) -> tuple[int, int]:
+    """How many leading label columns (method, params, rank) and trailing ones (seeds) every part repeats."""
     lead = 0
     while lead < len(header) and header[lead] in LABEL_COLUMNS:
         lead += 1
-    tail = 1 if header and header[-1] == "seeds" else 0
+    return lead, 1 if header and header[-1] == "seeds" else 0
+
+
+def split_columns(header: list[str], rows: list[list[str]], width: int = MAX_PRINTED_COLUMNS) -> list[tuple[list[str], list[list[str]]]]:
+    """A table as parts of at most ``width`` metric columns, each with the leading label columns
+    (method, params, rank) and the trailing ``seeds`` column."""
+    lead, tail = label_span(header)
     middle = list(range(lead, len(header) - tail))
     if len(middle) <= width:
         return [(header, rows)]
@@ -434,10 +439,7 @@ def split_to_width(header: list[str], rows: list[list[str]], width: int) -> list
     # tabulate pads a header by two (its MIN_PADDING) and puts two spaces between columns
     widths = [max([len(h) + 2 for h in header[i].splitlines() or [""]] + [len(r[i]) for r in rows])
               for i in range(len(header))]
-    lead = 0
-    while lead < len(header) and header[lead] in LABEL_COLUMNS:
-        lead += 1
-    tail = 1 if header and header[-1] == "seeds" else 0
+    lead, tail = label_span(header)
     fixed = list(range(lead)) + list(range(len(header) - tail, len(header)))
     base = sum(widths[i] + 2 for i in fixed)
     parts: list[list[int]] = [[]]

@@ -26,6 +26,7 @@ stages it computed (not those read from the cache).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import statistics
@@ -248,6 +249,7 @@ class CostTable:
         return None
 
 
+@functools.cache
 def shipped_table() -> CostTable:
     """The costs measured when dememo was released (``dememo/suites/costs.json``)."""
     try:
