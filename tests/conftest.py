@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from support import QUICK_CI, REAL_CI, SLOW_PLUGIN, TINY_SUITE, bench, load
 
 os.environ.setdefault("DEMEMO_PROGRESS", "0")
+# plugins' own tuning files (``dememo-bench tune``) go to a directory of this session's, never the user's
+os.environ["DEMEMO_TUNING_DIR"] = tempfile.mkdtemp(prefix="dememo-tuning-")
 # end-to-end runs stay in one process (tests/core/engine/test_jobs.py runs worker processes): a worker's start
 # (a fresh interpreter importing torch) would cost more than most test runs
 os.environ.setdefault("DEMEMO_JOBS", "1")

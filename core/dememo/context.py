@@ -42,7 +42,9 @@ class Context:
     - ``device``: where data and models live; ``generator``: seeded torch generator on that device;
       ``seed``: the cell's seed (for plugins that need an integer, e.g. scikit-learn).
     - ``budget``: the poison threat model (poisoners only), ``recipe``: the suite's training recipe.
-    - ``new_model()``: a fresh model of the suite's architecture, initialised from ``generator``.
+    - ``new_model(data=None)``: a fresh model of the suite's architecture, initialised from ``generator`` (with
+      ``data``, the architecture's data-dependent initialisation too); ``seeded_model(purpose)``: one drawn
+      from (seed, purpose) only, the same in every row of this seed (a random model a metric shares).
     - ``fit(model, data, ...)``: the standard loop (see ``dememo.training.fit``) with this context's
       recipe and generator; ``train(data)``: a new model fitted with the recipe, cached and shared
       (this is how ``original`` and ``retrain`` models are computed once).
@@ -81,6 +83,14 @@ class Context:
             with torch.no_grad():
                 self.architecture.initialize(model, data)
         return model
+
+    def seeded_model(self, purpose: str, data: Data | None = None) -> nn.Module:
+        """A freshly initialised model drawn from (seed, ``purpose``) alone: the same weights in every cell of
+        this seed on this dataset, whatever row asks, and different for another seed or purpose. For a random
+        model a measurement shares across rows (ZRF's incompetent teacher, a random-init baseline); name the
+        purpose after the plugin (``"zrf:teacher"``). ``new_model()`` instead draws from the cell's own
+        generator (another model in every row)."""
+        return self.derive(f"seeded-model:{purpose}").new_model(data)
 
     def fit(self, model: nn.Module, data: Data, **overrides: Any) -> History:
         """Train ``model`` in place with the suite's recipe; keywords override it (see ``training.fit``)."""

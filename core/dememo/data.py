@@ -2,7 +2,8 @@
 
 Images are float32 N×C×H×W in [0, 1]; labels int64. ``index`` holds each sample's position in its
 dataset's *train* split (or its own split for val/test), so subsets, forget sets and poisoned copies keep
-sample identity. ``fingerprint`` identifies the content: a loaded split hashes its tensors once; a subset
+sample identity; a sample from no split (generated noise, ``Data.synthetic``) has index ``SYNTHETIC`` (−1).
+``fingerprint`` identifies the content: a loaded split hashes its tensors once; a subset
 derives its fingerprint from its parent and the chosen indices, so no large tensor is re-hashed.
 """
 
@@ -12,6 +13,9 @@ import attrs
 import torch
 
 from dememo.hashing import digest, tensor_digest
+
+#: ``Data.index`` of a sample from no split of the dataset (``Data.synthetic``)
+SYNTHETIC = -1
 
 
 @attrs.frozen(eq=False)
@@ -38,6 +42,16 @@ class Data:
         x = x.to(torch.float32).contiguous()
         y = y.to(torch.int64).contiguous()
         return cls(x=x, y=y, num_classes=num_classes, fingerprint=digest([tag, tensor_digest(x, y)]))
+
+    @classmethod
+    def synthetic(cls, x: torch.Tensor, y: torch.Tensor, num_classes: int, tag: str) -> Data:
+        """Samples that are in no split of the dataset (UNSIR's error-maximising noise, generated images), for
+        ``ctx.fit`` alone or joined to real data with ``torch.cat``: their ``index`` is ``SYNTHETIC`` (−1), which
+        no lookup by dataset position (``ctx.scores(name)[data.index]``) may use, and the fingerprint comes from
+        ``tag`` and their content. ``x`` on the device of the data it joins, values in [0, 1] as images are
+        (``ctx.fit`` does not check)."""
+        out = cls.from_tensors(x, y.to(x.device), num_classes, tag=f"synthetic:{tag}")
+        return attrs.evolve(out, index=torch.full((len(out),), SYNTHETIC, dtype=torch.int64, device=out.y.device))
 
     def __len__(self) -> int:
         return len(self.y)

@@ -1,4 +1,5 @@
-"""The one test of "a finite number" for values read from JSON (results, bundles, leaderboards)."""
+"""Numbers read from and written to JSON (results, bundles, leaderboards): the one test of "a finite number", and
+NaN and infinities written as null."""
 
 from __future__ import annotations
 
@@ -16,3 +17,14 @@ def finite(v: Any) -> float | None:
     except OverflowError:
         return None
     return f if math.isfinite(f) else None
+
+
+def clean_number(value: Any) -> Any:
+    """JSON has no NaN/Inf: write them as null (the leaderboard shows 'n/a')."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean_number(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_number(v) for v in value]
+    return value

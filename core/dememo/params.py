@@ -117,14 +117,26 @@ def field_names(cls: type) -> list[str]:
     return [f.name for f in attrs.fields(cls)]
 
 
+def required(cls: type) -> list[str]:
+    """The parameters of ``cls`` that have no default."""
+    return [f.name for f in attrs.fields(cls) if f.init and f.default is attrs.NOTHING]
+
+
 def build(cls: type[T], params: dict[str, Any], path: str) -> T:
-    """An instance of plugin class ``cls`` from ``params`` (unknown names get a did-you-mean)."""
+    """An instance of plugin class ``cls`` from ``params`` (unknown names get a did-you-mean; a parameter
+    without a default that ``params`` lacks is named with where to give it)."""
     known = field_names(cls)
     for name in params:
         if name not in known:
             hint = did_you_mean(name, known)
             choices = ", ".join(known) if known else "none"
             raise ParameterError(f"unknown parameter {name!r} @ {path}{hint}; parameters: {choices}")
+    missing = [name for name in required(cls) if name not in params]
+    if missing:
+        family, plugin = getattr(cls, "family", "plugin"), getattr(cls, "name", "") or cls.__name__
+        raise ParameterError(printable(
+            f"{family} {plugin!r} needs parameter {', '.join(map(repr, missing))}, which has no default (@ {path}); "
+            f"give it with --set {plugin}.{missing[0]}=VALUE or in the suite's [params.{family}.{plugin}]"))
     return structure(dict(params), cls, path)
 
 

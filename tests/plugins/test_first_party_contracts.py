@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dememo import plugins
 from dememo.families import Scorer
-from dememo.testing import AttackContract, MetricContract, PoisonerContract, ScorerContract, UnlearnerContract
+from dememo.testing import (ArchitectureContract, AttackContract, DatasetContract, MetricContract, PoisonerContract,
+                            ScorerContract, UnlearnerContract)
 
 CONTRACTS = {"poisoner": PoisonerContract, "unlearner": UnlearnerContract, "attack": AttackContract,
-             "metric": MetricContract}
+             "metric": MetricContract, "dataset": DatasetContract, "architecture": ArchitectureContract}
+#: entry points of datasets that read files a test cannot have without a download (their own tests load small fixtures)
+NEEDS_FILES = {"local-data", "torchvision-datasets"}
+#: architectures that need larger images than the contract's default 8×8
+SHAPES = {"lenet": ((1, 16, 16), (3, 16, 16))}
 
 
 def _first_party():
@@ -15,14 +20,15 @@ def _first_party():
     for family, contract in CONTRACTS.items():
         for name in registry.names(family):
             info = registry.info(family, name)
-            if info.distribution == "dememo":
+            if info.distribution == "dememo" and info.plugin not in NEEDS_FILES:
                 yield family, name, contract, info.cls
 
 
 for _family, _name, _contract, _cls in _first_party():
     _test_name = "Test_" + _family + "_" + _name.replace("-", "_")
     _base = ScorerContract if issubclass(_cls, Scorer) else _contract
-    globals()[_test_name] = type(_test_name, (_base,), {"plugin_class": _cls})
+    _extra = {"shapes": SHAPES[_name]} if _name in SHAPES else {}
+    globals()[_test_name] = type(_test_name, (_base,), {"plugin_class": _cls, **_extra})
 
 
 def test_every_first_party_method_is_covered_by_a_contract():

@@ -29,8 +29,8 @@ __all__ = ["Export", "Finished", "Launch", "Results", "RunOptions", "Table", "an
            "evaluate", "export", "load_export", "load_results", "plan", "run"]
 
 
-def run(suite: str = "quick", **options: Any) -> Results:
-    """Run ``suite`` narrowed by the given options (``poisoners``, ``unlearners``, ``attacks``, ``metrics``,
+def run(suite: str | None = None, **options: Any) -> Results:
+    """Run ``suite`` (default ``quick``; ``smoke`` with ``smoke=True``) narrowed by the given options (``poisoners``, ``unlearners``, ``attacks``, ``metrics``,
     ``datasets``, ``forget``, ``tracks``, ``seeds``, ``sets``, ``jobs``, ``out``, ``cache_dir``, ``progress``,
     ...: :class:`RunOptions`) and return its results, also written to ``out`` (default
     ``./dememo-results/<suite>``) as the command line writes them. Cached stages are reused as on the command
@@ -46,7 +46,7 @@ def run(suite: str = "quick", **options: Any) -> Results:
     return Results(finished.data, finished.written, launch.cache)
 
 
-def plan(suite: str = "quick", **options: Any):
+def plan(suite: str | None = None, **options: Any):
     """What :func:`run` with the same options would do, without running it: the cells by track, dataset and
     forget set, how many are cached, and an estimate of the compute time (:class:`dememo.api.preview.Plan`)."""
     from dememo.api.preview import preview

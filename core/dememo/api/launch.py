@@ -14,7 +14,7 @@ import attrs
 import torch
 
 from dememo import interrupts, plugins, results
-from dememo.api.options import RunOptions, default_cache_dir
+from dememo.api.options import RunOptions, default_cache_dir, for_smoke
 from dememo.board.writer import write_outputs
 from dememo.engine.cache import Store
 from dememo.engine.costs import (CostTable, Estimate, compute_seconds, estimate, local_table, record_costs,
@@ -90,9 +90,11 @@ class Launch:
     :meth:`preview` (``dememo-bench plan``) and :meth:`execute` need."""
 
     def __init__(self, options: RunOptions, registry: plugins.Registry | None = None):
-        self.options = options
         self.registry = registry or plugins.get_registry()
         self.suite: Suite = load_suite(options.suite)
+        if options.smoke:  # from here on a plain run (workers re-plan from its filters)
+            options = for_smoke(options, self.suite.references)
+        self.options = options
         if options.deterministic:
             set_deterministic()
         self.device: torch.device = resolve_device(options.device)
@@ -113,6 +115,8 @@ class Launch:
             raise UserError(f"the filters leave no cell to run ({'; '.join(given) or 'none given'}): suite "
                             f"{self.suite.name!r} pairs them nowhere (its grid limits where metrics, attacks and "
                             "the interplay track run); 'dememo-bench plan' without one of them shows what it has")
+        for note in [*self.planner.skipped.values(), *self.planner.notes]:  # one plugin never stops the others
+            print(f"dememo-bench: warning: {note}", file=sys.stderr)
         check_plan_size(self.cells, options.yes)
         self.jobs = min(self.jobs, len(self.cells))
         # absolute from here on: a plugin that changes the working directory cannot move where results go

@@ -72,7 +72,8 @@ class RunOptions:
     mapping (``{"finetune.lr": 0.01}``). ``jobs``/``threads`` left as None follow ``$DEMEMO_JOBS`` /
     ``$DEMEMO_THREADS`` and the device, as on the command line."""
 
-    suite: str = "quick"
+    #: a shipped suite's name or a suite file; None: ``smoke`` with ``smoke``, else ``quick``
+    suite: str = None  # type: ignore[assignment]
     poisoners: tuple[str, ...] = attrs.field(default=(), converter=names_of)
     unlearners: tuple[str, ...] = attrs.field(default=(), converter=names_of)
     attacks: tuple[str, ...] = attrs.field(default=(), converter=names_of)
@@ -101,8 +102,16 @@ class RunOptions:
     #: a model unlearned outside dememo, evaluated as a row of its own (``dememo-bench eval``): ``path`` of
     #: its state dict, ``name`` of its row, the ``seed`` it was exported at (the run keeps that seed only)
     external: dict[str, Any] | None = None
+    #: a plugin author's quick check (``--smoke``): the ``smoke`` suite unless ``suite`` names another, one
+    #: seed unless ``seeds`` is given, and the suite's reference rows for each family no filter names
+    #: (``for_smoke``)
+    smoke: bool = False
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.smoke, bool):
+            raise UserError(f"smoke must be True or False, got {self.smoke!r}")
+        if self.suite is None:
+            object.__setattr__(self, "suite", "smoke" if self.smoke else "quick")
         if not isinstance(self.suite, (str, os.PathLike)):
             raise UserError(f"suite must be a shipped suite's name or a path to a .toml file, not {type(self.suite).__name__}")
         object.__setattr__(self, "suite", str(self.suite))
@@ -144,7 +153,21 @@ class RunOptions:
         return any(attrs.astuple(self.filters))
 
 
-def run_options(suite: str, options: dict[str, Any]) -> RunOptions:
+def for_smoke(options: RunOptions, references: Mapping[str, Any]) -> RunOptions:
+    """The plain options a ``smoke`` run stands for, given its suite's ``references``: one seed unless given;
+    model-stage attacks the suite's reference attacks unless ``attacks`` names some; and when neither a
+    poisoner nor an unlearner is named (a new attack or metric), the reference poisoners and unlearners as
+    the rows it is measured on. The new plugin's row beside the references, and nothing else."""
+    fill: dict[str, Any] = {"smoke": False, "seeds": options.seeds or 1}
+    if not options.attacks:
+        fill["attacks"] = tuple(references.get("attack", ())) or ("none",)
+    if not options.poisoners and not options.unlearners:
+        fill["poisoners"] = tuple(references.get("poisoner", ()))
+        fill["unlearners"] = tuple(references.get("unlearner", ()))
+    return attrs.evolve(options, **fill)
+
+
+def run_options(suite: str | None, options: dict[str, Any]) -> RunOptions:
     """``RunOptions`` from the keyword arguments of ``dememo.run``/``plan``/``evaluate``: a misspelt one is a
     one-line UserError with the closest option (``unlearner`` → ``unlearners``), not a TypeError."""
     from dememo.errors import did_you_mean

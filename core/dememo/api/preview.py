@@ -33,6 +33,8 @@ class Plan:
     device: str
     where: str
     cache: str
+    #: plugins left out because they cannot be built from their defaults (``Planner.skipped``), one line each
+    skipped: tuple[str, ...] = ()
 
     @property
     def to_run(self) -> int:
@@ -80,6 +82,7 @@ class Plan:
                       tabulate(stage_rows, headers=["stage", "count", "estimated"], tablefmt="simple",
                                disable_numparse=True), ""]
         parts.append(self.line())
+        parts += [f"skipped: {note}" for note in self.skipped]
         if self.to_run:
             parts.append(f"costs from: {'; '.join(self.estimate.sources) or 'no measurement (a guess of every stage)'}")
             if self.estimate.guessed:
@@ -95,7 +98,7 @@ class Plan:
                              "wall_seconds": round(self.wall_seconds(), 1), "by_stage": self.estimate.by_kind,
                              "stages": self.estimate.stages, "sources": list(self.estimate.sources),
                              "guessed": list(self.estimate.guessed)},
-                "jobs": self.jobs, "device": self.device}
+                "jobs": self.jobs, "device": self.device, "skipped": list(self.skipped)}
 
     def __str__(self) -> str:
         return self.render()
@@ -128,4 +131,4 @@ def preview(launch: Launch) -> Plan:
     cached = cached_cells(launch)
     est, _ = launch.estimate(cached)
     return Plan(launch.suite.name, launch.cells, frozenset(cached), est, launch.jobs, str(launch.device),
-                launch.where(), str(launch.cache))
+                launch.where(), str(launch.cache), tuple(launch.planner.skipped.values()))

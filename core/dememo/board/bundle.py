@@ -51,6 +51,8 @@ SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "submission-1.schema.json"
 MAX_BYTES = 32 * 1024 * 1024
 #: families whose plugins make a cell "belong" to a distribution (datasets and architectures are the suite's)
 CELL_FAMILIES = {"poisoner": "poisoner", "train_attack": "attack", "unlearner": "unlearner", "attack": "attack"}
+#: families whose plugins make a whole table a distribution's (``owning_plugins``)
+TABLE_FAMILIES = ("dataset", "architecture")
 ENV_KEYS = ("dememo", "torch", "cuda", "gpu", "device", "threads", "python", "platform", "numpy", "torchvision")
 #: a plugin name on the board: ASCII kebab-case (the registry's rule, ``plugins.Registry.add``, in ASCII), so
 #: that no look-alike (a ligature, another script's letter) of another plugin's name can stand beside it
@@ -102,6 +104,7 @@ def dist_key(name: str) -> str:
 def _spec_names(params: dict[str, Any]) -> list[tuple[str, str]]:
     """(family, plugin name) of every plugin that defines a cell (see ``CELL_FAMILIES``) and its metrics."""
     out = [(family, params[field]["name"]) for field, family in CELL_FAMILIES.items() if params.get(field)]
+    out += [(family, params["data"][family]["name"]) for family in TABLE_FAMILIES if params.get("data")]
     return out + [("metric", m["name"]) for m in params.get("metrics") or []]
 
 
@@ -121,6 +124,12 @@ def _table(cell: dict[str, Any]) -> tuple[str, str, str | None]:
 
 def _slot(cell: dict[str, Any]) -> tuple[Any, ...]:
     return (*_table(cell), cell["method"], cell["attack"], cell["seed"])
+
+
+def _table_plugins(cell: dict[str, Any]) -> set[tuple[str, str]]:
+    """(family, name) of the dataset and architecture of the cell's table (``TABLE_FAMILIES``)."""
+    data = cell["params"].get("data") or {}
+    return {(family, data[family]["name"]) for family in TABLE_FAMILIES if isinstance(data.get(family), dict)}
 
 
 def _row_plugins(cell: dict[str, Any]) -> set[tuple[str, str]]:
@@ -143,36 +152,68 @@ def universal(suite: dict[str, Any]) -> set[tuple[str, str]]:
     return {("attack", n) for n in {"none", *suite.get("references", {}).get("attack", [])}}
 
 
+def reference_plugins(suite: dict[str, Any]) -> set[tuple[str, str]]:
+    """The suite's reference poisoners and unlearners (``none``, ``original``, ``retrain``): the plugins whose
+    rows every table is read against."""
+    refs = suite.get("references", {})
+    return {(family, n) for family in ("poisoner", "unlearner") for n in refs.get(family, [])}
+
+
 def owning_plugins(b: dict[str, Any]) -> set[tuple[str, str]]:
-    """The bundle's claimed plugins that make rows its own: ``claimed_plugins`` less ``universal``."""
-    return claimed_plugins(b) - universal(b["suite"])
+    """The bundle's claimed plugins that make rows its own: ``claimed_plugins`` less ``universal``. A
+    dataset or architecture it claims owns the tables on it (``TABLE_FAMILIES``), unless the bundle also
+    claims a reference plugin: the reference plugins' distribution owns its reference rows everywhere, never
+    a whole table by its embedded datasets."""
+    claimed = claimed_plugins(b) - universal(b["suite"])
+    if claimed & reference_plugins(b["suite"]):
+        claimed = {(f, n) for f, n in claimed if f not in TABLE_FAMILIES}
+    return claimed
+
+
+def column_plugins(b: dict[str, Any]) -> set[str]:
+    """The metrics the bundle claims: it owns their columns on every row it carries them on (``column_cells``)."""
+    return {n for f, n in claimed_plugins(b) if f == "metric"}
 
 
 def is_own(cell: dict[str, Any], claimed: set[tuple[str, str]]) -> bool:
-    """Whether a cell's row belongs to the distribution that claims ``claimed``: one of the plugins that
-    define the row is one of its plugins. Reference rows (``none``, ``original``, ``retrain``) are thereby
-    the reference plugins' distribution's (first-party ``dememo``), and a row like ``my-poison → retrain``
-    is ``my-poison``'s."""
-    return bool(_row_plugins(cell) & claimed)
+    """Whether a cell's row belongs to the distribution that claims ``claimed`` (``owning_plugins``): one of
+    the plugins that define the row (``CELL_FAMILIES``), or the dataset or architecture of its table, is one
+    of its plugins. Reference rows (``none``, ``original``, ``retrain``) are thereby the reference plugins'
+    distribution's (first-party ``dememo``), a row like ``my-poison → retrain`` is ``my-poison``'s, every
+    row of a table on ``my-dataset`` is ``my-dataset``'s, and a metric owns no row (``column_cells``)."""
+    return bool((_row_plugins(cell) | _table_plugins(cell)) & claimed)
+
+
+def carries_columns(cell: dict[str, Any], metrics: set[str]) -> bool:
+    """Whether the cell computed one of ``metrics``."""
+    return any(m["name"] in metrics for m in cell["params"].get("metrics") or [])
+
+
+def column_cells(b: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cells of rows the bundle does not own that computed one of its metrics (``column_plugins``): on
+    the board it adds those metrics' columns to the same rows of their owners, and nothing else of them."""
+    metrics, claimed = column_plugins(b), owning_plugins(b)
+    return [c for c in b["cells"] if not is_own(c, claimed) and carries_columns(c, metrics)] if metrics else []
 
 
 def own_cells(b: dict[str, Any]) -> list[dict[str, Any]]:
-    """The bundle's own cells (``is_own``): the only ones it may put on the board and the only ones
-    ``verify --rerun`` draws from."""
+    """The bundle's own cells (``is_own``) and the cells of its metrics' columns (``column_cells``): the only
+    ones it may put on the board (rows, or columns of rows) and the only ones ``verify --rerun`` draws from."""
     claimed = owning_plugins(b)
-    return [c for c in b["cells"] if is_own(c, claimed)]
+    return [c for c in b["cells"] if is_own(c, claimed)] + column_cells(b)
 
 
 def split_cells(b: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The bundle's cells as (own, context, foreign): own rows; other distributions' reference rows of the
-    same tables, carried to read the own rows against; and rows of plugins it does not provide, which a
-    bundle must not carry."""
+    """The bundle's cells as (own, context, foreign): own rows; other distributions' rows it carries to read
+    them against or to give its metrics' columns (reference rows of the same tables, ``column_cells``); and
+    rows of plugins it does not provide that carry none of its metrics, which a bundle must not carry."""
     claimed, references = owning_plugins(b), b["suite"].get("references", {})
+    metrics = column_plugins(b)
     own, context, foreign = [], [], []
     for c in b["cells"]:
         if is_own(c, claimed):
             own.append(c)
-        elif _is_reference(c, references):
+        elif _is_reference(c, references) or carries_columns(c, metrics):
             context.append(c)
         else:
             foreign.append(c)
@@ -211,19 +252,21 @@ def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, A
         raise UserError("--name must be a non-empty display name of at most 100 characters, without control characters")
     dist_of = {(p["family"], p["name"]): p for p in results.get("plugins", [])}
     cells = [c for c in results.get("cells", []) if c.get("params")]
-    by_dist: dict[str, set[str]] = defaultdict(set)
-    for c in cells:  # the board's ownership rule (``is_own``): metrics and ``universal`` attacks own no rows
-        for fam_name in _row_plugins(c) - universal(results["suite"]):
-            if fam_name in dist_of:
-                by_dist[dist_of[fam_name]["distribution"]].add(c["key"])
-    own_keys = by_dist.get(distribution, set())
-    if not own_keys:
-        raise UserError(printable(f"no cell in results uses a plugin from distribution {distribution!r} as its "
-                                  "poisoner, attack or unlearner (a board entry is the rows of its own plugins; metrics "
-                                  f"own no rows); installed distributions with cells: {', '.join(sorted(by_dist)) or 'none'}"))
+    mine = {(p["family"], p["name"]) for p in dist_of.values() if p["distribution"] == distribution}
+    # the board's ownership rule (``owning_plugins``, ``is_own``), applied to what this distribution provides
+    owning = owning_plugins({"plugins": [{"family": f, "name": n} for f, n in mine], "suite": results["suite"]})
+    own_keys = {c["key"] for c in cells if is_own(c, owning)}
+    metrics = {n for f, n in mine if f == "metric"}
+    column_keys = {c["key"] for c in cells if c["key"] not in own_keys and carries_columns(c, metrics)}
+    if not own_keys and not column_keys:
+        used = sorted({dist_of[fn]["distribution"] for c in cells for fn in _row_plugins(c) | _table_plugins(c)
+                       if fn in dist_of})
+        raise UserError(printable(f"no cell in results uses a plugin from distribution {distribution!r} (as a row's "
+                                  "poisoner, attack or unlearner, its table's dataset or architecture, or a metric it "
+                                  f"computed); distributions with cells: {', '.join(used) or 'none'}"))
     references = results["suite"].get("references", {})
     tables = {_table(c) for c in cells if c["key"] in own_keys}
-    chosen = [c for c in cells if c["key"] in own_keys
+    chosen = [c for c in cells if c["key"] in own_keys or c["key"] in column_keys
               or (_table(c) in tables and _is_reference(c, references))]
     used = {fn for c in chosen for fn in _spec_names(c["params"])}
     provided = sorted((p for p in dist_of.values() if p["distribution"] == distribution
@@ -700,6 +743,7 @@ def _check_plugin(b: dict[str, Any]) -> Check:
     for c in b["cells"]:
         p = c["params"]
         specs = [(fam, p[field]) for field, fam in CELL_FAMILIES.items() if p.get(field)]
+        specs += [(fam, p["data"][fam]) for fam in TABLE_FAMILIES]
         specs += [("metric", m) for m in p["metrics"]]
         mine = False
         for fam, spec in specs:

@@ -156,9 +156,10 @@ def _best(meta: dict[str, Any], means: dict[str, float | None], references: set[
     return {m for m, v in scored.items() if math.isclose(v, goal, abs_tol=1e-12)}
 
 
-RANK_RULE = ("rank: the mean, over the {k} columns marked ↑ ↓ ≈ (wall-clock columns left out), of the row's rank "
-             "among the non-reference rows in that column (1 = best; ties share their mean rank; a row with no "
-             "value in a column ranks last there); reference rows are not ranked.")
+RANK_RULE = ("rank: the mean, over the {k} columns marked ↑ ↓ ≈ that every ranked row was measured on (wall-clock "
+             "columns, and columns some row was run without, left out), of the row's rank among the non-reference "
+             "rows in that column (1 = best; ties share their mean rank; a row whose cell failed or gave no value "
+             "there ranks last); reference rows are not ranked.")
 
 
 def average_ranks(scores: dict[str, float], rows: list[str]) -> dict[str, float]:
@@ -208,18 +209,22 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
     methods = sorted({c.method for c in cells}, key=lambda m: (m not in references, m))
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     failed: dict[tuple[str, str], list[CellRecord]] = defaultdict(list)
+    measured: set[tuple[str, str, str]] = set()  # (method, column, attack) some cell computed, or failed on
     for c in cells:
         if c.status == "failed":
             failed[(c.method, c.attack)].append(c)
         for col, v in c.metrics.items():
             values[(c.method, col, c.attack)].append(v)
+            measured.add((c.method, col, c.attack))
     by_key = {k: stats(v) for k, v in values.items()}
     paired = _paired_references(cells) if track == "interplay" else None
     means = {(col, attack): {m: by_key.get((m, col, attack), (None,))[0] for m in methods} for col, attack, _ in columns}
     best = {key: _best(meta_all.get(key[0], {}), means[key], references, paired) for key in means}
-    ranked = [key for key in means if meta_all.get(key[0], {}).get("direction") in ("higher", "lower", "match")
-              and not meta_all.get(key[0], {}).get("wall_clock")]
     candidates = [m for m in methods if m not in references]
+    # a column some row was run without (a metric installed after it ran, a narrowed run) ranks no row
+    ranked = [key for key in means if meta_all.get(key[0], {}).get("direction") in ("higher", "lower", "match")
+              and not meta_all.get(key[0], {}).get("wall_clock")
+              and all((m, *key) in measured or failed.get((m, key[1])) for m in candidates)]
     ranks = (composite_rank([_scores(meta_all.get(k[0], {}), means[k], references, paired) for k in ranked], candidates)
              if len(ranked) >= 2 and len(candidates) >= 2 else {})
     sources = _selections(cells) if track != "unlearnability" and all(a == "none" for _, a, _ in columns) else None

@@ -29,8 +29,8 @@ import attrs
 
 from dememo import results as results_mod
 from dememo.board import leaderboard, writer
-from dememo.board.bundle import (SCHEMA, Check, _few, _is_reference, _slot, _where, check_bundle, claimed_plugins,
-                                 dist_key, fold, load_bundle, owning_plugins, split_cells)
+from dememo.board.bundle import (SCHEMA, Check, _few, _slot, _where, check_bundle, claimed_plugins,
+                                 column_cells, column_plugins, dist_key, fold, load_bundle, owning_plugins, split_cells)
 from dememo.board.verify import ABS_TOL, REL_TOL, compare, rerun_checks, tolerance_text
 from dememo.errors import UserError
 from dememo.files import write_files
@@ -59,6 +59,8 @@ class _Candidate:
     bundle: dict[str, Any]
     own: list[dict[str, Any]]
     context: list[dict[str, Any]]
+    #: rows of others on which it gives its metrics' columns (``column_cells``)
+    columns: list[dict[str, Any]] = attrs.field(factory=list)
     #: its ``leaderboard build --rerun`` record (``_rerun_new``), None when it was never re-run
     rerun: dict[str, Any] | None = None
 
@@ -98,24 +100,68 @@ def _refusal(b: dict[str, Any], fingerprint: str | None, checks: bool = True) ->
     return None
 
 
-def _own_problem(b: dict[str, Any], own: list[dict[str, Any]], foreign: list[dict[str, Any]]) -> str | None:
-    """Why a bundle's rows cannot be its entry: rows of plugins it does not provide, no row of its own, or
-    two own cells on one row (only one of them could be shown)."""
+def _own_problem(b: dict[str, Any], own: list[dict[str, Any]], foreign: list[dict[str, Any]],
+                 columns: list[dict[str, Any]] = ()) -> str | None:
+    """Why a bundle's rows cannot be its entry: rows of plugins it does not provide, no row or column of its
+    own, or two own cells on one row (or two cells giving its columns on one row: only one could be shown)."""
     dist = b["plugin"]["distribution"]
     if foreign:
         return (f"carries {len(foreign)} rows of plugins {dist} does not list under `plugins`, e.g. {_where(foreign[0])}: "
-                "a bundle may carry only rows of its own distribution's plugins and the reference rows of their "
-                "tables; re-make it with `dememo-bench submit --plugin DIST`")
-    if not own:
-        return (f"has no row of a plugin it lists under `plugins`: nothing of {dist} to put on the board; bundle a run "
-                f"of its plugins with `dememo-bench submit --plugin {dist}`")
-    seen: dict[tuple, dict[str, Any]] = {}
-    for c in own:
-        if _slot(c) in seen:
-            return (f"two of its cells are the row {_where(c)} (keys {seen[_slot(c)]['key'][:12]}, {c['key'][:12]}): "
-                    "submit one configuration per row")
-        seen[_slot(c)] = c
+                "a bundle may carry only rows of its own distribution's plugins, the reference rows of their "
+                "tables and rows its metrics were computed on; re-make it with `dememo-bench submit --plugin DIST`")
+    if not own and not columns:
+        return (f"has no row or metric column of a plugin it lists under `plugins`: nothing of {dist} to put on the "
+                f"board; bundle a run of its plugins with `dememo-bench submit --plugin {dist}`")
+    for cells, what in ((own, "cells are"), (columns, "cells give its columns on")):
+        seen: dict[tuple, dict[str, Any]] = {}
+        for c in cells:
+            if _slot(c) in seen:
+                return (f"two of its {what} the row {_where(c)} (keys {seen[_slot(c)]['key'][:12]}, {c['key'][:12]}): "
+                        "submit one configuration per row")
+            seen[_slot(c)] = c
     return None
+
+
+def _row_config(cell: dict[str, Any]) -> dict[str, Any]:
+    """What defines a cell's row apart from the metrics computed on it (its ``params`` less ``metrics``): a
+    metric's column on a row is merged only onto the board's cell of the same configuration."""
+    return {k: v for k, v in cell["params"].items() if k != "metrics"}
+
+
+def _merge_columns(entry: _Candidate, cells: dict[tuple, dict[str, Any]]) -> tuple[set[str], list[str]]:
+    """Put the entry's metric columns (``column_plugins``) onto the board's rows it computed them on: the
+    values of those columns (and their series) replace the row's own, whichever entry owns the row. A row
+    the board does not have, or has in another configuration, is left as it is. The columns merged, and
+    notes on what was not."""
+    b = entry.bundle
+    metrics = column_plugins(b)
+    mine = {t: {col for col, m in meta.items() if m.get("metric") in metrics} for t, meta in b["columns"].items()}
+    merged: set[str] = set()
+    absent, other = [], []
+    for c in entry.columns:
+        target = cells.get(_slot(c))
+        if target is None:
+            absent.append(c)
+            continue
+        if _row_config(target) != _row_config(c):
+            other.append(c)
+            continue
+        cols = mine.get(c["track"], set())
+        values = {k: v for k, v in c["metrics"].items() if k in cols}
+        series = {k: v for k, v in (c.get("series") or {}).items() if k in cols}
+        cells[_slot(c)] = target = {**target, "metrics": {**target["metrics"], **values}}
+        if series:
+            target["series"] = {**(target.get("series") or {}), **series}
+        merged |= set(values) | set(series)
+    notes = []
+    if other:
+        notes.append(f"{entry.file}: {len(other)} of the rows it computed its metrics on are on the board in another "
+                     f"configuration (another version or parameters of their plugins), e.g. {_where(other[0])}; its "
+                     "columns are left out there")
+    if absent:
+        notes.append(f"{entry.file}: {len(absent)} of the rows it computed its metrics on are not on the board (no "
+                     f"accepted entry owns them), e.g. {_where(absent[0])}")
+    return merged, notes
 
 
 def _anchor_problem(b: dict[str, Any], registry: Any) -> str | None:
@@ -345,11 +391,12 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
     candidates = []
     for fname, b in loaded:
         own, context, foreign = split_cells(b)
-        reason = _refusal(b, fingerprint, checks=False) or _own_problem(b, own, foreign)
+        columns = column_cells(b)
+        reason = _refusal(b, fingerprint, checks=False) or _own_problem(b, own, foreign, columns)
         if reason is not None:
             board.refused.append((fname, printable(reason)))
             continue
-        candidates.append(_Candidate(fname, b, own, context))
+        candidates.append(_Candidate(fname, b, own, [c for c in context if c not in columns], columns))
     from dememo import plugins
 
     registry = plugins.get_registry()
@@ -392,13 +439,17 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
         for p in b["plugins"]:
             plugin_rows[(p["family"], p["name"])] = {**p, "distribution": b["plugin"]["distribution"],
                                                     "distribution_version": b["plugin"]["version"]}
-        references = b["suite"].get("references", {})
         board.accepted.append({
             "name": b["name"], "file": e.file, "distribution": b["plugin"]["distribution"],
-            "version": b["plugin"]["version"], "cells": sum(1 for c in e.own if not _is_reference(c, references)),
+            "version": b["plugin"]["version"], "cells": len(e.own),
             "seeds": b["seeds"], "environment": b["environment"], "content_sha256": b["content_sha256"],
             **({"rerun": e.rerun} if e.rerun else {}),
         })
+    for e, record in zip(accepted, board.accepted):  # metric columns go onto the rows their owners put there
+        if e.columns:
+            given, notes = _merge_columns(e, cells)
+            record["columns"] = sorted(given)
+            board.notes += [printable(n) for n in notes]
     for e in accepted:
         board.notes += [printable(n) for n in _context_notes(e, cells, owners)]
     merged = {
@@ -432,9 +483,10 @@ def entries_table(entries: list[dict[str, Any]]) -> str:
     rows = []
     for e in entries:
         env = e["environment"]
-        rows.append([md_escape(e["name"]), md_escape(e["distribution"]), md_escape(e["version"]), e["cells"],
+        columns = ", ".join(md_escape(c) for c in e.get("columns", [])) or "—"
+        rows.append([md_escape(e["name"]), md_escape(e["distribution"]), md_escape(e["version"]), e["cells"], columns,
                      len(e["seeds"]), md_escape(env.get("dememo")), md_escape(env.get("torch")),
                      md_escape(env.get("gpu") or env.get("device") or "cpu"), f"`{e['content_sha256'][:12]}`"])
-    header = ["entry", "distribution", "version", "cells", "seeds", "dememo", "torch", "device", "sha256"]
+    header = ["entry", "distribution", "version", "rows", "its columns", "seeds", "dememo", "torch", "device", "sha256"]
     return "## Entries\n\n" + tabulate(rows, header, tablefmt="github")
 

@@ -1,6 +1,7 @@
 """The subcommands of ``dememo-bench``: name → (module under ``dememo.cli``, one line of help)."""
 
 COMMANDS = {
+    "new": ("new", "new FAMILY NAME: an installable distribution of a new plugin to start a method from"),
     "plan": ("plan", "what a run would do: cells per track, dataset and forget set, how many are cached, its cost"),
     "export": ("export", "the original model and splits of one cell, for unlearning in your own code"),
     "eval": ("eval", "your own unlearned model through the suite's attacks and metrics, as a row of its own"),

@@ -42,7 +42,9 @@ def main(args: argparse.Namespace) -> int:
     for name, check in board.reruns:  # which cells were re-run, and the seed of the draw
         print(f"re-ran {name}: {check.line()}")
     for entry in board.accepted:
-        print(f"accepted {entry['file']}: {entry['name']} ({entry['distribution']} {entry['version']}, {entry['cells']} cells)")
+        columns = f", columns {', '.join(entry['columns'])}" if entry.get("columns") else ""
+        print(f"accepted {entry['file']}: {entry['name']} ({entry['distribution']} {entry['version']}, {entry['cells']} rows"
+              f"{columns})")
     for name, reason in board.refused:
         print(f"refused {name}: {reason}")
     for note in board.notes:

@@ -48,7 +48,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list installed plugins by family and exit (--format json: "
                    "with each plugin's parameters, their types and defaults)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="output format of --list and of a plan")
-    p.add_argument("--suite", default="quick", help="shipped suite name or path to a suite .toml (default: quick)")
+    p.add_argument("--suite", default=None, help="shipped suite name or path to a suite .toml (default: quick; "
+                   "smoke with --smoke)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a plugin author's check in under a minute: the named plugin(s) against the reference rows "
+                        "on the smoke suite (digits, one seed); e.g. --smoke --unlearner my-method")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1, mps (default: auto)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the suite's)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: ./dememo-results/<suite>)")
@@ -123,7 +127,7 @@ def options(args: argparse.Namespace) -> RunOptions:
         sets=args.set, device=args.device, out=args.out, cache_dir=args.cache_dir, data_dir=args.data_dir,
         download=args.download, jobs=args.jobs, threads=args.threads, executor=args.executor, address=args.address,
         isolate=args.isolate, cell_timeout=args.cell_timeout, cell_memory=args.cell_memory,
-        deterministic=args.deterministic, yes=args.yes, progress=False if args.quiet else None)
+        deterministic=args.deterministic, yes=args.yes, progress=False if args.quiet else None, smoke=args.smoke)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -135,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
         print(list_plugins(registry, args.format))
         return 0
     opts = options(args)
-    if not args.all and not opts.narrowed:
+    if not args.all and not opts.narrowed and not opts.smoke:
         raise UserError("nothing to run: give --all (optionally narrowed by --poisoner/--unlearner/...), --list, "
                         "or 'dememo-bench plan --all' to see a run first")
     launch = Launch(opts, registry)

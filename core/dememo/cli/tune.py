@@ -12,6 +12,7 @@ from dememo.errors import UserError
 from dememo.params import parse_sets
 from dememo.planning.planner import Planner
 from dememo.planning.suite import load_suite
+from dememo.planning.tuning_record import write_local
 from dememo.progress import Progress
 from dememo.engine import tuner as tuning
 from dememo.engine.cache import Store
@@ -46,7 +47,9 @@ def main(args: argparse.Namespace) -> int:
     registry = plugins.get_registry()
     suite = load_suite(args.suite, apply_tuning=False)
     planner = Planner(registry, suite, parse_sets(args.set))
-    names = args.unlearner or registry.names("unlearner")
+    names = args.unlearner or [n for n in registry.names("unlearner") if planner.buildable("unlearner", n)]
+    for note in planner.skipped.values():
+        print(f"dememo-bench: warning: {note}", file=sys.stderr)
     for name in names:
         registry.get("unlearner", name)
     device = resolve_device(args.device)
@@ -71,5 +74,16 @@ def main(args: argparse.Namespace) -> int:
     record = tuner.run(names, args.forget or None, progress=each)
     path = tuning.write(out, record)
     print(tuning.summary(record))
-    print(f"\nwrote {path}; apply it with  tuning = \"{path.name}\"  in a suite file next to it", file=sys.stderr)
+    print(f"\nwrote {path}: the whole search log", file=sys.stderr)
+    suite = load_suite(args.suite)  # as runs see it, with its own tuning record (if it names one)
+    covered = {e["unlearner"] for e in (suite.tuned or {}).get("entries", [])}
+    for name in sorted({e["unlearner"] for e in record["entries"] if e["chosen"] is not None}):
+        if name in covered:
+            print(f"{name}: suite {suite.name!r}'s own tuning file ({suite.tuning}) sets its values and keeps "
+                  f"precedence; use {path} in a copy of the suite (tuning = \"{path.name}\") to run yours",
+                  file=sys.stderr)
+            continue
+        own = write_local(record, suite, name)
+        print(f"{name}: wrote {own}; later runs of suite {suite.name!r} use these values for {name} (its rows say "
+              "'tuned')", file=sys.stderr)
     return 0

@@ -19,7 +19,7 @@ import attrs
 from dememo.errors import ParameterError, UnknownPluginError, UserError, did_you_mean
 from dememo.families import Plugin, Track
 from dememo.hashing import digest
-from dememo.params import build, field_names, parse_label, printable
+from dememo.params import build, field_names, parse_label, printable, required
 from dememo.planning.suite import DatasetEntry, ForgetSpec, Interplay, Suite
 from dememo.plugins import Registry
 
@@ -152,6 +152,11 @@ class Planner:
         self.registry = registry
         self.suite = suite
         self.sets = sets or {}
+        #: (family, name) -> why an unnamed plugin is left out of the plan (``buildable``)
+        self.skipped: dict[tuple[str, str], str] = {}
+        #: what the run should know about its plan (a plugin's tuning file that is not used, and why)
+        self.notes: list[str] = []
+        self._own_tuning: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
         self._check_sets()
 
     # -- parameters --------------------------------------------------------------------------------
@@ -199,7 +204,9 @@ class Planner:
             if not isinstance(hidden, dict):
                 raise UserError(f"suite variants.{fam}.{name}[{i}].with must be a table of parameters "
                                 f"(with = {{ param = value }}), got {hidden!r}")
-            build(cls, {**base, **hidden}, f"{path}.with")  # an unknown or bad key names the with-table
+            if hidden:  # an unknown or bad key names the with-table
+                build(cls, {**base, **{k: v for k, v in variant.items() if k in required(cls)}, **sets, **hidden},
+                      f"{path}.with")
             obj = build(cls, {**base, **hidden, **variant, **sets}, path)
             shown = (sorted(variant) if len(variants) > 1 else []) + sorted(k for k in sets if k not in variant)
             configured = Configured(family, obj, tuple(shown))
@@ -247,10 +254,36 @@ class Planner:
 
     # -- expansion ---------------------------------------------------------------------------------
 
+    def _mentioned(self, family: str, name: str) -> bool:
+        """Whether the suite or ``--set`` gives plugin ``name`` any parameter (then a bad one is the user's error)."""
+        return (name in self.sets or name in self.suite.params.get(family, {})  # type: ignore[call-overload]
+                or name in self.suite.variants.get(family, {})  # type: ignore[call-overload]
+                or any(name in e.plugin_params.get(family, {}) for e in self.suite.datasets))
+
+    def buildable(self, family: str, name: str) -> bool:
+        """Whether a plugin nobody named or configured can be built from its own defaults. One that cannot (a
+        required parameter without a default, a default its own checks refuse) is left out of an unnarrowed
+        run with a note in ``skipped``, so that one installed plugin cannot stop every other run; named with a
+        filter, or given parameters by the suite or ``--set``, its error is raised as usual."""
+        if self._mentioned(family, name):
+            return True
+        cls = self.registry.get(family, name)
+        try:
+            build(cls, {}, f"$.{name}")
+        except ParameterError as exc:
+            info = self.registry.info(family, name)
+            self.skipped[(family, name)] = printable(
+                f"{family} {name!r} (from {info.distribution}) is left out, as it cannot be built from its defaults: "
+                f"{exc}")
+            return False
+        return True
+
     def _names(self, family: str, wanted: tuple[str, ...]) -> list[str]:
         for name in wanted:
             self.registry.get(family, name)  # unknown names fail before any work
         names = self.registry.names(family)
+        if family in ("poisoner", "unlearner", "attack", "metric"):
+            names = [n for n in names if n in wanted or self.buildable(family, n)]
         if not wanted:
             return names
         refs = self.suite.references.get(family, [])  # type: ignore[call-overload]
@@ -398,12 +431,28 @@ class Planner:
                                       owner=spec, target=target))
         return cells
 
+    def own_tuning(self, name: str) -> tuple[dict[str, Any] | None, str | None]:
+        """Unlearner ``name``'s own tuning file under this suite (``tuning_record.load_local``) and its path;
+        one that cannot be used is a note (``notes``), said once."""
+        if name not in self._own_tuning:
+            from dememo.planning.tuning_record import load_local, local_path
+
+            record, why = load_local(self.suite, name)
+            if why:
+                self.notes.append(why)
+            self._own_tuning[name] = (record, str(local_path(self.suite.name, name)) if record else None)
+        return self._own_tuning[name]
+
     def unlearners_for(self, entry: DatasetEntry, spec: ForgetSpec, name: str) -> list[tuple[Configured, dict[str, Any]]]:
         """The configured variants of unlearner ``name`` for one forget set, with the suite's tuned values
         (``Suite.tuned``) applied, each with the record of how its parameters were chosen."""
         from dememo.planning.tuning_record import chosen
 
         entry_tuned = chosen(self.suite.tuned, entry.name, spec.label(), name)
+        source = self.suite.tuning
+        if entry_tuned is None:  # the unlearner's own tuning file (``dememo-bench tune``) where the suite's has none
+            own, path = self.own_tuning(name)
+            entry_tuned, source = chosen(own, entry.name, spec.label(), name), path
         extra = dict(entry_tuned["chosen"]) if entry_tuned else {}
         out = []
         for configured in self.configure("unlearner", name, extra, entry=entry):
@@ -413,7 +462,7 @@ class Planner:
                 selection: dict[str, Any] = {"source": "set", "params": by_hand}
             elif entry_tuned and not shown & set(extra):
                 selection = {"source": "tuned", "params": sorted(extra), "objective": entry_tuned["objective"],
-                             "trials": len(entry_tuned["trials"]), "tuning": self.suite.tuning}
+                             "trials": len(entry_tuned["trials"]), "tuning": source}
             else:
                 suite_set = sorted(set(self.suite.params.get("unlearner", {}).get(name, {}))
                                    | set(entry.plugin_params.get("unlearner", {}).get(name, {})) | shown)

@@ -9,27 +9,16 @@ which the leaderboards show and ``submit`` refuses; complete results have no suc
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from dememo.numbers import clean_number  # noqa: F401 (results' name for it)
 from dememo import files
 from dememo.errors import UserError, harness_storage, storage_advice
 from dememo.results.check import _reject_constant, _short, shape_problem
 from dememo.results.record import CellRecord
 
 SCHEMA = "dememo.results/1"
-
-
-def clean_number(value: Any) -> Any:
-    """JSON has no NaN/Inf: write them as null (the leaderboard shows 'n/a')."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: clean_number(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean_number(v) for v in value]
-    return value
 
 
 def write_cell(out: Path, record: CellRecord) -> None:

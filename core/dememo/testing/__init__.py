@@ -6,8 +6,8 @@
   ``with`` block; it is unregistered afterwards even if the test fails).
 - ``tiny_splits(...)``, ``tiny_task(...)``, ``tiny_class_task(...)``, ``tiny_context(...)``, ``TinyMLP``: small,
   learnable data, forget tasks and models.
-- ``PoisonerContract``, ``UnlearnerContract``, ``AttackContract``, ``MetricContract``, ``ScorerContract``: pytest classes to
-  subclass in a plugin's own tests; set ``plugin_class`` (and optionally ``params``).
+- ``PoisonerContract``, ``UnlearnerContract``, ``AttackContract``, ``MetricContract``, ``ScorerContract``,
+  ``DatasetContract``, ``ArchitectureContract``: pytest classes to subclass in a plugin's own tests; set ``plugin_class`` (and optionally ``params``).
 
 Example::
 
@@ -26,12 +26,13 @@ try:  # pytest rewrites asserts only in test files: the contracts' checks show t
 except ImportError:  # the kit needs pytest; the fixtures do not
     pass
 
-from .contracts import AttackContract, MetricContract, PoisonerContract, ScorerContract, UnlearnerContract  # noqa: E402
+from .contracts import (ArchitectureContract, AttackContract, DatasetContract, MetricContract,  # noqa: E402
+                        PoisonerContract, ScorerContract, UnlearnerContract)
 from .fixtures import (TinyArchitecture, TinyMLP, evaluation_for, isolated_registry, registered,  # noqa: E402
                        tiny_class_task, tiny_context, tiny_splits, tiny_task)
 
 __all__ = [
-    "AttackContract", "MetricContract", "PoisonerContract", "ScorerContract", "TinyArchitecture", "TinyMLP",
+    "ArchitectureContract", "AttackContract", "DatasetContract", "MetricContract", "PoisonerContract", "ScorerContract", "TinyArchitecture", "TinyMLP",
     "UnlearnerContract",
     "evaluation_for", "isolated_registry", "registered", "tiny_class_task", "tiny_context", "tiny_splits", "tiny_task",
 ]

@@ -9,6 +9,7 @@ exactly their declared columns; and the cache key of a configured instance is st
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -123,10 +124,22 @@ class PoisonerContract(_Contract):
 
 
 class UnlearnerContract(_Contract):
+    """An unlearner on a forget set of kind ``forget_kind``: ``random`` (``tiny_task``, 20 % at random) or
+    ``class`` (``tiny_class_task``, every sample of class 0); default: ``random`` when the method declares it
+    in ``forget_kinds``, else ``class``. A method of both kinds subclasses the contract twice, one per kind."""
+
+    forget_kind: ClassVar[str | None] = None
+
+    def _task(self, splits) -> Task:
+        kinds = self.plugin_class.forget_kinds  # type: ignore[attr-defined]
+        kind = self.forget_kind or ("random" if "random" in kinds else "class")
+        assert kind in ("random", "class"), f"forget_kind {kind!r}: the kit has random and class forget sets"
+        assert kind in kinds, f"forget_kind {kind!r} is not one of the method's forget_kinds {kinds}"
+        return tiny_task(splits) if kind == "random" else tiny_class_task(splits)
+
     def _run(self, seed: int = 0):
         splits = tiny_splits()
-        kinds = self.plugin_class.forget_kinds  # type: ignore[attr-defined]
-        task = tiny_task(splits) if "random" in kinds else tiny_class_task(splits)
+        task = self._task(splits)
         ctx = tiny_context(splits, seed=seed, budget=None)
         model = ctx.train(splits.train)
         if not self.plugin_class.reads_forget:  # type: ignore[attr-defined]
@@ -271,3 +284,85 @@ class ScorerContract(MetricContract):
         assert shape == (len(splits.train),), f"score returned {shape}, expected one score per sample ({len(splits.train)},)"
         assert bool(torch.isfinite(runs[0]).all()), "score returned NaN or infinite scores"
         assert torch.equal(runs[0], runs[1]), "two runs with seed 0 gave different scores: draw from ctx.generator"
+
+
+class DatasetContract(_Contract):
+    """A dataset source: ``load`` gives ``dememo.Splits`` whose three splits share one image shape and class
+    count, with float images in [0, 1], integer labels 0…K−1 (every class in the training split), on the CPU,
+    the same on every load. ``data_dir`` is an empty temporary directory unless a test sets it (a dataset
+    that reads files points it at a small copy of them); nothing is downloaded."""
+
+    data_dir: ClassVar[str | None] = None
+
+    def _load(self, tmp_path) -> Any:
+        from dememo.data import Splits
+
+        obj = self.make()
+        out = obj.load(Path(self.data_dir) if self.data_dir else tmp_path, False)  # type: ignore[attr-defined]
+        assert isinstance(out, Splits), f"load returned {type(out).__name__}, expected a dememo.Splits"
+        return out
+
+    def test_splits_are_well_formed(self, tmp_path):
+        splits = self._load(tmp_path)
+        for name in ("train", "val", "test"):
+            part = getattr(splits, name)
+            assert len(part) > 0, f"the {name} split is empty"
+            assert part.x.device.type == "cpu", f"the {name} split is on {part.x.device}; load returns CPU tensors"
+            assert part.x.dtype == torch.float32, f"{name}.x is {part.x.dtype}; images are float32 in [0, 1]"
+            assert part.shape == splits.train.shape, f"{name} images are {part.shape}, train images {splits.train.shape}"
+            assert part.num_classes == splits.num_classes, f"{name} has {part.num_classes} classes, train {splits.num_classes}"
+            lo, hi = float(part.x.min()), float(part.x.max())
+            assert 0.0 <= lo and hi <= 1.0, f"{name}.x lies in [{lo:.3g}, {hi:.3g}]; images must lie in [0, 1]"
+            assert part.y.dtype == torch.int64 and int(part.y.min()) >= 0 and int(part.y.max()) < splits.num_classes, \
+                f"{name}.y must be int64 labels 0…{splits.num_classes - 1}"
+            assert part.fingerprint, f"{name} has no fingerprint (build it with dememo.Data.from_tensors)"
+        missing = sorted(set(range(splits.num_classes)) - set(splits.train.y.tolist()))
+        assert not missing, f"class {missing[0]} has no training sample"
+
+    def test_loads_the_same_data_every_time(self, tmp_path):
+        a, b = self._load(tmp_path), self._load(tmp_path)
+        for name in ("train", "val", "test"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert torch.equal(x.x, y.x) and torch.equal(x.y, y.y), f"two loads give different {name} splits: seed any draw"
+            assert x.fingerprint == y.fingerprint, f"two loads give {name} different fingerprints"
+
+    def test_budgets_name_known_norms(self):
+        for norm, eps in self.plugin_class.budgets.items():  # type: ignore[attr-defined]
+            assert norm in ("linf", "l2", "l0"), f"budgets key {norm!r} is not a norm (linf, l2, l0)"
+            assert isinstance(eps, (int, float)) and eps > 0, f"budgets[{norm!r}] = {eps!r} must be a positive radius"
+
+
+class ArchitectureContract(_Contract):
+    """A model constructor: ``build(input_shape, num_classes)`` gives a module that maps a batch N×C×H×W to
+    N×num_classes finite logits, the same weights under the same torch seed, and one that trains on tiny data
+    (``initialize`` included). ``shapes``: the input shapes to build for."""
+
+    shapes: ClassVar[tuple[tuple[int, int, int], ...]] = ((1, 8, 8), (3, 8, 8))
+    num_classes: ClassVar[int] = 3
+
+    def _build(self, shape: tuple[int, int, int], seed: int = 0) -> torch.nn.Module:
+        obj = self.make()
+        torch.manual_seed(seed)
+        model = obj.build(shape, self.num_classes)  # type: ignore[attr-defined]
+        assert isinstance(model, torch.nn.Module), f"build returned {type(model).__name__}, not a torch.nn.Module"
+        return model
+
+    def test_maps_a_batch_to_logits(self):
+        for shape in self.shapes:
+            model = self._build(shape).eval()
+            with torch.no_grad():
+                out = model(torch.rand(5, *shape))
+            assert tuple(out.shape) == (5, self.num_classes), \
+                f"input {shape}: the model returned shape {tuple(out.shape)}, expected (5, {self.num_classes})"
+            assert bool(torch.isfinite(out).all()), f"input {shape}: the logits are not finite"
+
+    def test_same_weights_under_the_same_seed(self):
+        a, b = _state(self._build(self.shapes[0], 0)), _state(self._build(self.shapes[0], 0))
+        assert _same_state(a, b), f"two builds under seed 0 differ in {_first_difference(a, b)}: draw from torch's seeded RNG"
+
+    def test_trains_on_tiny_data(self):
+        splits = tiny_splits(shape=self.shapes[0], num_classes=self.num_classes)
+        ctx = tiny_context(splits, budget=None, architecture=self.make())  # type: ignore[arg-type]
+        model = ctx.train(splits.train)  # initialize() runs here, as in standard training
+        acc = ctx.accuracy(model, splits.test)
+        assert acc > 1.5 / self.num_classes, f"test accuracy {acc:.2f} after standard training on tiny data: it does not learn"

@@ -231,5 +231,5 @@ def test_suite_export_copies_the_suite_and_its_tuning_file(tmp_path):
     again = cli("suite", "export", "quick", str(tmp_path / "mine"))
     assert again.returncode == 2 and "exists; give another directory, or --force" in again.stderr
     assert cli("suite", "export", "QUICK", str(tmp_path / "x")).stderr.strip().endswith(
-        "shipped suites: cifar10, cifar10-fast, quick, real")
+        "shipped suites: cifar10, cifar10-fast, quick, real, smoke")
     assert "quick" in cli("suite", "list").stdout
