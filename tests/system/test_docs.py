@@ -27,6 +27,26 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert commands[0].split("#")[0].strip() in ci.splitlines()
 
 
+def test_the_units_table_gives_the_ranges_verify_checks():
+    """CONTRIBUTING's table of column units says exactly what a submission's range check accepts."""
+    import math
+
+    from dememo.board.bundle import _range
+    from dememo.families import Column
+
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    said = {"[0, 1]": (0.0, 1.0), "[−1, 1] (a difference of two fractions)": (-1.0, 1.0), "≥ 0": (0.0, math.inf),
+            "any finite number": (-math.inf, math.inf)}
+    units = [u for u in re.findall(r"'(\w+)'", Column.__annotations__["unit"]) if u != "series"]
+    assert units == ["fraction", "number", "seconds", "epochs", "count"]
+    for unit in units:
+        row = re.search(rf"^  \| `{unit}` \|.*$", text, flags=re.M)
+        assert row, f"CONTRIBUTING's units table has no row for {unit}"
+        cells = [c.strip() for c in row.group(0).strip().strip("|").split("|")]
+        assert said[cells[3]] == _range("x", {"unit": unit}), unit
+        assert said[cells[4]] == _range("x", {"unit": unit, "signed": True}), unit
+
+
 def test_readme_quick_start_runs_the_default_suite():
     readme = (ROOT / "README.md").read_text()
     assert re.search(r"^pip install -e \. && dememo-bench --all", readme, flags=re.M)
