@@ -653,6 +653,33 @@ def test_placeholder_has_the_parameters_of_a_one_hidden_layer_perceptron():
 ''',
 }
 
+#: what a dataset's and an architecture's smoke suites share: forget sets, interplay, cheap many-model metrics
+SMOKE_TAIL = '''
+[[forget]]
+kind = "random"
+fraction = 0.1
+
+[[forget]]
+kind = "class"
+classes = [0]
+
+[interplay]
+targets = ["share"]
+poisoners = ["none"]
+
+[params.metric.u-lira]
+shadows = 6
+[params.metric.forget-quality]
+models = 4
+[params.metric.memorization]
+models = 16
+
+[references]
+poisoner = ["none"]
+unlearner = ["original", "retrain"]
+attack = ["none"]
+'''
+
 SMOKE_SUITES = {
     "dataset": '''# `dememo-bench --smoke --suite smoke.toml`: one seed of ${name} on the MLP, every track, the reference
 # rows of each family (what --smoke adds), in seconds. A leaderboard suite on ${name} sets more epochs and
@@ -666,31 +693,7 @@ tracks = ["unlearnability", "unlearning", "interplay"]
 name = "${name}"
 architecture = "mlp"
 recipe = { epochs = 20, batch_size = 128, lr = 0.05, momentum = 0.9, weight_decay = 5e-4, schedule = "onecycle" }
-
-[[forget]]
-kind = "random"
-fraction = 0.1
-
-[[forget]]
-kind = "class"
-classes = [0]
-
-[interplay]
-targets = ["share"]
-poisoners = ["none"]
-
-[params.metric.u-lira]
-shadows = 6
-[params.metric.forget-quality]
-models = 4
-[params.metric.memorization]
-models = 16
-
-[references]
-poisoner = ["none"]
-unlearner = ["original", "retrain"]
-attack = ["none"]
-''',
+''' + SMOKE_TAIL,
     "architecture": '''# `dememo-bench --smoke --suite smoke.toml`: one seed of scikit-learn digits on ${name}, every track, the
 # reference rows of each family (what --smoke adds), in seconds. A leaderboard suite with ${name} sets its
 # recipe and seeds as dememo's shipped suites do (dememo-bench suite export quick DIR).
@@ -703,31 +706,7 @@ tracks = ["unlearnability", "unlearning", "interplay"]
 name = "digits"
 architecture = "${name}"
 recipe = { epochs = 30, batch_size = 128, lr = 0.05, momentum = 0.9, weight_decay = 5e-4, schedule = "onecycle" }
-
-[[forget]]
-kind = "random"
-fraction = 0.1
-
-[[forget]]
-kind = "class"
-classes = [0]
-
-[interplay]
-targets = ["share"]
-poisoners = ["none"]
-
-[params.metric.u-lira]
-shadows = 6
-[params.metric.forget-quality]
-models = 4
-[params.metric.memorization]
-models = 16
-
-[references]
-poisoner = ["none"]
-unlearner = ["original", "retrain"]
-attack = ["none"]
-''',
+''' + SMOKE_TAIL,
 }
 
 README_HEAD = '''# ${dist}
