@@ -85,8 +85,9 @@ class Context:
         return model
 
     def seeded_model(self, purpose: str, data: Data | None = None) -> nn.Module:
-        """A freshly initialised model drawn from (seed, ``purpose``) alone: the same weights in every cell of
-        this seed on this dataset, whatever row asks, and different for another seed or purpose. For a random
+        """A freshly initialised model drawn from (seed, ``purpose``) alone (and ``data``, for an architecture
+        that initialises from data): the same weights in every cell of this seed on this dataset, whatever row
+        asks, and different for another seed or purpose. For a random
         model a measurement shares across rows (ZRF's incompetent teacher, a random-init baseline); name the
         purpose after the plugin (``"zrf:teacher"``). ``new_model()`` instead draws from the cell's own
         generator (another model in every row)."""

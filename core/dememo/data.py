@@ -45,12 +45,13 @@ class Data:
 
     @classmethod
     def synthetic(cls, x: torch.Tensor, y: torch.Tensor, num_classes: int, tag: str) -> Data:
-        """Samples that are in no split of the dataset (UNSIR's error-maximising noise, generated images), for
-        ``ctx.fit`` alone or joined to real data with ``torch.cat``: their ``index`` is ``SYNTHETIC`` (−1), which
-        no lookup by dataset position (``ctx.scores(name)[data.index]``) may use, and the fingerprint comes from
-        ``tag`` and their content. ``x`` on the device of the data it joins, values in [0, 1] as images are
-        (``ctx.fit`` does not check)."""
-        out = cls.from_tensors(x, y.to(x.device), num_classes, tag=f"synthetic:{tag}")
+        """Samples that are in no split of the dataset (UNSIR's error-maximising noise, generated images), to
+        train on with ``ctx.fit``, alone or joined to real data (``torch.cat`` of ``x``, ``y`` and ``index``,
+        with a fingerprint made of both parts'): their ``index`` is ``SYNTHETIC`` (−1), which no lookup by
+        dataset position (``ctx.scores(name)[data.index]``) may use, and their fingerprint comes from ``tag`` and
+        their content. ``x`` is detached (a tensor being optimised may be passed) and should lie in [0, 1], as
+        images do (``ctx.fit`` does not check)."""
+        out = cls.from_tensors(x.detach(), y.to(x.device), num_classes, tag=f"synthetic:{tag}")
         return attrs.evolve(out, index=torch.full((len(out),), SYNTHETIC, dtype=torch.int64, device=out.y.device))
 
     def __len__(self) -> int:

@@ -134,9 +134,12 @@ def build(cls: type[T], params: dict[str, Any], path: str) -> T:
     missing = [name for name in required(cls) if name not in params]
     if missing:
         family, plugin = getattr(cls, "family", "plugin"), getattr(cls, "name", "") or cls.__name__
+        what = f"parameter {missing[0]!r}, which has" if len(missing) == 1 else \
+            f"parameters {', '.join(map(repr, missing))}, which have"
+        sets = " ".join(f"--set {plugin}.{m}=VALUE" for m in missing)
         raise ParameterError(printable(
-            f"{family} {plugin!r} needs parameter {', '.join(map(repr, missing))}, which has no default (@ {path}); "
-            f"give it with --set {plugin}.{missing[0]}=VALUE or in the suite's [params.{family}.{plugin}]"))
+            f"{family} {plugin!r} needs {what} no default (@ {path}); give {'it' if len(missing) == 1 else 'them'} "
+            f"with {sets} or in the suite's [params.{family}.{plugin}]"))
     return structure(dict(params), cls, path)
 
 

@@ -175,7 +175,7 @@ def load_entry_points(pm: pluggy.PluginManager) -> tuple[dict[str, tuple[str, st
     only, blocked = _env_list("DEMEMO_LOAD_PLUGINS"), set(_env_list("DEMEMO_BLOCK_PLUGINS") or [])
     origins: dict[str, tuple[str, str]] = {}
     failures: list[LoadFailure] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # entry-point name -> the distribution whose entry point of that name loads
     names: dict[int, tuple[str, str]] = {}  # parsing a distribution's METADATA costs ms: once per distribution
     for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
         if ep.dist is None:
@@ -184,9 +184,15 @@ def load_entry_points(pm: pluggy.PluginManager) -> tuple[dict[str, tuple[str, st
             if id(ep.dist) not in names:
                 names[id(ep.dist)] = (ep.dist.name, ep.dist.version)
             dist, version = names[id(ep.dist)]
-        if ep.name in seen or (only is not None and ep.name not in only) or ep.name in blocked:
+        if ep.name in seen:  # one name, two distributions: the second would silently replace nothing
+            if seen[ep.name] != dist:
+                failures.append(LoadFailure(ep.name, dist, f"entry point {ep.name!r} of {dist} is not loaded: {seen[ep.name]} "
+                                            f"has an entry point of the same name in group {GROUP!r}; rename one "
+                                            "(entry-point names are shared by every family)", ""))
             continue
-        seen.add(ep.name)
+        if (only is not None and ep.name not in only) or ep.name in blocked:
+            continue
+        seen[ep.name] = dist
         module, registered = None, False
         try:
             module = ep.load()

@@ -84,7 +84,8 @@ def test_tune_smoke_submit_verify_and_one_board_for_every_family(authored):
 
     ours = [c for c in results["unlearner"]["cells"] if c["unlearner"] == "my-unlearner"]
     assert ours and all(c["status"] == "ok" and c["selection"]["source"] == "tuned" for c in ours)
-    assert {c["forget"] for c in ours} == {"random-10%", "class-0"}
+    assert {(c["track"], c["forget"]) for c in ours} == {("unlearning", "random-10%"), ("unlearning", "class-0"),
+                                                         ("interplay", "owner-50% (poisoned, forgotten)")}
     assert {c["attack"] for c in results["attack"]["cells"]} == {"none", "my-attack"}
     assert all("my_metric_conf" in c["metrics"] for c in results["metric"]["cells"] if c["track"] == "unlearning")
 
@@ -127,3 +128,12 @@ def test_a_dataset_or_architecture_owns_the_tables_of_its_suite(authored, family
     assert board["entries"][0]["cells"] == len(ran["cells"]) > 0  # every row of its tables, references included
     assert {c["method"] for c in board["cells"]} >= {"none", "original", "retrain"}
     assert all(c[family].startswith("my-") for c in board["cells"])
+    # beside the first party's entry on the same suite, the rows its reference plugins define are the first
+    # party's (the table owner's copies are context): both entries stand, neither is held back
+    run(env, "submit", "--results", str(out), "--plugin", "dememo", "--name", "references", "--out",
+        str(entries / "dememo.json"), cwd=root)
+    built = run(env, "leaderboard", "build", str(entries), "--out", str(base / f"board-{family}-2"), cwd=root)
+    assert "refused" not in built.stdout, built.stdout
+    both = json.loads((base / f"board-{family}-2" / "results.json").read_text())
+    assert {e["name"] for e in both["entries"]} == {f"my {family}", "references"}
+    assert {c["entry"] for c in both["cells"] if c["method"] in ("none", "original", "retrain")} == {"references"}

@@ -170,7 +170,8 @@ class Launch:
         spec = RunSpec(suite=suite_ref, sets=o.sets, filters=attrs.asdict(o.filters), seeds=o.seeds,
                        device=str(self.device), cache_dir=str(self.cache.resolve()),
                        data_dir=str(self.data_dir.resolve()) if self.data_dir else None, download=o.download,
-                       deterministic=o.deterministic, threads=self.threads, external=o.external)
+                       deterministic=o.deterministic, threads=self.threads, external=o.external,
+                       tuning=self.planner.tuning_records())
         memory = None if o.cell_memory is None else int(o.cell_memory * 2**30)
         return Workers(spec, o.executor == "local", o.cell_timeout, memory, o.address, self.jobs)
 

@@ -154,16 +154,17 @@ class RunOptions:
 
 
 def for_smoke(options: RunOptions, references: Mapping[str, Any]) -> RunOptions:
-    """The plain options a ``smoke`` run stands for, given its suite's ``references``: one seed unless given;
-    model-stage attacks the suite's reference attacks unless ``attacks`` names some; and when neither a
-    poisoner nor an unlearner is named (a new attack or metric), the reference poisoners and unlearners as
-    the rows it is measured on. The new plugin's row beside the references, and nothing else."""
+    """The plain options a ``smoke`` run stands for, given its suite's ``references``: one seed unless given,
+    and for each of the poisoner, unlearner and attack families that no filter names, the suite's reference
+    plugins of that family (``none``; ``original`` and ``retrain``; the unattacked model). With both row
+    families named, every track of the suite runs: a new poisoner also gets its interplay rows
+    (``poisoner → original``/``retrain``), a new unlearner its interplay row on the clean share
+    (``none → unlearner``), a new attack or metric every track's reference rows. The new plugin's rows beside
+    the references, and nothing else."""
     fill: dict[str, Any] = {"smoke": False, "seeds": options.seeds or 1}
-    if not options.attacks:
-        fill["attacks"] = tuple(references.get("attack", ())) or ("none",)
-    if not options.poisoners and not options.unlearners:
-        fill["poisoners"] = tuple(references.get("poisoner", ()))
-        fill["unlearners"] = tuple(references.get("unlearner", ()))
+    for field, family in (("attacks", "attack"), ("poisoners", "poisoner"), ("unlearners", "unlearner")):
+        if not getattr(options, field):
+            fill[field] = tuple(references.get(family, ())) or (("none",) if family == "attack" else ())
     return attrs.evolve(options, **fill)
 
 

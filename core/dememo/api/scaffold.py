@@ -90,6 +90,18 @@ def _installed(family: str, name: str) -> str | None:
     return None if info is None else info.distribution
 
 
+def _entry_point_taken(entry: str) -> str | None:
+    """The distribution that has an entry point named ``entry`` in group ``dememo``, if one is installed."""
+    from importlib import metadata
+
+    from dememo.plugins import GROUP
+
+    for ep in metadata.entry_points(group=GROUP):
+        if ep.name == entry:
+            return ep.dist.name if ep.dist is not None else "an unknown distribution"
+    return None
+
+
 def new(family: str, name: str, directory: Path | str = ".") -> Scaffold:
     """Write the distribution of a new ``family`` plugin ``name`` into ``directory/dememo-plugin-NAME`` (which
     must not exist or be empty); a UserError names a bad family or name, a name an installed plugin of the
@@ -99,6 +111,10 @@ def new(family: str, name: str, directory: Path | str = ".") -> Scaffold:
     if taken is not None:
         raise UserError(f"dememo-bench new: {family} {name!r} is installed already (from {taken}); choose another name, "
                         "since two plugins of a family cannot share one")
+    taken = _entry_point_taken(n["dist"])
+    if taken is not None:
+        raise UserError(f"dememo-bench new: {taken} is installed and has an entry point named {n['dist']!r}; choose "
+                        "another name")
     root = Path(directory) / n["dist"]
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise UserError(f"dememo-bench new: {root} exists and is not an empty directory; give another --dir or remove it")
@@ -141,9 +157,10 @@ dependencies = ["dememo"]
 test = ["pytest>=7.4"]
 
 # How dememo finds the plugin: entry-point group "dememo", value = the module holding the @dememo.hookimpl
-# function. DEMEMO_LOAD_PLUGINS / DEMEMO_BLOCK_PLUGINS refer to it by the name on the left.
+# function. DEMEMO_LOAD_PLUGINS / DEMEMO_BLOCK_PLUGINS refer to it by the name on the left, which is unique
+# across every installed distribution (all families share one namespace of entry-point names).
 [project.entry-points.dememo]
-${name} = "${module}"
+${dist} = "${module}"
 
 [tool.setuptools.packages.find]
 where = ["src"]

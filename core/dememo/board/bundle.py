@@ -21,9 +21,12 @@ an empty cache, and every metric is compared within a stated tolerance.
 
 Ownership: a row (table, method, attack, seed) belongs to a distribution when one of the plugins that
 define it (poisoner, learner-side attack, unlearner, attack: ``CELL_FAMILIES``) is one the bundle lists
-under ``plugins``, other than the suite's reference attacks in every row (``universal``). Reference rows
-(``none``, ``original``, ``retrain``) thereby belong to the distribution of the reference plugins
-(first-party ``dememo``). A bundle's own rows are what it puts on the board; the
+under ``plugins``, other than the suite's reference attacks in every row (``universal``), or when the
+dataset or architecture of its table is (``TABLE_FAMILIES``; not for the reference plugins' own bundle,
+``owning_plugins``). Reference rows (``none``, ``original``, ``retrain``) thereby belong to the
+distribution of the reference plugins (first-party ``dememo``). A metric owns *columns*: the cells of rows
+it does not own on which it was computed (``column_cells``) give its columns, which the board merges onto
+those rows (``dememo.board.public``). A bundle's own rows and columns are what it puts on the board; the
 reference rows of other distributions it carries are *context*, never merged (a copy that differs beyond
 the tolerance from the provider's is noted); any other row makes the bundle refused.
 """
@@ -49,7 +52,7 @@ from dememo.numbers import finite
 SCHEMA = "dememo.submission/1"
 SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "submission-1.schema.json"
 MAX_BYTES = 32 * 1024 * 1024
-#: families whose plugins make a cell "belong" to a distribution (datasets and architectures are the suite's)
+#: families whose plugins make a row "belong" to a distribution (a dataset or architecture: its whole table)
 CELL_FAMILIES = {"poisoner": "poisoner", "train_attack": "attack", "unlearner": "unlearner", "attack": "attack"}
 #: families whose plugins make a whole table a distribution's (``owning_plugins``)
 TABLE_FAMILIES = ("dataset", "architecture")
@@ -652,7 +655,7 @@ class _SuitePlan:
 
         self.own = owning_plugins(b)
         self.suite = structure(b["suite"], Suite, "$.suite")
-        self.planner = Planner(plugins.get_registry(), self.suite)
+        self.planner = Planner(plugins.get_registry(), self.suite, own_tuning=False)
         self.entries = {e.name: e for e in self.suite.datasets}
         self.memo: dict[tuple, Any] = {}
 

@@ -156,10 +156,10 @@ def _best(meta: dict[str, Any], means: dict[str, float | None], references: set[
     return {m for m, v in scored.items() if math.isclose(v, goal, abs_tol=1e-12)}
 
 
-RANK_RULE = ("rank: the mean, over the {k} columns marked ↑ ↓ ≈ that every ranked row was measured on (wall-clock "
-             "columns, and columns some row was run without, left out), of the row's rank among the non-reference "
-             "rows in that column (1 = best; ties share their mean rank; a row whose cell failed or gave no value "
-             "there ranks last); reference rows are not ranked.")
+RANK_RULE = ("rank: the mean, over the {k} columns marked ↑ ↓ ≈ (wall-clock columns, and columns a metric's entry "
+             "gives other entries' rows, left out), of the row's rank among the non-reference rows in that column (1 = "
+             "best; ties share their mean rank; a row with no value in a column ranks last there); reference rows are "
+             "not ranked.")
 
 
 def average_ranks(scores: dict[str, float], rows: list[str]) -> dict[str, float]:
@@ -209,22 +209,20 @@ def _table(results, cells, columns: list[tuple[str, str, str]]) -> dict[str, Any
     methods = sorted({c.method for c in cells}, key=lambda m: (m not in references, m))
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     failed: dict[tuple[str, str], list[CellRecord]] = defaultdict(list)
-    measured: set[tuple[str, str, str]] = set()  # (method, column, attack) some cell computed, or failed on
     for c in cells:
         if c.status == "failed":
             failed[(c.method, c.attack)].append(c)
         for col, v in c.metrics.items():
             values[(c.method, col, c.attack)].append(v)
-            measured.add((c.method, col, c.attack))
     by_key = {k: stats(v) for k, v in values.items()}
     paired = _paired_references(cells) if track == "interplay" else None
     means = {(col, attack): {m: by_key.get((m, col, attack), (None,))[0] for m in methods} for col, attack, _ in columns}
     best = {key: _best(meta_all.get(key[0], {}), means[key], references, paired) for key in means}
-    candidates = [m for m in methods if m not in references]
-    # a column some row was run without (a metric installed after it ran, a narrowed run) ranks no row
+    # a column a metric's entry gives the board's rows (``contributed``) adds information, never rank: the rows'
+    # owners did not choose it, and older rows it does not cover would rank last
     ranked = [key for key in means if meta_all.get(key[0], {}).get("direction") in ("higher", "lower", "match")
-              and not meta_all.get(key[0], {}).get("wall_clock")
-              and all((m, *key) in measured or failed.get((m, key[1])) for m in candidates)]
+              and not meta_all.get(key[0], {}).get("wall_clock") and not meta_all.get(key[0], {}).get("contributed")]
+    candidates = [m for m in methods if m not in references]
     ranks = (composite_rank([_scores(meta_all.get(k[0], {}), means[k], references, paired) for k in ranked], candidates)
              if len(ranked) >= 2 and len(candidates) >= 2 else {})
     sources = _selections(cells) if track != "unlearnability" and all(a == "none" for _, a, _ in columns) else None
@@ -273,15 +271,21 @@ def tuning_note(results: dict[str, Any], esc: Any = None) -> str | None:
     """One line saying how tuned parameters were chosen (from the suite's tuning record); ``esc`` escapes
     the suite's text in it (``md_escape`` for Markdown)."""
     tuned = (results.get("suite") or {}).get("tuned")
+    how = (results.get("suite") or {}).get("tuning")
+    own = any((c.get("selection") or {}).get("source") == "tuned" and (c.get("selection") or {}).get("tuning") != how
+              for c in results.get("cells", []) if isinstance(c, dict))
     if not tuned:
-        return None
+        return ("params: tuned = chosen by `dememo-bench tune` and read from the unlearner's own tuning file "
+                "(smallest Avg Gap to retrain on the validation split over tuning seeds disjoint from the seeds "
+                "reported here; each cell's selection records the file, the objective and the trials); suite = set "
+                "in the suite file; default = the plugin's defaults.") if own else None
     seeds = tuned.get("seeds") or []
     span = f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else ", ".join(map(str, seeds))
-    how = (results.get("suite") or {}).get("tuning")
     return (f"params: tuned = chosen by `dememo-bench tune` ({esc(how) if esc else how}): smallest Avg Gap "
             f"to retrain on the validation split over tuning seeds {span} (disjoint from the seeds reported here); "
             "suite = set in the suite file; default = the plugin's defaults. The search log is in results.json "
-            "(suite.tuned).")
+            "(suite.tuned)" + ("; rows tuned from an unlearner's own tuning file name it in their selection." if own
+                               else "."))
 
 
 def without_param(label: str, param: str) -> str:
@@ -298,8 +302,9 @@ def area_under(points: dict[float, float]) -> float | None:
     xs = sorted(points)
     if len(xs) < 2 or xs[-1] == xs[0]:
         return None
-    area = sum((xs[i + 1] - xs[i]) * (points[xs[i]] + points[xs[i + 1]]) / 2 for i in range(len(xs) - 1))
-    return area / (xs[-1] - xs[0])
+    span = xs[-1] - xs[0]
+    ts = [(x - xs[0]) / span for x in xs]  # on [0, 1] first: a span near the smallest float does not underflow
+    return sum((ts[i + 1] - ts[i]) * (points[xs[i]] + points[xs[i + 1]]) / 2 for i in range(len(xs) - 1))
 
 
 def curve_values(results: dict[str, Any], cells: list[CellRecord]) -> dict[tuple[str, str, str], list[float]]:

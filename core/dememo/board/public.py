@@ -29,8 +29,9 @@ import attrs
 
 from dememo import results as results_mod
 from dememo.board import leaderboard, writer
-from dememo.board.bundle import (SCHEMA, Check, _few, _slot, _where, check_bundle, claimed_plugins,
-                                 column_cells, column_plugins, dist_key, fold, load_bundle, owning_plugins, split_cells)
+from dememo.board.bundle import (SCHEMA, TABLE_FAMILIES, Check, _few, _row_plugins, _slot, _where, check_bundle,
+                                 claimed_plugins, column_cells, column_plugins, dist_key, fold, load_bundle,
+                                 owning_plugins, split_cells, universal)
 from dememo.board.verify import ABS_TOL, REL_TOL, compare, rerun_checks, tolerance_text
 from dememo.errors import UserError
 from dememo.files import write_files
@@ -128,17 +129,37 @@ def _row_config(cell: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cell["params"].items() if k != "metrics"}
 
 
-def _merge_columns(entry: _Candidate, cells: dict[tuple, dict[str, Any]]) -> tuple[set[str], list[str]]:
-    """Put the entry's metric columns (``column_plugins``) onto the board's rows it computed them on: the
-    values of those columns (and their series) replace the row's own, whichever entry owns the row. A row
-    the board does not have, or has in another configuration, is left as it is. The columns merged, and
-    notes on what was not."""
-    b = entry.bundle
-    metrics = column_plugins(b)
-    mine = {t: {col for col, m in meta.items() if m.get("metric") in metrics} for t, meta in b["columns"].items()}
-    merged: set[str] = set()
+def _installed_columns(b: dict[str, Any], registry: Any) -> tuple[dict[str, set[str]], list[str]]:
+    """The columns (by track) of the bundle's metrics (``column_plugins``) as the metric classes installed where
+    the board is built declare them, and the claimed metrics that are not installed here from the bundle's
+    distribution and version. The installed plugins are the board's trust anchor: it merges only columns it
+    could re-run, named by the installed class (never by the bundle's own ``columns``)."""
+    dist = b["plugin"]
+    out: dict[str, set[str]] = defaultdict(set)
+    missing = []
+    for name in sorted(column_plugins(b)):
+        info = registry.classes.get("metric", {}).get(name)
+        if info is None or dist_key(info.distribution) != dist_key(dist["distribution"]) \
+                or info.dist_version != dist["version"]:
+            missing.append(name)
+            continue
+        for track in info.cls.tracks:
+            out[track] |= set(info.cls.columns)
+    return out, missing
+
+
+def _merge_columns(entry: _Candidate, cells: dict[tuple, dict[str, Any]],
+                   registry: Any) -> tuple[dict[str, set[str]], list[str]]:
+    """Put the entry's metric columns (``_installed_columns``) onto the board's rows it computed them on, from
+    its finished cells: the values of those columns (and their series) replace the row's own, whichever entry
+    owns the row; a null never replaces a number. A row the board does not have, or has in another
+    configuration, is left as it is. The columns merged (by track), and notes on what was not."""
+    mine, missing = _installed_columns(entry.bundle, registry)
+    merged: dict[str, set[str]] = defaultdict(set)
     absent, other = [], []
     for c in entry.columns:
+        if c["status"] != "ok":
+            continue
         target = cells.get(_slot(c))
         if target is None:
             absent.append(c)
@@ -147,13 +168,19 @@ def _merge_columns(entry: _Candidate, cells: dict[tuple, dict[str, Any]]) -> tup
             other.append(c)
             continue
         cols = mine.get(c["track"], set())
-        values = {k: v for k, v in c["metrics"].items() if k in cols}
+        values = {k: v for k, v in c["metrics"].items() if k in cols and v is not None}
         series = {k: v for k, v in (c.get("series") or {}).items() if k in cols}
+        if not values and not series:
+            continue
         cells[_slot(c)] = target = {**target, "metrics": {**target["metrics"], **values}}
         if series:
             target["series"] = {**(target.get("series") or {}), **series}
-        merged |= set(values) | set(series)
+        merged[c["track"]] |= set(values) | set(series)
     notes = []
+    if missing:
+        notes.append(f"{entry.file}: its metric(s) {', '.join(missing)} are not installed where the board is built (from "
+                     f"{entry.bundle['plugin']['distribution']} {entry.bundle['plugin']['version']}), so their columns "
+                     "are not merged onto other entries' rows; install the distribution to merge them")
     if other:
         notes.append(f"{entry.file}: {len(other)} of the rows it computed its metrics on are on the board in another "
                      f"configuration (another version or parameters of their plugins), e.g. {_where(other[0])}; its "
@@ -216,6 +243,28 @@ def _conflict(x: _Candidate, y: _Candidate) -> str | None:
     if columns:
         found.append(f"they define column {columns[0]} differently")
     return "; ".join(found) or None
+
+
+def _yield_to_row_owners(candidates: list[_Candidate]) -> None:
+    """A dataset's or architecture's entry carries every row of its tables (``owning_plugins``); a row that
+    another entry owns by the plugins that define it (first-party ``dememo``'s reference rows, a method's
+    own rows) is that entry's on the board, and the table owner's copy becomes context (compared, never
+    merged), so the two entries do not conflict over it."""
+    by_rows: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)
+    for e in candidates:
+        for fn in owning_plugins(e.bundle):
+            if fn[0] not in TABLE_FAMILIES:
+                by_rows[fn].append(e)
+    for e in candidates:
+        mine = owning_plugins(e.bundle)
+        if not any(family in TABLE_FAMILIES for family, _ in mine):
+            continue
+        kept, given = [], []
+        for c in e.own:
+            rows = _row_plugins(c) - universal(e.bundle["suite"])
+            others = any(x is not e for fn in rows for x in by_rows.get(fn, []))
+            (given if others and not rows & mine else kept).append(c)
+        e.own, e.context = kept, e.context + given
 
 
 def installed_distributions(registry: Any) -> set[tuple[str, str]]:
@@ -359,8 +408,11 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
     bundle holds is executed; with ``rerun=K`` sampled own cells of new entries are re-run with the
     installed plugins.
 
-    Each bundle puts only its own rows (``is_own``) on the board; its copies of other distributions'
-    reference rows are context, never merged. A bundle that claims a plugin installed here under another
+    Each bundle puts only its own rows (``is_own``) on the board, and a metric's bundle its metrics' columns on
+    the board's rows of the same configuration (``_merge_columns``, for metrics installed here from its
+    distribution; such columns are shown, never ranked); its copies of other distributions' reference rows
+    are context, never merged, as are a dataset's or architecture's copies of rows another entry owns by
+    their plugins (``_yield_to_row_owners``). A bundle that claims a plugin installed here under another
     distribution or version is refused alone (``_anchor_problem``); two bundles that claim the same content,
     name, distribution, plugin, row or column definition are both held back, unless exactly one is of an
     installed distribution, which is kept (``_conflicts``). The result does not depend on the files' names."""
@@ -396,7 +448,8 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
         if reason is not None:
             board.refused.append((fname, printable(reason)))
             continue
-        candidates.append(_Candidate(fname, b, own, [c for c in context if c not in columns], columns))
+        given = {c["key"] for c in columns}
+        candidates.append(_Candidate(fname, b, own, [c for c in context if c["key"] not in given], columns))
     from dememo import plugins
 
     registry = plugins.get_registry()
@@ -408,6 +461,7 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
         else:
             anchored.append(e)
     candidates = anchored
+    _yield_to_row_owners(candidates)
     conflicts = _conflicts(candidates, installed_distributions(registry))
     for e in candidates:
         if conflicts.get(e.file):
@@ -447,8 +501,11 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
         })
     for e, record in zip(accepted, board.accepted):  # metric columns go onto the rows their owners put there
         if e.columns:
-            given, notes = _merge_columns(e, cells)
-            record["columns"] = sorted(given)
+            given, notes = _merge_columns(e, cells, registry)
+            record["columns"] = sorted({col for cols in given.values() for col in cols})
+            for track, cols in given.items():  # shown, never ranked (``leaderboard.RANK_RULE``)
+                for col in cols:
+                    columns[track][col] = {**columns[track].get(col, {}), "contributed": e.bundle["name"]}
             board.notes += [printable(n) for n in notes]
     for e in accepted:
         board.notes += [printable(n) for n in _context_notes(e, cells, owners)]

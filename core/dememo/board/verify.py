@@ -116,7 +116,7 @@ def _replan(b: dict[str, Any], claimed: CellRecord, registry: Any) -> tuple[Any,
     planned: list[Any] = []
     for sets in ({}, _recorded_sets(p, owning_plugins(b))):
         try:
-            planner = Planner(registry, suite, sets)
+            planner = Planner(registry, suite, sets, own_tuning=False)
             cells = planner.cells(filters, seeds=p["seed"] + 1)
         except UserError:
             if not sets:  # an unknown plugin name, a suite the installed dememo cannot read

@@ -48,6 +48,9 @@ class RunSpec:
     deterministic: bool = False
     threads: int | None = None
     external: dict[str, Any] | None = None  # an external model's row (``engine.external``)
+    #: unlearners' own tuning records the driver planned with (``Planner.tuning_records``): a worker on another
+    #: machine plans the same cells without the driver's files
+    tuning: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
 
 def groups(cells: list[Any]) -> list[list[str]]:
@@ -73,7 +76,7 @@ def prepare(spec: RunSpec, keys: list[str]) -> tuple[dict[str, Any], Any]:
     if spec.deterministic:
         set_deterministic()
     registry = plugins.get_registry()
-    planner = Planner(registry, load_suite(spec.suite), spec.sets)
+    planner = Planner(registry, load_suite(spec.suite), spec.sets, own_tuning=dict(spec.tuning))
     filters = Filters(**spec.filters)
     cells = planner.cells(filters, seeds=spec.seeds)
     if spec.external is not None:

@@ -147,16 +147,29 @@ class Filters:
     track: tuple[str, ...] = ()
 
 
+def own_label(unlearner: str) -> str:
+    """How a cell records that its unlearner's values came from the unlearner's own tuning file (a name, not
+    the machine's path)."""
+    return f"{unlearner}.json (its own tuning file, dememo-bench tune)"
+
+
 class Planner:
-    def __init__(self, registry: Registry, suite: Suite, sets: dict[str, dict[str, Any]] | None = None):
+    def __init__(self, registry: Registry, suite: Suite, sets: dict[str, dict[str, Any]] | None = None,
+                 own_tuning: bool | dict[str, dict[str, Any]] = True):
+        """``own_tuning``: read unlearners' own tuning files (``own_tuning``) when True; never when False (a
+        verifier plans a bundle as the suite plans it, whatever files its machine holds); or the records to
+        use, by unlearner (a worker re-plans with what its driver read: ``tuning_records``)."""
         self.registry = registry
         self.suite = suite
         self.sets = sets or {}
+        self.read_own_tuning = own_tuning is True
         #: (family, name) -> why an unnamed plugin is left out of the plan (``buildable``)
         self.skipped: dict[tuple[str, str], str] = {}
         #: what the run should know about its plan (a plugin's tuning file that is not used, and why)
         self.notes: list[str] = []
         self._own_tuning: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
+        if isinstance(own_tuning, dict):
+            self._own_tuning = {name: (record, own_label(name)) for name, record in own_tuning.items()}
         self._check_sets()
 
     # -- parameters --------------------------------------------------------------------------------
@@ -282,10 +295,9 @@ class Planner:
         for name in wanted:
             self.registry.get(family, name)  # unknown names fail before any work
         names = self.registry.names(family)
-        if family in ("poisoner", "unlearner", "attack", "metric"):
-            names = [n for n in names if n in wanted or self.buildable(family, n)]
-        if not wanted:
-            return names
+        if not wanted:  # a narrowed family plans only what it names (and the references)
+            return [n for n in names if family not in ("poisoner", "unlearner", "attack", "metric")
+                    or self.buildable(family, n)]
         refs = self.suite.references.get(family, [])  # type: ignore[call-overload]
         chosen = set(wanted)
         if family == "metric":  # a metric computed from others (avg-gap uses mia-efficacy) brings them along
@@ -435,13 +447,19 @@ class Planner:
         """Unlearner ``name``'s own tuning file under this suite (``tuning_record.load_local``) and its path;
         one that cannot be used is a note (``notes``), said once."""
         if name not in self._own_tuning:
-            from dememo.planning.tuning_record import load_local, local_path
+            record, why = (None, None)
+            if self.read_own_tuning:
+                from dememo.planning.tuning_record import load_local
 
-            record, why = load_local(self.suite, name)
+                record, why = load_local(self.suite, name)
             if why:
                 self.notes.append(why)
-            self._own_tuning[name] = (record, str(local_path(self.suite.name, name)) if record else None)
+            self._own_tuning[name] = (record, own_label(name) if record else None)
         return self._own_tuning[name]
+
+    def tuning_records(self) -> dict[str, dict[str, Any]]:
+        """The own tuning records this plan used, by unlearner (for workers, which re-plan with them)."""
+        return {name: record for name, (record, _) in self._own_tuning.items() if record is not None}
 
     def unlearners_for(self, entry: DatasetEntry, spec: ForgetSpec, name: str) -> list[tuple[Configured, dict[str, Any]]]:
         """The configured variants of unlearner ``name`` for one forget set, with the suite's tuned values

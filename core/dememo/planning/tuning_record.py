@@ -55,8 +55,15 @@ def local_dir() -> Path:
 
 
 def local_path(suite_name: str, unlearner: str) -> Path:
-    """The tuning file of ``unlearner`` under suite ``suite_name``."""
-    return local_dir() / suite_name / f"{unlearner}.json"
+    """The tuning file of ``unlearner`` under suite ``suite_name`` (a suite name that is not a plain file name,
+    such as ``../x``, is replaced by a digest of it: the file stays inside ``local_dir``)."""
+    import re
+
+    from dememo.hashing import digest
+
+    safe = suite_name if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", suite_name) and ".." not in suite_name \
+        else f"suite-{digest(suite_name)[:16]}"
+    return local_dir() / safe / f"{unlearner}.json"
 
 
 def protocol_fingerprint(suite: Any) -> str:

@@ -21,7 +21,7 @@ def test_new_writes_a_distribution_with_the_entry_point_docstring_sections_and_c
     assert made.root == root and (root / "README.md").is_file()
     meta = tomllib.loads((root / "pyproject.toml").read_text())
     module = names(family, f"my-{family}")["module"]
-    assert meta["project"]["entry-points"]["dememo"] == {f"my-{family}": module}
+    assert meta["project"]["entry-points"]["dememo"] == {f"dememo-plugin-my-{family}": module}  # unique across families
     assert meta["project"]["name"] == f"dememo-plugin-my-{family}" and meta["project"]["dependencies"] == ["dememo"]
     code = (root / "src" / module / "__init__.py").read_text()
     tests = (root / "tests" / f"test_my_{family.replace('-', '_')}.py").read_text()

@@ -19,7 +19,7 @@ REFERENCES = {"poisoner": ["none"], "unlearner": ["original", "retrain"], "attac
 def test_smoke_fills_the_families_no_filter_names_with_the_references():
     unlearner = for_smoke(RunOptions(smoke=True, unlearners="scrub"), REFERENCES)
     assert (unlearner.suite, unlearner.seeds, unlearner.smoke) == ("smoke", 1, False)
-    assert unlearner.unlearners == ("scrub",) and unlearner.attacks == ("none",) and unlearner.poisoners == ()
+    assert unlearner.unlearners == ("scrub",) and unlearner.attacks == ("none",) and unlearner.poisoners == ("none",)
     metric = for_smoke(RunOptions(smoke=True, metrics="tow", seeds=2), REFERENCES)
     assert metric.seeds == 2 and metric.poisoners == ("none",) and metric.unlearners == ("original", "retrain")
     attack = for_smoke(RunOptions(smoke=True, attacks="relearn", suite="quick"), REFERENCES)
@@ -36,12 +36,21 @@ def plan(**options):
     return Launch(RunOptions(smoke=True, progress=False, **options)).cells
 
 
-def test_an_unlearner_smoke_is_its_rows_and_the_references_on_both_forget_sets():
+def test_an_unlearner_smoke_is_its_rows_and_the_references_on_every_track():
     cells = plan(unlearners="scrub")
-    assert {c.track for c in cells} == {"unlearning"} and {c.seed for c in cells} == {0}
-    assert {c.method for c in cells} == {"original", "retrain", "scrub"} and {c.attack.name for c in cells} == {"none"}
-    assert {c.forget_label for c in cells} == {"random-10%", "class-0"}
+    assert {c.track for c in cells} == {"unlearnability", "unlearning", "interplay"} and {c.seed for c in cells} == {0}
+    unlearning = [c for c in cells if c.track == "unlearning"]
+    assert {c.method for c in unlearning} == {"original", "retrain", "scrub"}
+    assert {c.forget_label for c in unlearning} == {"random-10%", "class-0"} and {c.attack.name for c in cells} == {"none"}
+    assert {c.method for c in cells if c.track == "interplay"} == {"none → original", "none → retrain", "none → scrub"}
+    assert {c.method for c in cells if c.track == "unlearnability"} == {"none"}
     assert {c.data.name for c in cells} == {"digits"} and load_suite("smoke").seeds == 1
+
+
+def test_a_poisoner_smoke_has_its_interplay_rows_too():
+    cells = plan(poisoners="ops")
+    assert {c.method for c in cells if c.track == "unlearnability"} == {"none", "ops"}
+    assert {"ops → original", "ops → retrain"} <= {c.method for c in cells if c.track == "interplay"}
 
 
 def test_an_attack_or_metric_smoke_runs_on_the_reference_rows_of_every_track():

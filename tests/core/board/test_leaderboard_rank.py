@@ -74,3 +74,18 @@ def test_wide_tables_print_in_parts_that_keep_every_value():
     merged = {h: [r[i] for r in rs] for h, rs in parts for i, h in enumerate(h)}
     assert merged == {h: [r[i] for r in rows] for i, h in enumerate(header)}
     assert split_columns(header[:5] + ["seeds"], [r[:5] + ["3"] for r in rows]) == [(header[:5] + ["seeds"], [r[:5] + ["3"] for r in rows])]
+
+
+def test_a_column_a_metric_entry_contributed_is_shown_and_not_ranked():
+    """A metric's entry gives its column to other entries' rows (``build_board``); the rank stays the rows'
+    owners' columns: a contributed "higher" column that favours gradient-ascent changes no rank."""
+    data = results()
+    data["columns"]["unlearning"]["extra"] = {"label": "extra", "direction": "higher", "unit": "fraction",
+                                              "reference": None, "contributed": "a metric entry"}
+    for c in data["cells"]:
+        if c["track"] == "unlearning":
+            c["metrics"]["extra"] = {"finetune": 0.0, "gradient-ascent": 1.0}.get(c["method"], 0.5)
+    md = render(data, fmt="github")
+    t = main_table(tables(md), "forget acc ≈")
+    assert t["finetune"]["rank ↓"] == "1.3" and t["gradient-ascent"]["rank ↓"] == "1.7"  # as without it
+    assert t["gradient-ascent"]["extra ↑"] == "100.0*" and RANK_RULE.format(k=3) in md

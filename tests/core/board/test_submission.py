@@ -291,6 +291,43 @@ def test_build_refuses_other_suites_protocols_and_taken_rows(run, tmp_path):
     assert "another suite" in dict(board.refused)["a-first-party.json"]
 
 
+def _metric_entry(genuine: dict, metric: str, dist: str) -> dict:
+    """A metric's bundle made from the genuine run: every cell also computed ``metric`` (its column
+    ``evil_col``) and claims a value of another metric's column too (``test_acc`` = 0.0)."""
+    b = copy.deepcopy(genuine)
+    b.update(name=f"{metric} entry", plugin={"distribution": dist, "version": "0.1"},
+             plugins=[{"family": "metric", "name": metric, "version": "1"}])
+    for track in b["columns"]:
+        b["columns"][track]["evil_col"] = {**b["columns"][track]["test_acc"], "metric": metric, "label": "evil"}
+    for c in b["cells"]:
+        c["params"]["metrics"] = sorted(c["params"]["metrics"] + [{"name": metric, "params": {}, "version": "1"}],
+                                        key=lambda m: m["name"])
+        c["metrics"].update(evil_col=0.99, test_acc=0.0)
+        c["key"] = digest(c["params"])
+    return _rehash(b)
+
+
+def test_a_metric_entry_gives_only_its_installed_metrics_columns(run, tmp_path):
+    """A metric's entry owns columns, not rows: its cells of others' rows are accepted as the rows its metric
+    was computed on, and the board merges only the columns of metrics installed where it is built from the
+    entry's distribution, named by the installed class. A forged metric (not installed) merges nothing, and
+    no entry's metric values replace another metric's column (``test_acc`` stays the first party's)."""
+    entries = tmp_path / "entries"
+    entries.mkdir()
+    (entries / "a-first-party.json").write_bytes(run["path"].read_bytes())
+    forged = _metric_entry(run["bundle"], "evil-metric", "dememo-plugin-evil")
+    assert not [c for c in submission.check_bundle(forged) if not c.ok]
+    submission.write_bundle(forged, entries / "b-metric.json")
+    board = submission.build_board(entries, tmp_path / "board")
+    assert [e["file"] for e in board.accepted] == ["a-first-party.json", "b-metric.json"]
+    assert board.accepted[1]["cells"] == 0 and board.accepted[1]["columns"] == []
+    assert any("evil-metric are not installed where the board is built" in n for n in board.notes)
+    merged = json.loads((tmp_path / "board" / "results.json").read_text())
+    genuine = {(c["track"], c["method"], c["seed"]): c["metrics"] for c in run["bundle"]["cells"]}
+    for c in merged["cells"]:
+        assert "evil_col" not in c["metrics"] and c["metrics"] == genuine[(c["track"], c["method"], c["seed"])]
+
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),

@@ -41,7 +41,8 @@ def test_runs_of_the_suite_use_the_file_and_say_tuned():
     assert path == local_path("smoke", "finetune")
     configured, selection, planner = finetune(suite)
     assert configured.obj.lr == 0.03 and configured.obj.epochs == 5 and configured.label == "finetune"
-    assert selection["source"] == "tuned" and selection["tuning"] == str(path) and not planner.notes
+    assert selection["source"] == "tuned" and not planner.notes
+    assert selection["tuning"] == "finetune.json (its own tuning file, dememo-bench tune)"  # no machine path
     assert finetune(suite, "class-0")[1] == {"source": "default"}  # tuned for random-10% only
 
 
@@ -73,3 +74,22 @@ def test_a_file_tuned_under_another_version_of_the_suite_is_not_used_and_the_run
     assert selection == {"source": "default"} and configured.obj.lr != 0.03
     assert len(planner.notes) == 1 and "tuned under another version of suite 'mine'" in planner.notes[0]
     assert "dememo-bench tune --suite mine --unlearner finetune" in planner.notes[0]
+
+
+def test_verification_and_workers_plan_without_this_machines_files():
+    suite = load_suite("smoke")
+    write_local(record("smoke", [("digits", "random-10%", {"lr": 0.03, "epochs": 5})]), suite, "finetune")
+    spec = suite.forget[0]
+    verifier = Planner(plugins.get_registry(), suite, own_tuning=False)
+    [(configured, selection)] = verifier.unlearners_for(suite.dataset("digits"), spec, "finetune")
+    assert selection == {"source": "default"} and configured.obj.lr != 0.03
+    driver = Planner(plugins.get_registry(), suite)
+    [(tuned, _)] = driver.unlearners_for(suite.dataset("digits"), spec, "finetune")
+    worker = Planner(plugins.get_registry(), suite, own_tuning=driver.tuning_records())
+    [(again, selection)] = worker.unlearners_for(suite.dataset("digits"), spec, "finetune")
+    assert again.spec() == tuned.spec() and selection["source"] == "tuned"
+
+
+def test_a_suite_name_that_is_not_a_file_name_stays_inside_the_directory(tmp_path):
+    path = local_path("../../etc", "finetune")
+    assert path.parent.parent == tmp_path / "tuning" and path.parent.name.startswith("suite-")

@@ -58,3 +58,15 @@ def test_named_or_given_parameters_it_is_built_and_a_missing_one_is_the_error():
         given = Planner(plugins.get_registry(), load_suite("quick"), {"needs-alpha": {"alpha": 0.5}})
         assert "needs-alpha(alpha=0.5)" in methods(given, unlearner=["needs-alpha"], forget=["random-10%"])
         assert not given.skipped
+
+
+def test_an_unfiltered_run_warns_and_plans_the_others(tiny_suite, tmp_path):
+    from support import cli
+
+    with registered(Plugin()):
+        proc = cli("--all", "--dry-run", "--suite", str(tiny_suite), "--seeds", "1", "--cache-dir", str(tmp_path / "c"))
+        named = cli("--all", "--dry-run", "--suite", str(tiny_suite), "--unlearner", "needs-alpha",
+                    "--cache-dir", str(tmp_path / "c"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: unlearner 'needs-alpha'" in proc.stderr and "skipped: unlearner 'needs-alpha'" in proc.stdout
+    assert named.returncode == 2 and "needs parameter 'alpha', which has no default" in named.stderr

@@ -317,3 +317,20 @@ def test_hookspec_is_listed_in_design(name):
     if not DESIGN.exists():
         pytest.skip(f"{DESIGN} is not part of this checkout")
     assert re.search(rf"def {name}\(register\)", DESIGN.read_text())
+
+
+def test_two_distributions_with_one_entry_point_name_load_one_and_say_so(tmp_path, monkeypatch):
+    """Entry-point names are shared by every family: a second distribution using a name (``dememo-bench new
+    poisoner finetune`` once wrote one) is a load failure that names both, not a silent skip."""
+    for dist in ("dememo-first", "dememo-second"):
+        info = tmp_path / f"{dist.replace('-', '_')}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[dememo]\nsame = {dist.replace('-', '_')}\n")
+        (tmp_path / f"{dist.replace('-', '_')}.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DEMEMO_LOAD_PLUGINS", "same")
+    pm, origins, failures = load()
+    assert origins["same"][0] == "dememo-first"
+    [failure] = [f for f in failures if f.plugin == "same"]
+    assert failure.distribution == "dememo-second" and "dememo-first has an entry point of the same name" in failure.error
