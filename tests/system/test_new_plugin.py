@@ -74,7 +74,8 @@ def test_tune_smoke_submit_verify_and_one_board_for_every_family(authored):
     results = {}
     for family in ROWS:
         out = base / "runs" / family
-        run(env, "--smoke", f"--{family}", f"my-{family}", "--quiet", "--out", str(out), cwd=base)
+        smoke = run(env, "--smoke", f"--{family}", f"my-{family}", "--quiet", "--out", str(out), cwd=base)
+        assert f"For numbers to report: dememo-bench --all --{family} my-{family}" in smoke.stderr
         results[family] = json.loads((out / "results.json").read_text())
         run(env, "submit", "--results", str(out), "--plugin", f"dememo-plugin-my-{family}", "--name", f"my {family}",
             "--out", str(entries / f"{family}.json"), cwd=base)
