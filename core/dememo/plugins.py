@@ -148,7 +148,24 @@ class Registry:
                 f"(plugin {existing.plugin!r}), one from {info.distribution} (plugin {info.plugin!r}); "
                 f"uninstall one, or set DEMEMO_BLOCK_PLUGINS={info.plugin}"
             )
+        if info.family == "metric":
+            self._check_columns(info)
         self.classes[info.family][cls.name] = info
+
+    def _check_columns(self, info: PluginInfo) -> None:
+        """A column key is unique on its track across metrics: the board and the results address values by it,
+        so a second metric's ``forget_acc`` would pass for the first's."""
+        cls = info.cls
+        for other in self.classes["metric"].values():
+            if other.cls is cls or other.cls.name == cls.name:
+                continue
+            shared = [(t, col) for t in cls.tracks for col in cls.columns  # type: ignore[attr-defined]
+                      if t in other.cls.tracks and col in other.cls.columns]  # type: ignore[attr-defined]
+            if shared:
+                track, col = shared[0]
+                raise TypeError(f"metric {cls.name!r} declares column {col!r} on track {track}, which metric "
+                                f"{other.cls.name!r} (from {other.distribution}) declares too: a column key is unique on "
+                                "its track; prefix yours with the metric's name")
 
 
 def _env_list(name: str) -> list[str] | None:

@@ -79,7 +79,9 @@ def test_tune_smoke_submit_verify_and_one_board_for_every_family(authored):
         results[family] = json.loads((out / "results.json").read_text())
         run(env, "submit", "--results", str(out), "--plugin", f"dememo-plugin-my-{family}", "--name", f"my {family}",
             "--out", str(entries / f"{family}.json"), cwd=base)
-    run(env, "--smoke", "--quiet", "--out", str(base / "runs" / "references"), cwd=base)  # the reference rows alone
+    # the reference rows alone, as the first party's entry made before the metric existed
+    before = {**env, "DEMEMO_BLOCK_PLUGINS": "dememo-plugin-my-metric"}
+    run(before, "--smoke", "--quiet", "--out", str(base / "runs" / "references"), cwd=base)
     run(env, "submit", "--results", str(base / "runs" / "references"), "--plugin", "dememo", "--name", "references",
         "--out", str(entries / "dememo.json"), cwd=base)
 
@@ -107,6 +109,7 @@ def test_tune_smoke_submit_verify_and_one_board_for_every_family(authored):
     assert references and all(c["entry"] == "references" and "my_metric_conf" in c["metrics"] for c in references)
     metric = {(c["method"], c["forget"]): c["metrics"]["my_metric_conf"] for c in references}
     assert metric[("retrain", "class-0")] < 0.2 < 0.9 < metric[("original", "class-0")]  # the class it never saw
+    assert board["columns"]["unlearning"]["my_metric_conf"]["contributed"] == "my metric"  # shown, not ranked
     table = (base / "board" / "leaderboard.md").read_text()
     assert "my-metric conf" in table and "my-attack" in table and "| my metric " in table
 

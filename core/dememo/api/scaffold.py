@@ -254,6 +254,7 @@ import attrs
 import torch
 
 import dememo
+from dememo.hashing import tensor_digest
 
 
 def wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -282,8 +283,8 @@ class ${cls}(dememo.Unlearner):
             x=torch.cat([retain.x, forget.x]),
             y=torch.cat([retain.y, wrong]),
             num_classes=forget.num_classes,
-            # unique for this content; ctx.fit does not cache by it
-            fingerprint=f"{retain.fingerprint}+relabelled:{forget.fingerprint}",
+            # unique for this content (the drawn labels included): ctx.fit does not cache by it, ctx.train would
+            fingerprint=f"{retain.fingerprint}+relabelled:{forget.fingerprint}:{tensor_digest(wrong)[:16]}",
             index=torch.cat([retain.index, forget.index]),  # positions in the training split
         )
         ctx.fit(model, mixed, epochs=self.epochs, lr=self.lr, schedule="constant", desc="${name}")
@@ -351,8 +352,9 @@ def ${hook}(register):
     "metric": DOC_HEAD + '''
 The placeholder reports ``${column}``: the model's mean softmax probability of the true label on the
 forget set, (1/|D_f|) Σ p_θ(y_i | x_i), read against the retrained model (closest is best). Its column is
-declared in ``columns`` with its unit and direction; the README of dememo lists the units and the ranges
-``dememo-bench verify`` checks. A metric that needs one random model per seed, the same in every row (an
+declared in ``columns`` with its unit and direction; dememo's CONTRIBUTING.md lists the units and the ranges
+``dememo-bench verify`` checks. A column key is unique on its track across installed metrics (prefix it with
+the metric's name, as here). A metric that needs one random model per seed, the same in every row (an
 incompetent teacher, a random baseline), takes ``ctx.seeded_model("${name}:teacher")``.
 
 Choices and deviations: PLACEHOLDER: each place where the paper is silent or this code differs from it, and

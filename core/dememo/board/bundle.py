@@ -174,17 +174,32 @@ def owning_plugins(b: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def column_plugins(b: dict[str, Any]) -> set[str]:
-    """The metrics the bundle claims: it owns their columns on every row it carries them on (``column_cells``)."""
+    """The metrics the bundle claims, whose columns it gives the rows of others it computed them on
+    (``column_cells``); none for the reference plugins' own bundle, whose metrics every row's owner measures
+    itself (they are the suite's protocol, not a contribution)."""
+    if claimed_plugins(b) & reference_plugins(b["suite"]):
+        return set()
     return {n for f, n in claimed_plugins(b) if f == "metric"}
 
 
-def is_own(cell: dict[str, Any], claimed: set[tuple[str, str]]) -> bool:
+def _defining(cell: dict[str, Any], suite: dict[str, Any]) -> set[tuple[str, str]]:
+    """The plugins that decide who owns a cell's row: those that define it (``CELL_FAMILIES``) other than the
+    suite's reference plugins and ``universal`` attacks, or the reference plugins when the row is made of
+    nothing else (a reference row). ``none → my-unlearner`` is thereby ``my-unlearner``'s alone."""
+    plugins = _row_plugins(cell) - universal(suite)
+    others = plugins - reference_plugins(suite)
+    return others or plugins
+
+
+def is_own(cell: dict[str, Any], claimed: set[tuple[str, str]], suite: dict[str, Any] | None = None) -> bool:
     """Whether a cell's row belongs to the distribution that claims ``claimed`` (``owning_plugins``): one of
-    the plugins that define the row (``CELL_FAMILIES``), or the dataset or architecture of its table, is one
-    of its plugins. Reference rows (``none``, ``original``, ``retrain``) are thereby the reference plugins'
-    distribution's (first-party ``dememo``), a row like ``my-poison → retrain`` is ``my-poison``'s, every
-    row of a table on ``my-dataset`` is ``my-dataset``'s, and a metric owns no row (``column_cells``)."""
-    return bool((_row_plugins(cell) | _table_plugins(cell)) & claimed)
+    the plugins that decide its row (``_defining``, with ``suite``; without it, any plugin that defines the
+    row), or the dataset or architecture of its table, is one of its plugins. Reference rows (``none``,
+    ``original``, ``retrain``) are thereby the reference plugins' distribution's (first-party ``dememo``), a
+    row like ``my-poison → retrain`` or ``none → my-unlearner`` is the new plugin's alone, every row of a
+    table on ``my-dataset`` is ``my-dataset``'s, and a metric owns no row (``column_cells``)."""
+    rows = _defining(cell, suite) if suite is not None else _row_plugins(cell)
+    return bool((rows | _table_plugins(cell)) & claimed)
 
 
 def carries_columns(cell: dict[str, Any], metrics: set[str]) -> bool:
@@ -196,14 +211,14 @@ def column_cells(b: dict[str, Any]) -> list[dict[str, Any]]:
     """The cells of rows the bundle does not own that computed one of its metrics (``column_plugins``): on
     the board it adds those metrics' columns to the same rows of their owners, and nothing else of them."""
     metrics, claimed = column_plugins(b), owning_plugins(b)
-    return [c for c in b["cells"] if not is_own(c, claimed) and carries_columns(c, metrics)] if metrics else []
+    return [c for c in b["cells"] if not is_own(c, claimed, b["suite"]) and carries_columns(c, metrics)] if metrics else []
 
 
 def own_cells(b: dict[str, Any]) -> list[dict[str, Any]]:
     """The bundle's own cells (``is_own``) and the cells of its metrics' columns (``column_cells``): the only
     ones it may put on the board (rows, or columns of rows) and the only ones ``verify --rerun`` draws from."""
     claimed = owning_plugins(b)
-    return [c for c in b["cells"] if is_own(c, claimed)] + column_cells(b)
+    return [c for c in b["cells"] if is_own(c, claimed, b["suite"])] + column_cells(b)
 
 
 def split_cells(b: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -214,7 +229,7 @@ def split_cells(b: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str,
     metrics = column_plugins(b)
     own, context, foreign = [], [], []
     for c in b["cells"]:
-        if is_own(c, claimed):
+        if is_own(c, claimed, b["suite"]):
             own.append(c)
         elif _is_reference(c, references) or carries_columns(c, metrics):
             context.append(c)
@@ -258,8 +273,8 @@ def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, A
     mine = {(p["family"], p["name"]) for p in dist_of.values() if p["distribution"] == distribution}
     # the board's ownership rule (``owning_plugins``, ``is_own``), applied to what this distribution provides
     owning = owning_plugins({"plugins": [{"family": f, "name": n} for f, n in mine], "suite": results["suite"]})
-    own_keys = {c["key"] for c in cells if is_own(c, owning)}
-    metrics = {n for f, n in mine if f == "metric"}
+    own_keys = {c["key"] for c in cells if is_own(c, owning, results["suite"])}
+    metrics = column_plugins({"plugins": [{"family": f, "name": n} for f, n in mine], "suite": results["suite"]})
     column_keys = {c["key"] for c in cells if c["key"] not in own_keys and carries_columns(c, metrics)}
     if not own_keys and not column_keys:
         used = sorted({dist_of[fn]["distribution"] for c in cells for fn in _row_plugins(c) | _table_plugins(c)

@@ -29,9 +29,9 @@ import attrs
 
 from dememo import results as results_mod
 from dememo.board import leaderboard, writer
-from dememo.board.bundle import (SCHEMA, TABLE_FAMILIES, Check, _few, _row_plugins, _slot, _where, check_bundle,
-                                 claimed_plugins, column_cells, column_plugins, dist_key, fold, load_bundle,
-                                 owning_plugins, split_cells, universal)
+from dememo.board.bundle import (SCHEMA, TABLE_FAMILIES, Check, _few, _slot, _where, check_bundle, claimed_plugins,
+                                 column_cells, column_plugins, dist_key, fold, load_bundle, owning_plugins,
+                                 split_cells)
 from dememo.board.verify import ABS_TOL, REL_TOL, compare, rerun_checks, tolerance_text
 from dememo.errors import UserError
 from dememo.files import write_files
@@ -129,13 +129,14 @@ def _row_config(cell: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cell["params"].items() if k != "metrics"}
 
 
-def _installed_columns(b: dict[str, Any], registry: Any) -> tuple[dict[str, set[str]], list[str]]:
-    """The columns (by track) of the bundle's metrics (``column_plugins``) as the metric classes installed where
-    the board is built declare them, and the claimed metrics that are not installed here from the bundle's
-    distribution and version. The installed plugins are the board's trust anchor: it merges only columns it
-    could re-run, named by the installed class (never by the bundle's own ``columns``)."""
+def _installed_columns(b: dict[str, Any], registry: Any) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The columns (track → column → its declaration) of the bundle's metrics (``column_plugins``) as the
+    metric classes installed where the board is built declare them, and the claimed metrics that are not
+    installed here from the bundle's distribution and version. The installed plugins are the board's trust
+    anchor: it merges only columns it could re-run, named and described by the installed class (never by the
+    bundle's own ``columns``; the registry keeps a column key unique on its track)."""
     dist = b["plugin"]
-    out: dict[str, set[str]] = defaultdict(set)
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
     missing = []
     for name in sorted(column_plugins(b)):
         info = registry.classes.get("metric", {}).get(name)
@@ -144,18 +145,19 @@ def _installed_columns(b: dict[str, Any], registry: Any) -> tuple[dict[str, set[
             missing.append(name)
             continue
         for track in info.cls.tracks:
-            out[track] |= set(info.cls.columns)
+            out[track].update({col: c.to_json(name) for col, c in info.cls.columns.items()})
     return out, missing
 
 
 def _merge_columns(entry: _Candidate, cells: dict[tuple, dict[str, Any]],
                    registry: Any) -> tuple[dict[str, set[str]], list[str]]:
     """Put the entry's metric columns (``_installed_columns``) onto the board's rows it computed them on, from
-    its finished cells: the values of those columns (and their series) replace the row's own, whichever entry
-    owns the row; a null never replaces a number. A row the board does not have, or has in another
-    configuration, is left as it is. The columns merged (by track), and notes on what was not."""
+    its finished cells, where the row's own entry has no value of them (a row's owner's measurement is never
+    replaced, and a null never fills anything). A row the board does not have, or has in another
+    configuration, is left as it is. The columns filled (track → column → declaration), and notes on what
+    was not."""
     mine, missing = _installed_columns(entry.bundle, registry)
-    merged: dict[str, set[str]] = defaultdict(set)
+    merged: dict[str, dict[str, Any]] = defaultdict(dict)
     absent, other = [], []
     for c in entry.columns:
         if c["status"] != "ok":
@@ -167,15 +169,17 @@ def _merge_columns(entry: _Candidate, cells: dict[tuple, dict[str, Any]],
         if _row_config(target) != _row_config(c):
             other.append(c)
             continue
-        cols = mine.get(c["track"], set())
-        values = {k: v for k, v in c["metrics"].items() if k in cols and v is not None}
-        series = {k: v for k, v in (c.get("series") or {}).items() if k in cols}
+        cols = mine.get(c["track"], {})
+        values = {k: v for k, v in c["metrics"].items() if k in cols and v is not None
+                  and target["metrics"].get(k) is None}
+        series = {k: v for k, v in (c.get("series") or {}).items() if k in cols
+                  and (target.get("series") or {}).get(k) is None}
         if not values and not series:
             continue
         cells[_slot(c)] = target = {**target, "metrics": {**target["metrics"], **values}}
         if series:
             target["series"] = {**(target.get("series") or {}), **series}
-        merged[c["track"]] |= set(values) | set(series)
+        merged[c["track"]].update({k: cols[k] for k in (*values, *series)})
     notes = []
     if missing:
         notes.append(f"{entry.file}: its metric(s) {', '.join(missing)} are not installed where the board is built (from "
@@ -245,26 +249,22 @@ def _conflict(x: _Candidate, y: _Candidate) -> str | None:
     return "; ".join(found) or None
 
 
+def _table_owner(e: _Candidate) -> bool:
+    return any(family in TABLE_FAMILIES for family, _ in owning_plugins(e.bundle))
+
+
 def _yield_to_row_owners(candidates: list[_Candidate]) -> None:
     """A dataset's or architecture's entry carries every row of its tables (``owning_plugins``); a row that
-    another entry owns by the plugins that define it (first-party ``dememo``'s reference rows, a method's
-    own rows) is that entry's on the board, and the table owner's copy becomes context (compared, never
-    merged), so the two entries do not conflict over it."""
-    by_rows: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)
+    another entry carries as its own by the plugins that define it (first-party ``dememo``'s reference rows,
+    a method's own rows) is that entry's on the board, and the table owner's copy becomes context (compared,
+    never merged), so the two entries do not conflict over it. Rows no other entry carries stay the table
+    owner's."""
     for e in candidates:
-        for fn in owning_plugins(e.bundle):
-            if fn[0] not in TABLE_FAMILIES:
-                by_rows[fn].append(e)
-    for e in candidates:
-        mine = owning_plugins(e.bundle)
-        if not any(family in TABLE_FAMILIES for family, _ in mine):
+        if not _table_owner(e):
             continue
-        kept, given = [], []
-        for c in e.own:
-            rows = _row_plugins(c) - universal(e.bundle["suite"])
-            others = any(x is not e for fn in rows for x in by_rows.get(fn, []))
-            (given if others and not rows & mine else kept).append(c)
-        e.own, e.context = kept, e.context + given
+        taken = {slot for x in candidates if x is not e and not _table_owner(x) for slot in x.slots}
+        e.context = e.context + [c for c in e.own if _slot(c) in taken]
+        e.own = [c for c in e.own if _slot(c) not in taken]
 
 
 def installed_distributions(registry: Any) -> set[tuple[str, str]]:
@@ -503,9 +503,9 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
         if e.columns:
             given, notes = _merge_columns(e, cells, registry)
             record["columns"] = sorted({col for cols in given.values() for col in cols})
-            for track, cols in given.items():  # shown, never ranked (``leaderboard.RANK_RULE``)
-                for col in cols:
-                    columns[track][col] = {**columns[track].get(col, {}), "contributed": e.bundle["name"]}
+            for track, cols in given.items():  # as the installed class declares it; shown, never ranked
+                for col, meta in cols.items():
+                    columns[track][col] = {**meta, "contributed": e.bundle["name"]}
             board.notes += [printable(n) for n in notes]
     for e in accepted:
         board.notes += [printable(n) for n in _context_notes(e, cells, owners)]

@@ -163,9 +163,9 @@ def main(args: argparse.Namespace) -> int:
     print(leaderboard.render(finished.data, "simple"))
     announce_end(finished, launch.estimated)
     if opts.smoke:
-        named = " ".join(f"--{f} {n}" for f, names in (("poisoner", opts.poisoners), ("unlearner", opts.unlearners),
-                                                        ("attack", opts.attacks), ("metric", opts.metrics))
-                         for n in names)
+        named = " ".join([f"--{f} {n}" for f, names in (("poisoner", opts.poisoners), ("unlearner", opts.unlearners),
+                                                         ("attack", opts.attacks), ("metric", opts.metrics))
+                          for n in names] + ([f"--suite {args.suite}"] if args.suite else []))
         print(f"dememo-bench: a smoke run (one seed of suite {launch.suite.name!r}, many-model metrics on a few models) "
               f"checks that a plugin runs and which way it moves. For numbers to report: dememo-bench --all "
               f"{named}".rstrip(), file=sys.stderr)

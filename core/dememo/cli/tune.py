@@ -77,7 +77,10 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nwrote {path}: the whole search log", file=sys.stderr)
     suite = load_suite(args.suite)  # as runs see it, with its own tuning record (if it names one)
     covered = {e["unlearner"] for e in (suite.tuned or {}).get("entries", [])}
-    for name in sorted({e["unlearner"] for e in record["entries"] if e["chosen"] is not None}):
+    if not args.unlearner:
+        print(f"apply it with  tuning = \"{path.name}\"  in a suite file next to it; own tuning files, which later runs "
+              "read without that, are written for the unlearners named with --unlearner", file=sys.stderr)
+    for name in sorted({e["unlearner"] for e in record["entries"] if e["chosen"] is not None} & set(args.unlearner)):
         if name in covered:
             print(f"{name}: suite {suite.name!r}'s own tuning file ({suite.tuning}) sets its values and keeps "
                   f"precedence; use {path} in a copy of the suite (tuning = \"{path.name}\") to run yours",

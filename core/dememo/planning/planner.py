@@ -283,11 +283,11 @@ class Planner:
         cls = self.registry.get(family, name)
         try:
             build(cls, {}, f"$.{name}")
-        except ParameterError as exc:
+        except Exception as exc:  # a plugin's own checks may raise anything: it stops this plugin, not the run
             info = self.registry.info(family, name)
             self.skipped[(family, name)] = printable(
                 f"{family} {name!r} (from {info.distribution}) is left out, as it cannot be built from its defaults: "
-                f"{exc}")
+                f"{exc if isinstance(exc, ParameterError) else f'{type(exc).__name__}: {exc}'}")
             return False
         return True
 

@@ -374,3 +374,22 @@ def test_schema_round_trips_generated_bundles(run, tmp_path, name, values, inden
     assert loaded == b
     assert submission.schema_errors(loaded) == []
     assert submission.content_hash(loaded) == loaded["content_sha256"]
+
+
+def test_a_row_with_a_new_plugin_is_that_plugins_alone():
+    """Reference plugins own a row only when nothing else defines it: the interplay row ``none → mine`` is
+    ``mine``'s (so two bundles of one run never both carry it), ``none → retrain`` the reference plugins'."""
+    suite = {"references": {"poisoner": ["none"], "unlearner": ["original", "retrain"], "attack": ["none"]}}
+    first_party = {("poisoner", "none"), ("unlearner", "retrain"), ("unlearner", "original"), ("metric", "tow")}
+
+    def cell(poisoner, unlearner):
+        return {"params": {"poisoner": {"name": poisoner}, "unlearner": {"name": unlearner}, "attack": {"name": "none"},
+                           "data": {"dataset": {"name": "digits"}, "architecture": {"name": "mlp"}}}}
+
+    assert submission.is_own(cell("none", "mine"), {("unlearner", "mine")}, suite)
+    assert not submission.is_own(cell("none", "mine"), first_party, suite)
+    assert submission.is_own(cell("none", "retrain"), first_party, suite)
+    assert submission.is_own(cell("mine-poison", "retrain"), {("poisoner", "mine-poison")}, suite)
+    assert not submission.is_own(cell("mine-poison", "retrain"), first_party, suite)
+    assert submission.column_plugins({"plugins": [{"family": "metric", "name": "tow"},
+                                                  {"family": "unlearner", "name": "retrain"}], "suite": suite}) == set()

@@ -334,3 +334,34 @@ def test_two_distributions_with_one_entry_point_name_load_one_and_say_so(tmp_pat
     assert origins["same"][0] == "dememo-first"
     [failure] = [f for f in failures if f.plugin == "same"]
     assert failure.distribution == "dememo-second" and "dememo-first has an entry point of the same name" in failure.error
+
+
+def test_a_second_metric_declaring_a_taken_column_fails_to_load_and_names_both():
+    from dememo.testing import isolated_registry
+
+    def metric(name):
+        @attrs.define
+        class M(dememo.Metric):
+            """A metric."""
+            columns: ClassVar[dict] = {"forget_acc": dememo.Column("forget acc", "match", "d", reference="retrain")}
+
+            def compute(self, ev, ctx):
+                return {}
+        M.name = name
+        return M
+
+    class Hooks:
+        @dememo.hookimpl
+        def register_metrics(self, register):
+            register(metric("first-metric"))
+
+    class Others:
+        @dememo.hookimpl
+        def register_metrics(self, register):
+            register(metric("second-metric"))
+
+    with isolated_registry(Hooks(), Others()) as registry:
+        assert len(registry.names("metric")) == 1
+        [failure] = registry.failures
+        assert "declares column 'forget_acc' on track unlearnability, which metric" in failure.error
+        assert "a column key is unique on its track" in failure.error
