@@ -27,6 +27,8 @@ from dememo.errors import PluginConflictError, UnknownPluginError
 from dememo.families import FAMILIES, Plugin
 
 GROUP = "dememo"
+#: the harness's own distribution (its first-party plugins' columns are the suites' protocol)
+CORE_DISTRIBUTION = "dememo"
 
 
 @attrs.frozen
@@ -148,24 +150,33 @@ class Registry:
                 f"(plugin {existing.plugin!r}), one from {info.distribution} (plugin {info.plugin!r}); "
                 f"uninstall one, or set DEMEMO_BLOCK_PLUGINS={info.plugin}"
             )
-        if info.family == "metric":
-            self._check_columns(info)
         self.classes[info.family][cls.name] = info
 
-    def _check_columns(self, info: PluginInfo) -> None:
-        """A column key is unique on its track across metrics: the board and the results address values by it,
-        so a second metric's ``forget_acc`` would pass for the first's."""
-        cls = info.cls
-        for other in self.classes["metric"].values():
-            if other.cls is cls or other.cls.name == cls.name:
+    def drop_column_clashes(self) -> None:
+        """A column key is unique on its track across metrics: results and the board address values by it, so a
+        second metric's ``forget_acc`` would pass for the first's. Once every plugin is registered, metrics that
+        declare a taken key are dropped, each a load failure naming the others: all of them, unless exactly one
+        comes from dememo's own distribution (whose columns are the suites' protocol), which is kept. Load order
+        decides nothing."""
+        declared: dict[tuple[str, str], list[PluginInfo]] = {}
+        for info in self.classes["metric"].values():
+            for track in info.cls.tracks:  # type: ignore[attr-defined]
+                for col in info.cls.columns:  # type: ignore[attr-defined]
+                    declared.setdefault((track, col), []).append(info)
+        dropped: dict[str, tuple[PluginInfo, str, str, list[PluginInfo]]] = {}
+        for (track, col), infos in declared.items():
+            if len(infos) < 2:
                 continue
-            shared = [(t, col) for t in cls.tracks for col in cls.columns  # type: ignore[attr-defined]
-                      if t in other.cls.tracks and col in other.cls.columns]  # type: ignore[attr-defined]
-            if shared:
-                track, col = shared[0]
-                raise TypeError(f"metric {cls.name!r} declares column {col!r} on track {track}, which metric "
-                                f"{other.cls.name!r} (from {other.distribution}) declares too: a column key is unique on "
-                                "its track; prefix yours with the metric's name")
+            core = [i for i in infos if i.distribution == CORE_DISTRIBUTION]
+            for i in (infos if len(core) != 1 else [i for i in infos if i is not core[0]]):
+                dropped.setdefault(i.cls.name, (i, track, col, infos))
+        for name, (info, track, col, infos) in sorted(dropped.items()):
+            del self.classes["metric"][name]
+            others = ", ".join(f"{o.cls.name!r} (from {o.distribution})" for o in infos if o is not info)
+            self.failures.append(LoadFailure(
+                info.plugin, info.distribution, f"metric {name!r} is not loaded: it declares column {col!r} on track "
+                f"{track}, which {others} declares too; a column key is unique on its track (prefix yours with the "
+                "metric's name)", ""))
 
 
 def _env_list(name: str) -> list[str] | None:
@@ -254,6 +265,7 @@ def collect(pm: pluggy.PluginManager, origins: dict[str, tuple[str, str]] | None
                 registry.failures.append(
                     LoadFailure(plugin_name, dist, f"Error registering plugin {plugin_name!r}: {exc}", traceback.format_exc())
                 )
+    registry.drop_column_clashes()
     return registry
 
 

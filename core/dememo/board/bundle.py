@@ -197,8 +197,13 @@ def is_own(cell: dict[str, Any], claimed: set[tuple[str, str]], suite: dict[str,
     row), or the dataset or architecture of its table, is one of its plugins. Reference rows (``none``,
     ``original``, ``retrain``) are thereby the reference plugins' distribution's (first-party ``dememo``), a
     row like ``my-poison → retrain`` or ``none → my-unlearner`` is the new plugin's alone, every row of a
-    table on ``my-dataset`` is ``my-dataset``'s, and a metric owns no row (``column_cells``)."""
+    table on ``my-dataset`` is ``my-dataset``'s, and a metric owns no row (``column_cells``). The reference
+    plugins' own bundle (it claims one of them) owns a row only when every plugin deciding it is its own: a
+    row it shares with another distribution's plugin (``scrub @my-attack``, ``em → my-unlearner``) is the
+    other's, so a first-party bundle of a run with third-party plugins installed holds no one else's row."""
     rows = _defining(cell, suite) if suite is not None else _row_plugins(cell)
+    if suite is not None and claimed & reference_plugins(suite):
+        return bool(rows) and rows <= claimed
     return bool((rows | _table_plugins(cell)) & claimed)
 
 

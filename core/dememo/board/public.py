@@ -62,6 +62,8 @@ class _Candidate:
     context: list[dict[str, Any]]
     #: rows of others on which it gives its metrics' columns (``column_cells``)
     columns: list[dict[str, Any]] = attrs.field(factory=list)
+    #: a table owner's rows given to the entry (file) that carries them too (``_yield_to_row_owners``)
+    yielded: list[tuple[dict[str, Any], str]] = attrs.field(factory=list)
     #: its ``leaderboard build --rerun`` record (``_rerun_new``), None when it was never re-run
     rerun: dict[str, Any] | None = None
 
@@ -262,9 +264,20 @@ def _yield_to_row_owners(candidates: list[_Candidate]) -> None:
     for e in candidates:
         if not _table_owner(e):
             continue
-        taken = {slot for x in candidates if x is not e and not _table_owner(x) for slot in x.slots}
-        e.context = e.context + [c for c in e.own if _slot(c) in taken]
+        taken = {slot: x.file for x in candidates if x is not e and not _table_owner(x) for slot in x.slots}
+        e.yielded = [(c, taken[_slot(c)]) for c in e.own if _slot(c) in taken]
+        e.context = e.context + [c for c, _ in e.yielded]
         e.own = [c for c in e.own if _slot(c) not in taken]
+
+
+def _reclaim(candidates: list[_Candidate], held: set[str]) -> None:
+    """A table owner takes back the rows it gave to an entry that is then held back (nobody else shows them)."""
+    for e in candidates:
+        back = [c for c, taker in e.yielded if taker in held]
+        if back:
+            e.own = e.own + back
+            e.context = [c for c in e.context if not any(c is b for b in back)]
+            e.yielded = [(c, taker) for c, taker in e.yielded if taker not in held]
 
 
 def installed_distributions(registry: Any) -> set[tuple[str, str]]:
@@ -463,6 +476,7 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
     candidates = anchored
     _yield_to_row_owners(candidates)
     conflicts = _conflicts(candidates, installed_distributions(registry))
+    _reclaim(candidates, {e.file for e in candidates if conflicts.get(e.file)})
     for e in candidates:
         if conflicts.get(e.file):
             board.refused.append((e.file, printable(" | ".join(conflicts[e.file]))))
@@ -503,7 +517,9 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
         if e.columns:
             given, notes = _merge_columns(e, cells, registry)
             record["columns"] = sorted({col for cols in given.values() for col in cols})
-            for track, cols in given.items():  # as the installed class declares it; shown, never ranked
+            # every column of an installed metric with an entry of its own is as its class declares it, and shown,
+            # never ranked, whether or not the rows' owners measured it too (the data decides nothing)
+            for track, cols in _installed_columns(e.bundle, registry)[0].items():
                 for col, meta in cols.items():
                     columns[track][col] = {**meta, "contributed": e.bundle["name"]}
             board.notes += [printable(n) for n in notes]

@@ -391,5 +391,9 @@ def test_a_row_with_a_new_plugin_is_that_plugins_alone():
     assert submission.is_own(cell("none", "retrain"), first_party, suite)
     assert submission.is_own(cell("mine-poison", "retrain"), {("poisoner", "mine-poison")}, suite)
     assert not submission.is_own(cell("mine-poison", "retrain"), first_party, suite)
+    first_party.add(("unlearner", "scrub"))  # a row of a first-party method and a third-party poisoner
+    assert submission.is_own(cell("mine-poison", "scrub"), {("poisoner", "mine-poison")}, suite)
+    assert not submission.is_own(cell("mine-poison", "scrub"), first_party, suite)
+    assert submission.is_own(cell("none", "scrub"), first_party, suite)
     assert submission.column_plugins({"plugins": [{"family": "metric", "name": "tow"},
                                                   {"family": "unlearner", "name": "retrain"}], "suite": suite}) == set()

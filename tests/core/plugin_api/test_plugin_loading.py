@@ -336,32 +336,33 @@ def test_two_distributions_with_one_entry_point_name_load_one_and_say_so(tmp_pat
     assert failure.distribution == "dememo-second" and "dememo-first has an entry point of the same name" in failure.error
 
 
-def test_a_second_metric_declaring_a_taken_column_fails_to_load_and_names_both():
-    from dememo.testing import isolated_registry
+def test_metrics_declaring_one_column_are_dropped_whatever_the_order_unless_one_is_dememos():
+    from dememo.testing import isolated_registry, registered
+    from dememo_plugins.metrics import tow
 
-    def metric(name):
+    def metric(name, column):
         @attrs.define
         class M(dememo.Metric):
             """A metric."""
-            columns: ClassVar[dict] = {"forget_acc": dememo.Column("forget acc", "match", "d", reference="retrain")}
+            columns: ClassVar[dict] = {column: dememo.Column("x", "higher", "d")}
 
             def compute(self, ev, ctx):
                 return {}
         M.name = name
         return M
 
-    class Hooks:
+    class Taker:  # registers before tow in any order: "aaa" sorts first
         @dememo.hookimpl
         def register_metrics(self, register):
-            register(metric("first-metric"))
+            register(metric("aaa-mine", "tow"))
+            register(metric("aaa-other", "aaa_other"))
 
-    class Others:
-        @dememo.hookimpl
-        def register_metrics(self, register):
-            register(metric("second-metric"))
-
-    with isolated_registry(Hooks(), Others()) as registry:
-        assert len(registry.names("metric")) == 1
-        [failure] = registry.failures
-        assert "declares column 'forget_acc' on track unlearnability, which metric" in failure.error
-        assert "a column key is unique on its track" in failure.error
+    with isolated_registry(Taker(), tow) as registry:  # neither is from dememo's distribution: both go
+        assert registry.names("metric") == ["aaa-other", "tow-mia"]  # nothing else is lost
+        errors = sorted(f.error for f in registry.failures)
+        assert len(errors) == 2 and "metric 'aaa-mine' is not loaded: it declares column 'tow' on track" in errors[0]
+        assert "which 'tow' (from" in errors[0] and "a column key is unique on its track" in errors[1]
+    with registered(Taker()):  # beside the installed first party, the newcomer alone is dropped
+        registry = plugins.get_registry()
+        assert {"tow", "tow-mia", "aaa-other"} <= set(registry.names("metric")) and "aaa-mine" not in registry.names("metric")
+        assert any("'aaa-mine' is not loaded" in f.error and "'tow' (from dememo)" in f.error for f in registry.failures)
