@@ -62,3 +62,11 @@ def test_an_attack_or_metric_smoke_runs_on_the_reference_rows_of_every_track():
     assert {(c.track, c.method) for c in metric} == {("unlearning", "original"), ("unlearning", "retrain"),
                                                      ("interplay", "none → original"), ("interplay", "none → retrain")}
     assert {m.name for c in metric for m in c.metrics} == {"tow", "unlearning-accuracy"}
+
+
+def test_the_python_api_takes_smoke_too(tmp_path):
+    import dememo
+
+    plan = dememo.plan(smoke=True, unlearners="scrub", progress=False, cache_dir=tmp_path / "cache")
+    assert plan.suite == "smoke" and {c.seed for c in plan.cells} == {0}
+    assert {c.method for c in plan.cells if c.track == "unlearning"} == {"original", "retrain", "scrub"}
