@@ -9,7 +9,9 @@ synthetic results for the leaderboard tests.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 #: the repository's root (tests move between folders; paths to README, leaderboard/, plugins/ start here)
@@ -190,3 +192,21 @@ QUICK_CI = {
     "attack": ["none", "weight-noise", "weight-recovery"],
     "metric": ["clean-accuracy", "peak-accuracy", "unlearning-accuracy", "mia-efficacy", "avg-gap"],
 }
+
+
+def pip_install(source: Path, site: Path) -> None:
+    """Install the distribution in ``source`` into the directory ``site`` with pip, offline and without its
+    dependencies (dememo is installed already), as a user's ``pip install`` would put it on their path."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                           "--disable-pip-version-check", "--quiet", "--target", str(site), str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def site_env(site: Path, **extra: str) -> dict[str, str]:
+    """This process's environment for a fresh ``dememo-bench`` that sees what is installed in ``site``: the plugin
+    load/block switches cleared, no progress bars, and ``extra`` set."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DEMEMO_LOAD_PLUGINS", "DEMEMO_BLOCK_PLUGINS")}
+    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p),
+               DEMEMO_PROGRESS="0", **extra)
+    return env

@@ -9,26 +9,18 @@ an architecture's own tables on a board of their suite."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from support import cli
+from support import cli, pip_install, site_env
 
 pytestmark = pytest.mark.slow
 
 FAMILIES = ("poisoner", "unlearner", "attack", "metric", "dataset", "architecture")
 ROWS = ("poisoner", "unlearner", "attack", "metric")  # the families a run names with a filter
-
-
-def env_for(site: Path, tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DEMEMO_LOAD_PLUGINS", "DEMEMO_BLOCK_PLUGINS")}
-    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p),
-               DEMEMO_PROGRESS="0", DEMEMO_CACHE_DIR=str(tmp / "cache"), DEMEMO_TUNING_DIR=str(tmp / "tuning"))
-    return env
 
 
 def run(env: dict[str, str], *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -46,11 +38,8 @@ def authored(tmp_path_factory):
     for family in FAMILIES:
         made = cli("new", family, f"my-{family}", "--dir", str(base))
         assert made.returncode == 0, made.stderr
-        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                               "--disable-pip-version-check", "--quiet", "--target", str(site),
-                               str(base / f"dememo-plugin-my-{family}")], capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return base, env_for(site, base)
+        pip_install(base / f"dememo-plugin-my-{family}", site)
+    return base, site_env(site, DEMEMO_CACHE_DIR=str(base / "cache"), DEMEMO_TUNING_DIR=str(base / "tuning"))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -4,7 +4,6 @@ point is found, and ``dememo-bench --all`` runs its unlearner without any change
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT
+from support import ROOT, pip_install, site_env
 
 #: the slow group (`python -m pytest -m slow`, run by .ci/run after the default fast group)
 pytestmark = pytest.mark.slow
@@ -52,22 +51,14 @@ def site(tmp_path_factory) -> Path:
     source = base / "dememo-plugin-example"
     junk = shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
     shutil.copytree(TEMPLATE, source, ignore=junk)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--quiet", "--target", str(base / "site"), str(source)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    pip_install(source, base / "site")
     return base / "site"
 
 
 def bench_with(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``dememo-bench`` in a fresh process that sees the installed template (plugin load/block switches cleared)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DEMEMO_LOAD_PLUGINS", "DEMEMO_BLOCK_PLUGINS")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    env["DEMEMO_PROGRESS"] = "0"
     return subprocess.run([sys.executable, "-c", "from dememo.cli import entry; entry()", *args],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+                          capture_output=True, text=True, timeout=300, env=site_env(site), cwd=cwd)
 
 
 def test_template_pyproject_declares_the_dememo_entry_point_group():

@@ -44,9 +44,7 @@ class Scaffold:
     @property
     def smoke(self) -> str:
         """The ``dememo-bench`` arguments of its smoke run."""
-        if self.family in RUN_FLAG:
-            return f"--smoke {RUN_FLAG[self.family]} {self.name}"
-        return "--smoke --suite smoke.toml"
+        return smoke_args(self.family, self.name)
 
     def next_steps(self) -> str:
         return "\n".join([
@@ -56,6 +54,13 @@ class Scaffold:
             f"  dememo-bench {self.smoke}     # its first row beside the references, in under a minute",
             f"  then replace the PLACEHOLDER in src/{self.module}/__init__.py with the paper's method (README.md)",
         ])
+
+
+def smoke_args(family: str, name: str) -> str:
+    """The ``dememo-bench`` arguments of a new plugin's smoke run (a dataset or architecture: its smoke suite)."""
+    if family in RUN_FLAG:
+        return f"--smoke {RUN_FLAG[family]} {name}"
+    return "--smoke --suite smoke.toml"
 
 
 def _words(name: str) -> list[str]:
@@ -127,7 +132,7 @@ def new(family: str, name: str, directory: Path | str = ".") -> Scaffold:
     }
     if family in ("dataset", "architecture"):
         files["smoke.toml"] = SMOKE_SUITES[family]
-    n["smoke"] = Scaffold(family, name, root, (), n["dist"], n["module"]).smoke
+    n["smoke"] = smoke_args(family, name)
     try:
         for rel, text in files.items():
             path = root / rel

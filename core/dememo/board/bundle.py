@@ -277,9 +277,10 @@ def bundle(results: dict[str, Any], name: str, distribution: str) -> dict[str, A
     cells = [c for c in results.get("cells", []) if c.get("params")]
     mine = {(p["family"], p["name"]) for p in dist_of.values() if p["distribution"] == distribution}
     # the board's ownership rule (``owning_plugins``, ``is_own``), applied to what this distribution provides
-    owning = owning_plugins({"plugins": [{"family": f, "name": n} for f, n in mine], "suite": results["suite"]})
+    claims = {"plugins": [{"family": f, "name": n} for f, n in mine], "suite": results["suite"]}
+    owning = owning_plugins(claims)
     own_keys = {c["key"] for c in cells if is_own(c, owning, results["suite"])}
-    metrics = column_plugins({"plugins": [{"family": f, "name": n} for f, n in mine], "suite": results["suite"]})
+    metrics = column_plugins(claims)
     column_keys = {c["key"] for c in cells if c["key"] not in own_keys and carries_columns(c, metrics)}
     if not own_keys and not column_keys:
         used = sorted({dist_of[fn]["distribution"] for c in cells for fn in _row_plugins(c) | _table_plugins(c)

@@ -151,14 +151,13 @@ def _installed_columns(b: dict[str, Any], registry: Any) -> tuple[dict[str, dict
     return out, missing
 
 
-def _merge_columns(entry: _Candidate, cells: dict[tuple, dict[str, Any]],
-                   registry: Any) -> tuple[dict[str, set[str]], list[str]]:
-    """Put the entry's metric columns (``_installed_columns``) onto the board's rows it computed them on, from
-    its finished cells, where the row's own entry has no value of them (a row's owner's measurement is never
-    replaced, and a null never fills anything). A row the board does not have, or has in another
-    configuration, is left as it is. The columns filled (track → column → declaration), and notes on what
-    was not."""
-    mine, missing = _installed_columns(entry.bundle, registry)
+def _merge_columns(entry: _Candidate, cells: dict[tuple, dict[str, Any]], mine: dict[str, dict[str, Any]],
+                   missing: list[str]) -> tuple[dict[str, set[str]], list[str]]:
+    """Put the entry's metric columns (``mine``, and the ``missing`` metrics not installed here:
+    ``_installed_columns``) onto the board's rows it computed them on, from its finished cells, where the
+    row's own entry has no value of them (a row's owner's measurement is never replaced, and a null never
+    fills anything). A row the board does not have, or has in another configuration, is left as it is. The
+    columns filled (track → column → declaration), and notes on what was not."""
     merged: dict[str, dict[str, Any]] = defaultdict(dict)
     absent, other = [], []
     for c in entry.columns:
@@ -261,10 +260,9 @@ def _yield_to_row_owners(candidates: list[_Candidate]) -> None:
     a method's own rows) is that entry's on the board, and the table owner's copy becomes context (compared,
     never merged), so the two entries do not conflict over it. Rows no other entry carries stay the table
     owner's."""
-    for e in candidates:
-        if not _table_owner(e):
-            continue
-        taken = {slot: x.file for x in candidates if x is not e and not _table_owner(x) for slot in x.slots}
+    owner = {e.file: _table_owner(e) for e in candidates}
+    taken = {slot: x.file for x in candidates if not owner[x.file] for slot in x.slots}
+    for e in (e for e in candidates if owner[e.file]):
         e.yielded = [(c, taken[_slot(c)]) for c in e.own if _slot(c) in taken]
         e.context = e.context + [c for c, _ in e.yielded]
         e.own = [c for c in e.own if _slot(c) not in taken]
@@ -515,11 +513,12 @@ def build_board(entries_dir: Path | str, out_dir: Path | str, rerun: int = 0, re
         })
     for e, record in zip(accepted, board.accepted):  # metric columns go onto the rows their owners put there
         if e.columns:
-            given, notes = _merge_columns(e, cells, registry)
+            mine, missing = _installed_columns(e.bundle, registry)
+            given, notes = _merge_columns(e, cells, mine, missing)
             record["columns"] = sorted({col for cols in given.values() for col in cols})
             # every column of an installed metric with an entry of its own is as its class declares it, and shown,
             # never ranked, whether or not the rows' owners measured it too (the data decides nothing)
-            for track, cols in _installed_columns(e.bundle, registry)[0].items():
+            for track, cols in mine.items():
                 for col, meta in cols.items():
                     columns[track][col] = {**meta, "contributed": e.bundle["name"]}
             board.notes += [printable(n) for n in notes]
