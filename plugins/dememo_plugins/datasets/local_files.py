@@ -10,10 +10,14 @@ largest label + 1). Read with ``allow_pickle=False``.
 
 **An image folder** has one sub-folder per class, read as torchvision's ``ImageFolder`` reads it (checked against
 it): classes numbered in sorted order of the folder names, each class folder walked recursively in sorted order,
-images with its extensions (.jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp). Deviation: hidden class
-folders (``.ipynb_checkpoints``) are skipped, where ImageFolder would make them classes. Every image must have
-the same size; 8-bit images only (a 16-bit one is refused: PIL's conversion would clip it); all grey images load
-as one channel, otherwise RGB.
+images with its extensions (.jpg, .jpeg, .png, .ppm, .bmp, .pgm, .tif, .tiff, .webp). Deviations from
+ImageFolder with its default loader (``pil_loader``, ``torchvision/datasets/folder.py``), each because a
+benchmark needs fixed tensors and no silent change of pixels: (1) hidden class folders (``.ipynb_checkpoints``)
+are skipped, where ImageFolder would make them classes; (2) every image must have the same size, where
+ImageFolder leaves resizing to a transform (there is none here: an odd size is an error naming the file);
+(3) 8-bit images only, where ``pil_loader``'s ``convert("RGB")`` would clip a 16-bit image (refused here);
+(4) a folder whose images are all grey loads as one channel, where ``pil_loader`` converts every image to
+three equal RGB channels (a folder with any colour image loads as RGB, as ImageFolder does).
 
 **Splits.** Without given splits, one permutation seeded by ``split_seed``: the first ``test``·n samples are
 the test split, the next ``val``·n the validation split, the rest the training split (the rule of the shipped
